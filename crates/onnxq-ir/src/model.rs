@@ -1,0 +1,73 @@
+//! A loaded model: the main graph as IR plus everything else of the `ModelProto`, untouched.
+
+use bytes::Bytes;
+use onnxq_proto as pb;
+use prost::Message;
+
+use crate::convert::graph_to_proto;
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::mapped::Sources;
+
+/// An ONNX model. Tensor bytes are slices of the memory-mapped input files until something replaces
+/// them, so holding a model costs little memory whatever its size.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Every `ModelProto` field but `graph` (IR version, opsets, producer, metadata, functions,
+    /// training info), as read.
+    pub proto: pb::ModelProto,
+    /// The main graph.
+    pub graph: Graph,
+    pub(crate) sources: Sources,
+    pub(crate) external_files: Vec<ExternalFile>,
+}
+
+/// An external data file the model was loaded from.
+#[derive(Debug, Clone)]
+pub struct ExternalFile {
+    /// The location as written in the model (relative to its folder).
+    pub location: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// How many tensors point into it.
+    pub tensors: u64,
+    /// How many of its bytes those tensors cover.
+    pub bytes: u64,
+    pub(crate) data: Bytes,
+}
+
+impl Model {
+    /// The opset version imported for `domain` ("" or "ai.onnx" for the default domain).
+    pub fn opset(&self, domain: &str) -> Option<i64> {
+        let norm = |d: &str| {
+            if d == "ai.onnx" {
+                String::new()
+            } else {
+                d.to_owned()
+            }
+        };
+        self.proto
+            .opset_import
+            .iter()
+            .find(|o| norm(o.domain()) == norm(domain))
+            .map(|o| o.version())
+    }
+
+    /// The external data files the model was loaded from, by location.
+    pub fn external_files(&self) -> &[ExternalFile] {
+        &self.external_files
+    }
+
+    /// The whole model as a proto, nodes topologically sorted; tensor bytes are shared, not copied.
+    pub fn to_proto(&self) -> Result<pb::ModelProto> {
+        let mut m = self.proto.clone();
+        m.graph = Some(graph_to_proto(&self.graph)?);
+        Ok(m)
+    }
+
+    /// The model serialized in memory with every tensor inline (for engines and small models; use
+    /// [`crate::save`] for files, which streams and handles external data).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.to_proto()?.encode_to_vec())
+    }
+}

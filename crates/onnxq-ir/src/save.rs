@@ -1,0 +1,346 @@
+//! Saving: choose which tensors go to an external data file, then stream both files to temporary
+//! files in the target folder and rename them into place, so a failed save leaves nothing behind.
+//!
+//! Large tensor bytes are written straight from the input's memory maps in chunks and their pages
+//! released afterwards, so peak memory stays near one chunk whatever the model's size.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use onnxq_proto as pb;
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint};
+
+use crate::error::{Error, Result};
+use crate::load::check_location;
+use crate::mapped::Sources;
+use crate::model::Model;
+use crate::tensor::{raw_bytes, visit_tensors};
+
+/// Protobuf cannot parse messages of 2 GiB or more; stay well below so readers have headroom.
+pub const PROTO_LIMIT: u64 = (2 << 30) - (64 << 20);
+
+/// Default size from which tensors move to external data (the `onnx` package's default).
+pub const DEFAULT_THRESHOLD: u64 = 1024;
+
+/// Tensors of at least this size start on a 64 KiB boundary in the data file, so ONNX Runtime can
+/// memory-map them (its own rule); smaller ones on 64 bytes.
+const ALIGN_THRESHOLD: u64 = 1 << 20;
+
+/// Where tensor data goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Every tensor inline, except that a model that would pass [`PROTO_LIMIT`] moves its largest
+    /// tensors to `<model file name>.data`.
+    Inline,
+    /// Tensors of at least `threshold` bytes (strings excepted) go to `location`, a file name
+    /// relative to the model's folder; the rest stay inline (and the 2 GB rule still applies).
+    External {
+        /// File name relative to the output model's folder.
+        location: String,
+        /// Minimum tensor size in bytes to move out.
+        threshold: u64,
+    },
+}
+
+/// What a save wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// Size of the `.onnx` file.
+    pub model_bytes: u64,
+    /// The external data file, if any was written, relative to the model's folder.
+    pub data_location: Option<String>,
+    /// Tensors written to it.
+    pub external_tensors: u64,
+    /// Size of the data file.
+    pub data_bytes: u64,
+    /// Whether tensors moved out only because the model would pass the protobuf size limit.
+    pub forced_by_size: bool,
+}
+
+/// Writes `model` to `path` with the given layout, atomically (temporary files then rename).
+pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
+    let mut proto = model.to_proto()?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Error::io(
+            "write",
+            path,
+            std::io::Error::other("the output path has no file name"),
+        )
+    })?;
+    let (location, threshold) = match layout {
+        Layout::Inline => (format!("{file_name}.data"), u64::MAX),
+        Layout::External {
+            location,
+            threshold,
+        } => (location.clone(), *threshold),
+    };
+    check_location(&location)
+        .map_err(|reason| Error::io("write", dir.join(&location), std::io::Error::other(reason)))?;
+    if location == file_name {
+        return Err(Error::io(
+            "write",
+            path,
+            std::io::Error::other("the external data file cannot be the model file itself"),
+        ));
+    }
+
+    // Pass 1: sizes of all tensors in visit order; which can move (strings and packed sub-byte typed
+    // data cannot).
+    let mut sizes: Vec<(u64, bool)> = Vec::new();
+    visit_tensors(&mut proto, &mut |t, _| {
+        let movable = raw_bytes(t).is_some();
+        sizes.push((crate::tensor::data_len(t), movable));
+        Ok::<(), Error>(())
+    })?;
+    let mut external: Vec<bool> = sizes
+        .iter()
+        .map(|&(s, m)| m && s >= threshold && s > 0)
+        .collect();
+    let moved: u64 = sizes
+        .iter()
+        .zip(&external)
+        .filter(|(_, e)| **e)
+        .map(|(s, _)| s.0)
+        .sum();
+    // Each external reference costs well under 128 bytes of proto.
+    let mut inline_estimate = (proto.encoded_len() as u64).saturating_sub(moved)
+        + 128 * external.iter().filter(|e| **e).count() as u64;
+    let mut forced_by_size = false;
+    if inline_estimate > PROTO_LIMIT {
+        let mut candidates: Vec<usize> = (0..sizes.len())
+            .filter(|&i| !external[i] && sizes[i].1 && sizes[i].0 > 0)
+            .collect();
+        candidates.sort_by_key(|&i| (std::cmp::Reverse(sizes[i].0), i));
+        for i in candidates {
+            if inline_estimate <= PROTO_LIMIT {
+                break;
+            }
+            external[i] = true;
+            forced_by_size = true;
+            inline_estimate = inline_estimate.saturating_sub(sizes[i].0) + 128;
+        }
+        if inline_estimate > PROTO_LIMIT {
+            return Err(Error::io(
+                "write",
+                path,
+                std::io::Error::other(
+                    "the model stays over protobuf's 2 GB limit even with every movable tensor in external data",
+                ),
+            ));
+        }
+    }
+
+    // Pass 2: give each moved tensor its place in the data file.
+    let mut chunks: Vec<(u64, Bytes)> = Vec::new();
+    let mut offset = 0u64;
+    let mut index = 0usize;
+    visit_tensors(&mut proto, &mut |t, _| {
+        let i = index;
+        index += 1;
+        if !external[i] {
+            return Ok::<(), Error>(());
+        }
+        let data = raw_bytes(t).unwrap_or_else(|| unreachable!("only movable tensors are chosen"));
+        let align = if data.len() as u64 >= ALIGN_THRESHOLD {
+            1 << 16
+        } else {
+            64
+        };
+        offset = offset.next_multiple_of(align);
+        let entry = |k: &str, v: String| pb::StringStringEntryProto {
+            key: Some(k.into()),
+            value: Some(v),
+        };
+        t.external_data = vec![
+            entry("location", location.clone()),
+            entry("offset", offset.to_string()),
+            entry("length", data.len().to_string()),
+        ];
+        t.data_location = Some(pb::tensor_proto::DataLocation::External as i32);
+        t.raw_data = None;
+        t.float_data.clear();
+        t.int32_data.clear();
+        t.int64_data.clear();
+        t.double_data.clear();
+        t.uint64_data.clear();
+        offset += data.len() as u64;
+        chunks.push((offset - data.len() as u64, data));
+        Ok(())
+    })?;
+
+    let mut saved = Saved {
+        forced_by_size,
+        ..Saved::default()
+    };
+    let data_tmp = if chunks.is_empty() {
+        None
+    } else {
+        let data_path = dir.join(&location);
+        let (tmp, written) =
+            write_atomic_tmp(&data_path, |w| write_data(w, &chunks, &model.sources))?;
+        saved.data_location = Some(location.clone());
+        saved.external_tensors = chunks.len() as u64;
+        saved.data_bytes = written;
+        Some((tmp, data_path))
+    };
+    let (model_tmp, written) = write_atomic_tmp(path, |w| write_model(w, proto, &model.sources))?;
+    saved.model_bytes = written;
+    if let Some((tmp, data_path)) = data_tmp {
+        tmp.persist(&data_path)
+            .map_err(|e| Error::io("write", &data_path, e.error))?;
+    }
+    model_tmp
+        .persist(path)
+        .map_err(|e| Error::io("write", path, e.error))?;
+    Ok(saved)
+}
+
+/// Writes through `f` into a temporary file beside `path`; returns it unrenamed with its size.
+fn write_atomic_tmp(
+    path: &Path,
+    f: impl FnOnce(&mut CountingWriter<BufWriter<&File>>) -> std::io::Result<()>,
+) -> Result<(tempfile::NamedTempFile, u64)> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".onnxq-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    let mut w = CountingWriter {
+        inner: BufWriter::with_capacity(1 << 20, tmp.as_file()),
+        count: 0,
+    };
+    f(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io("write", path, e))?;
+    let count = w.count;
+    drop(w);
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("write", path, e))?;
+    Ok((tmp, count))
+}
+
+/// Counts bytes written, so offsets and sizes need no `seek`.
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Bytes per write when streaming tensor data; pages are released after each.
+const CHUNK: usize = 8 << 20;
+
+fn write_bytes(w: &mut impl Write, data: &[u8], sources: &Sources) -> std::io::Result<()> {
+    for chunk in data.chunks(CHUNK) {
+        w.write_all(chunk)?;
+        sources.release(chunk);
+    }
+    Ok(())
+}
+
+fn write_data(
+    w: &mut CountingWriter<BufWriter<&File>>,
+    chunks: &[(u64, Bytes)],
+    sources: &Sources,
+) -> std::io::Result<()> {
+    const ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+    for (offset, data) in chunks {
+        let pad = (offset - w.count) as usize;
+        w.write_all(&ZEROS[..pad])?;
+        write_bytes(w, data, sources)?;
+    }
+    Ok(())
+}
+
+fn write_len_delimited_head(w: &mut impl Write, tag: u32, len: usize) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(16);
+    encode_key(tag, WireType::LengthDelimited, &mut head);
+    encode_varint(len as u64, &mut head);
+    w.write_all(&head)
+}
+
+/// Encodes the model exactly as `encode_to_vec` would (fields in tag order), but streams each
+/// initializer's `raw_data` instead of building the whole message in memory.
+fn write_model(
+    w: &mut impl Write,
+    mut m: pb::ModelProto,
+    sources: &Sources,
+) -> std::io::Result<()> {
+    let graph = m.graph.take();
+    // ModelProto: fields 1-6, then graph = 7, then 8 (opset_import), 14, 20, 25, 26.
+    let tail = pb::ModelProto {
+        opset_import: std::mem::take(&mut m.opset_import),
+        metadata_props: std::mem::take(&mut m.metadata_props),
+        training_info: std::mem::take(&mut m.training_info),
+        functions: std::mem::take(&mut m.functions),
+        configuration: std::mem::take(&mut m.configuration),
+        ..Default::default()
+    };
+    w.write_all(&m.encode_to_vec())?;
+    if let Some(mut g) = graph {
+        write_len_delimited_head(w, 7, g.encoded_len())?;
+        // GraphProto: node = 1, name = 2, initializer = 5, then 10-16.
+        for n in &g.node {
+            write_len_delimited_head(w, 1, n.encoded_len())?;
+            w.write_all(&n.encode_to_vec())?;
+        }
+        let name = pb::GraphProto {
+            name: g.name.take(),
+            ..Default::default()
+        };
+        w.write_all(&name.encode_to_vec())?;
+        for t in std::mem::take(&mut g.initializer) {
+            write_tensor(w, 5, t, sources)?;
+        }
+        g.node.clear();
+        w.write_all(&g.encode_to_vec())?;
+    }
+    w.write_all(&tail.encode_to_vec())
+}
+
+fn write_tensor(
+    w: &mut impl Write,
+    tag: u32,
+    mut t: pb::TensorProto,
+    sources: &Sources,
+) -> std::io::Result<()> {
+    write_len_delimited_head(w, tag, t.encoded_len())?;
+    let Some(raw) = t.raw_data.take() else {
+        return w.write_all(&t.encode_to_vec());
+    };
+    // TensorProto: fields 1-8, raw_data = 9, then 10-16.
+    let tail = pb::TensorProto {
+        double_data: std::mem::take(&mut t.double_data),
+        uint64_data: std::mem::take(&mut t.uint64_data),
+        doc_string: t.doc_string.take(),
+        external_data: std::mem::take(&mut t.external_data),
+        data_location: t.data_location.take(),
+        metadata_props: std::mem::take(&mut t.metadata_props),
+        ..Default::default()
+    };
+    w.write_all(&t.encode_to_vec())?;
+    write_len_delimited_head(w, 9, raw.len())?;
+    write_bytes(w, &raw, sources)?;
+    w.write_all(&tail.encode_to_vec())
+}
