@@ -1,0 +1,28 @@
+//! The `onnxq` binary: parse arguments, run one command, print errors with hints, set the exit code.
+//!
+//! Only this crate prints or sets exit codes. Stdout carries data (`inspect` output); messages and
+//! progress go to stderr. Exit codes: 0 success, 2 usage, input or I/O error.
+
+mod args;
+mod inspect;
+mod repack;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Inspect(a) => inspect::run(&a),
+        args::Command::Repack(a) => repack::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            util::report_error(&e);
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `onnxq repack`: rewrite a model with tensors moved to external data or back inline.
+
+use anyhow::{Context, Result};
+use onnxq_ir::{Layout, load, save};
+
+use crate::args::RepackArgs;
+use crate::util::{check_output, human_bytes, note};
+
+pub(crate) fn run(a: &RepackArgs) -> Result<()> {
+    let model = load(&a.model)?;
+    check_output(&a.model, &a.output)?;
+    let default_location = || {
+        format!(
+            "{}.data",
+            a.output
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        )
+    };
+    let layout = match (&a.external_data, a.inline) {
+        (Some(file), _) => Layout::External {
+            location: file.clone().unwrap_or_else(default_location),
+            threshold: a.size_threshold,
+        },
+        (None, true) => Layout::Inline,
+        // Keep the input's layout: external stays external, inline stays inline.
+        (None, false) if model.external_files().is_empty() => Layout::Inline,
+        (None, false) => Layout::External {
+            location: default_location(),
+            threshold: a.size_threshold,
+        },
+    };
+    let saved = save(&model, &a.output, &layout)
+        .with_context(|| format!("cannot write `{}`", a.output.display()))?;
+    let mut msg = format!(
+        "wrote {} ({})",
+        a.output.display(),
+        human_bytes(saved.model_bytes)
+    );
+    if let Some(loc) = &saved.data_location {
+        msg += &format!(
+            " + {loc} ({}, {} tensors{})",
+            human_bytes(saved.data_bytes),
+            saved.external_tensors,
+            if saved.forced_by_size {
+                ", moved out to stay under protobuf's 2 GB limit"
+            } else {
+                ""
+            }
+        );
+    }
+    note(&msg);
+    Ok(())
+}
