@@ -35,11 +35,11 @@ pub enum Error {
         reason: String,
     },
     /// A tensor's external data cannot be used.
-    #[error("tensor `{tensor}` of `{}`: {reason}", model.display())]
+    #[error("{tensor} of `{}`: {reason}", model.display())]
     ExternalData {
         /// The model file that refers to the data.
         model: PathBuf,
-        /// The tensor whose data is external.
+        /// Which tensor ("initializer `w`", "attribute `value` of node `c`").
         tensor: String,
         /// What is wrong.
         reason: String,

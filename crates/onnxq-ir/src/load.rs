@@ -30,10 +30,7 @@ pub fn load(path: &Path) -> Result<Model> {
     if let Some(map) = map {
         sources.push(map);
     }
-    let dir = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    from_bytes_in(bytes, path, Some(&dir), sources)
+    from_bytes_in(bytes, path, Some(parent_dir(path)), sources)
 }
 
 /// Decodes a model held in memory. External data is refused: there is no folder to resolve it in.
@@ -202,4 +199,12 @@ pub(crate) fn check_location(location: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The folder a file is in; `.` for a bare file name (whose `parent()` is empty).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }

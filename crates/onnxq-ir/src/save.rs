@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use onnxq_proto as pb;
@@ -14,7 +14,7 @@ use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
 use crate::error::{Error, Result};
-use crate::load::check_location;
+use crate::load::{check_location, parent_dir};
 use crate::mapped::Sources;
 use crate::model::Model;
 use crate::tensor::{raw_bytes, visit_tensors};
@@ -63,10 +63,7 @@ pub struct Saved {
 /// Writes `model` to `path` with the given layout, atomically (temporary files then rename).
 pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
     let mut proto = model.to_proto()?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(path);
     let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         Error::io(
             "write",
@@ -207,10 +204,7 @@ fn write_atomic_tmp(
     path: &Path,
     f: impl FnOnce(&mut CountingWriter<BufWriter<&File>>) -> std::io::Result<()>,
 ) -> Result<(tempfile::NamedTempFile, u64)> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let tmp = tempfile::Builder::new()
         .prefix(".onnxq-")
         .suffix(".tmp")
