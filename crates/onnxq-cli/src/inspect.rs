@@ -181,10 +181,11 @@ fn walk<'g>(g: &'g Graph, outer: &mut Vec<&'g Graph>, s: &mut Summary) {
             d => format!("{d}::{}", node.op_type()),
         };
         *s.op_types.entry(key).or_default() += 1;
-        if node.op_type() == "Constant" && node.domain().is_empty() {
-            if let Some(t) = node.attribute("value").and_then(|a| a.proto.t.as_ref()) {
-                add(&mut s.constant_nodes, t);
-            }
+        if node.op_type() == "Constant"
+            && node.domain().is_empty()
+            && let Some(t) = node.attribute("value").and_then(|a| a.proto.t.as_ref())
+        {
+            add(&mut s.constant_nodes, t);
         }
         if let Some((op, slots)) = WEIGHTED_OPS.iter().find(|(op, _)| *op == node.op_type()) {
             let q = s.quantizable.entry((*op).to_owned()).or_default();

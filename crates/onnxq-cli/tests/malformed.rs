@@ -1,6 +1,11 @@
 //! Bad input: every case must give a clear `error:` naming what is wrong, exit code 2, no panic,
 //! and leave no output file (not even a temporary one) behind.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is the test failure we want"
+)]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -31,7 +31,7 @@ pub(crate) fn graph_from_proto(mut g: pb::GraphProto, outer: &Scope<'_>) -> Resu
             return Err(format!("an initializer has no name{where_}"));
         }
         let id = graph
-            .new_value(name.clone(), Def::Initializer(t))
+            .new_value(name.clone(), Def::Initializer(Box::new(t)))
             .map_err(|_| format!("initializer `{name}` is defined twice{where_}"))?;
         graph.initializers.push(id);
     }
@@ -45,7 +45,7 @@ pub(crate) fn graph_from_proto(mut g: pb::GraphProto, outer: &Scope<'_>) -> Resu
             return Err(format!("a sparse initializer has no name{where_}"));
         }
         let id = graph
-            .new_value(name.clone(), Def::SparseInitializer(t))
+            .new_value(name.clone(), Def::SparseInitializer(Box::new(t)))
             .map_err(|_| format!("sparse initializer `{name}` is defined twice{where_}"))?;
         graph.sparse_initializers.push(id);
     }
@@ -241,13 +241,13 @@ pub(crate) fn graph_to_proto(graph: &Graph) -> crate::Result<pb::GraphProto> {
         if let Def::Initializer(t) = graph.value(v).def() {
             g.initializer.push(pb::TensorProto {
                 name: Some(name(v)),
-                ..t.clone()
+                ..(**t).clone()
             });
         }
     }
     for &v in &graph.sparse_initializers {
         if let Def::SparseInitializer(t) = graph.value(v).def() {
-            let mut t = t.clone();
+            let mut t = (**t).clone();
             if let Some(values) = t.values.as_mut() {
                 values.name = Some(name(v));
             }

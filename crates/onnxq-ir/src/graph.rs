@@ -40,9 +40,9 @@ pub enum Def {
     Input,
     /// A constant initializer (its `name` field is unused: the value's name is authoritative). It may
     /// also be listed among the graph inputs, as IR < 4 models do.
-    Initializer(pb::TensorProto),
+    Initializer(Box<pb::TensorProto>),
     /// A sparse initializer (`values.name` unused, as above).
-    SparseInitializer(pb::SparseTensorProto),
+    SparseInitializer(Box<pb::SparseTensorProto>),
     /// Output `slot` of a node.
     Node {
         /// The producing node.
@@ -305,7 +305,7 @@ impl Graph {
     /// Adds a dense initializer called `name` (which must be unused).
     pub fn add_initializer(&mut self, name: &str, mut tensor: pb::TensorProto) -> Result<ValueId> {
         tensor.name = None;
-        let id = self.new_value(name.to_owned(), Def::Initializer(tensor))?;
+        let id = self.new_value(name.to_owned(), Def::Initializer(Box::new(tensor)))?;
         self.initializers.push(id);
         Ok(id)
     }
@@ -472,7 +472,7 @@ impl Graph {
         let name = std::mem::take(&mut self.values[value.index()].name);
         self.names.remove(&name);
         match std::mem::replace(&mut self.values[value.index()].def, Def::Declared) {
-            Def::Initializer(t) => Ok(t),
+            Def::Initializer(t) => Ok(*t),
             _ => unreachable!("checked above"),
         }
     }
@@ -596,13 +596,13 @@ impl Graph {
                 ));
             }
             match v.def {
-                Def::Node { node, slot } => {
-                    if self.node(node).and_then(|n| n.outputs.get(slot)) != Some(&Some(id)) {
-                        return bad(format!(
-                            "`{}` names a producer that does not output it",
-                            v.name
-                        ));
-                    }
+                Def::Node { node, slot }
+                    if self.node(node).and_then(|n| n.outputs.get(slot)) != Some(&Some(id)) =>
+                {
+                    return bad(format!(
+                        "`{}` names a producer that does not output it",
+                        v.name
+                    ));
                 }
                 Def::Outer if !is_subgraph => {
                     return bad(format!(

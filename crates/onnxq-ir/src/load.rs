@@ -135,7 +135,7 @@ impl ExternalResolver<'_> {
         let location =
             location.ok_or_else(|| err("is marked external but has no `location`".into()))?;
         if !self.files.contains_key(&location) {
-            let path = safe_join(dir, &location).map_err(|r| err(r))?;
+            let path = safe_join(dir, &location).map_err(&err)?;
             let (map, bytes) = map_file(&path)
                 .map_err(|e| err(format!("cannot use data file `{location}`: {e}")))?;
             let map = map.ok_or_else(|| err(format!("data file `{location}` is empty")))?;

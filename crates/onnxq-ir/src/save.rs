@@ -258,7 +258,7 @@ fn write_data(
     chunks: &[(u64, Bytes)],
     sources: &Sources,
 ) -> std::io::Result<()> {
-    const ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+    static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
     for (offset, data) in chunks {
         let pad = (offset - w.count) as usize;
         w.write_all(&ZEROS[..pad])?;

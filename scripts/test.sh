@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: makes the Python oracle venv (.venv, ONNX Runtime
+# 1.31.1 + onnx + numpy) if it is missing or stale, then `cargo test` over the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want='import onnxruntime, onnx, numpy; assert onnxruntime.__version__ == "1.31.1", onnxruntime.__version__'
+if ! .venv/bin/python -c "$want" 2>/dev/null; then
+  echo "making the test oracle venv in .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
+  .venv/bin/python -c "$want"
+fi
+cargo test --workspace --locked "$@"
