@@ -42,7 +42,8 @@ pub(crate) struct RepackArgs {
     /// folder [default FILE: <output file name>.data]
     #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "inline")]
     pub(crate) external_data: Option<Option<String>>,
-    /// Minimum tensor size in bytes to move to external data
+    /// Minimum tensor size in bytes to move to external data (at least 1024: ONNX Runtime cannot
+    /// read small shape constants from external data)
     #[arg(long, value_name = "BYTES", default_value_t = onnxq_ir::DEFAULT_THRESHOLD)]
     pub(crate) size_threshold: u64,
     /// Put every tensor inline (a model that would pass protobuf's 2 GB limit still moves its

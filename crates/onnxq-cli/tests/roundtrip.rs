@@ -68,7 +68,7 @@ fn corpus_repack_inline_external_and_back() {
         let ext_dir = dir.path().join(format!("{name}-ext"));
         std::fs::create_dir(&ext_dir).unwrap();
         let ext = ext_dir.join("model.onnx");
-        let msg = repack(&src, &ext, &["--external-data", "--size-threshold", "256"]);
+        let msg = repack(&src, &ext, &["--external-data", "--size-threshold", "1024"]);
         assert!(msg.contains("model.onnx.data"), "{name}: {msg}");
         assert!(ext_dir.join("model.onnx.data").is_file());
         assert!(
@@ -117,6 +117,27 @@ fn repack_keeps_layout_by_default_and_is_deterministic() {
         &src,
         &dir.path().join("b.onnx"),
         &corpus_feeds("mobilenetv2"),
+    );
+}
+
+#[test]
+fn repack_refuses_a_threshold_that_would_break_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_onnxq"))
+        .arg("repack")
+        .arg(corpus_model("digits-cnn"))
+        .arg("-o")
+        .arg(dir.path().join("m.onnx"))
+        .args(["--external-data", "--size-threshold", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("below the minimum of 1024"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "wrote files"
     );
 }
 

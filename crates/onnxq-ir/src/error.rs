@@ -50,6 +50,9 @@ pub enum Error {
     /// An edit was asked that would break the graph (name clash, value still in use, ...).
     #[error("{0}")]
     Edit(String),
+    /// An option value that cannot be honoured.
+    #[error("{0}")]
+    Option(String),
 }
 
 impl Error {
@@ -68,7 +71,7 @@ impl Error {
                 Some("the model breaks the ONNX format; `onnx.checker.check_model` gives details")
             }
             Error::Invariant(_) => Some("this is a bug in onnxq; please report it with the model"),
-            Error::Io { .. } | Error::Edit(_) => None,
+            Error::Io { .. } | Error::Edit(_) | Error::Option(_) => None,
         }
     }
 

@@ -72,7 +72,7 @@ fn from_bytes_in(
     proto.graph = Some(graph);
     visit_tensors(&mut proto, &mut |t, place| {
         if t.data_location() == pb::tensor_proto::DataLocation::External {
-            external.resolve(t, place)?;
+            external.resolve(t, &place.what)?;
         }
         check_tensor(t).map_err(|reason| invalid(format!("{place} {reason}")))
     })?;

@@ -22,7 +22,10 @@ use crate::tensor::{raw_bytes, visit_tensors};
 /// Protobuf cannot parse messages of 2 GiB or more; stay well below so readers have headroom.
 pub const PROTO_LIMIT: u64 = (2 << 30) - (64 << 20);
 
-/// Default size from which tensors move to external data (the `onnx` package's default).
+/// Default size from which tensors move to external data (the `onnx` package's default), and the
+/// smallest allowed: ONNX Runtime's shape inference cannot read shape-like constants (Reshape's
+/// shape, Slice's starts, Unsqueeze's axes, ...) from external data and refuses to load such a model.
+/// Those are all far below 1 KiB.
 pub const DEFAULT_THRESHOLD: u64 = 1024;
 
 /// Tensors of at least this size start on a 64 KiB boundary in the data file, so ONNX Runtime can
@@ -71,6 +74,14 @@ pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
             std::io::Error::other("the output path has no file name"),
         )
     })?;
+    if let Layout::External { threshold, .. } = layout
+        && *threshold < DEFAULT_THRESHOLD
+    {
+        return Err(Error::Option(format!(
+            "a size threshold of {threshold} bytes is below the minimum of {DEFAULT_THRESHOLD}: ONNX Runtime \
+             cannot load models whose small shape constants are in external data"
+        )));
+    }
     let (location, threshold) = match layout {
         Layout::Inline => (format!("{file_name}.data"), u64::MAX),
         Layout::External {
@@ -91,8 +102,8 @@ pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
     // Pass 1: sizes of all tensors in visit order; which can move (strings and packed sub-byte typed
     // data cannot).
     let mut sizes: Vec<(u64, bool)> = Vec::new();
-    visit_tensors(&mut proto, &mut |t, _| {
-        let movable = raw_bytes(t).is_some();
+    visit_tensors(&mut proto, &mut |t, place| {
+        let movable = place.movable && raw_bytes(t).is_some();
         sizes.push((crate::tensor::data_len(t), movable));
         Ok::<(), Error>(())
     })?;

@@ -6,8 +6,20 @@ use onnxq_proto as pb;
 
 use crate::dtype::{DataType, TypedField};
 
-/// Where a tensor sits, for messages: "initializer `w`", "attribute `value` of node `c1`".
-pub(crate) type Place = String;
+/// Where a tensor sits.
+pub(crate) struct Place {
+    /// For messages: "initializer `w`", "attribute `value` of node `c1`".
+    pub(crate) what: String,
+    /// Whether the tensor may live in external data: dense initializers and Constant values. Other
+    /// attribute tensors and sparse tensors stay inline, since not every reader resolves them.
+    pub(crate) movable: bool,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
 
 /// Calls `f` on every tensor of the model with a description of where it is.
 pub(crate) fn visit_tensors<E>(
@@ -30,7 +42,7 @@ pub(crate) fn visit_tensors<E>(
             visit_node(n, f)?;
         }
         for a in &mut func.attribute_proto {
-            visit_attribute(a, "a function attribute default", f)?;
+            visit_attribute(a, "a function attribute default", false, f)?;
         }
     }
     Ok(())
@@ -42,7 +54,10 @@ pub(crate) fn visit_graph<E>(
     f: &mut impl FnMut(&mut pb::TensorProto, &Place) -> Result<(), E>,
 ) -> Result<(), E> {
     for t in &mut g.initializer {
-        let place = format!("initializer `{}`", t.name());
+        let place = Place {
+            what: format!("initializer `{}`", t.name()),
+            movable: true,
+        };
         f(t, &place)?;
     }
     for s in &mut g.sparse_initializer {
@@ -62,27 +77,33 @@ fn visit_node<E>(
         "" => format!("a {} node", n.op_type()),
         name => format!("node `{name}`"),
     };
+    let constant = n.op_type() == "Constant" && matches!(n.domain(), "" | "ai.onnx");
     for a in &mut n.attribute {
-        let place = format!("attribute `{}` of {node}", a.name());
-        visit_attribute(a, &place, f)?;
+        let what = format!("attribute `{}` of {node}", a.name());
+        visit_attribute(a, &what, constant && a.name() == "value", f)?;
     }
     Ok(())
 }
 
 fn visit_attribute<E>(
     a: &mut pb::AttributeProto,
-    place: &str,
+    what: &str,
+    movable: bool,
     f: &mut impl FnMut(&mut pb::TensorProto, &Place) -> Result<(), E>,
 ) -> Result<(), E> {
+    let place = Place {
+        what: what.to_owned(),
+        movable,
+    };
     for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
-        f(t, &place.to_owned())?;
+        f(t, &place)?;
     }
     for s in a
         .sparse_tensor
         .iter_mut()
         .chain(a.sparse_tensors.iter_mut())
     {
-        visit_sparse(s, place, f)?;
+        visit_sparse(s, what, f)?;
     }
     for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
         visit_graph(g, f)?;
@@ -105,7 +126,13 @@ fn visit_sparse<E>(
         ("indices", s.indices.as_mut()),
     ] {
         if let Some(t) = t {
-            f(t, &format!("{part} of {place} `{name}`"))?;
+            f(
+                t,
+                &Place {
+                    what: format!("{part} of {place} `{name}`"),
+                    movable: false,
+                },
+            )?;
         }
     }
     Ok(())
