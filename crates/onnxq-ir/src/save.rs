@@ -216,9 +216,13 @@ fn write_atomic_tmp(
     f: impl FnOnce(&mut CountingWriter<BufWriter<&File>>) -> std::io::Result<()>,
 ) -> Result<(tempfile::NamedTempFile, u64)> {
     let dir = parent_dir(path);
-    let tmp = tempfile::Builder::new()
-        .prefix(".onnxq-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".onnxq-").suffix(".tmp");
+    // Temporary files are private (0600) by default; the output should get the usual mode (0666
+    // less the umask), like any file the user creates.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
     let mut w = CountingWriter {
