@@ -150,6 +150,28 @@ pub(crate) fn graph_from_proto(mut g: pb::GraphProto, outer: &Scope<'_>) -> Resu
                 in_g,
             });
         }
+        // Names the subgraphs read from enclosing scopes: a dependency of this node on this graph's
+        // value (or, one level further out, on an outer value of this graph).
+        let read: std::collections::BTreeSet<String> = attributes
+            .iter()
+            .flat_map(|a| &a.subgraphs)
+            .flat_map(|g| {
+                g.values()
+                    .filter(|(_, v)| matches!(v.def(), Def::Outer))
+                    .map(|(_, v)| v.name().to_owned())
+            })
+            .collect();
+        for name in read {
+            let v = match graph.value_by_name(&name) {
+                Some(v) => v,
+                None => graph
+                    .new_value(name, Def::Outer)
+                    .map_err(|e| e.to_string())?,
+            };
+            graph.values[v.index()]
+                .uses
+                .push(Use::Subgraph { node: id });
+        }
         let node = graph.nodes[i]
             .as_mut()
             .unwrap_or_else(|| unreachable!("pushed above"));

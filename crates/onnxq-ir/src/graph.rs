@@ -5,7 +5,9 @@
 //! compacts. The editing verbs in this file are the only code that changes `names`, `def` and `uses`,
 //! so they stay consistent; [`Graph::validate`] checks that they do.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::path::PathBuf;
 
 use onnxq_proto as pb;
 
@@ -69,6 +71,12 @@ pub enum Use {
     },
     /// The graph's output at this position.
     Output(usize),
+    /// Read by name from inside a subgraph of this node (at any depth). Such reads follow the value's
+    /// name: [`Graph::rename`] updates them and [`Graph::replace_uses`] leaves them in place.
+    Subgraph {
+        /// The node holding the subgraph.
+        node: NodeId,
+    },
 }
 
 /// A named value (an SSA edge).
@@ -277,7 +285,7 @@ impl Graph {
 
     /// A name not yet used in this graph, built from `base`.
     pub fn fresh_name(&self, base: &str) -> String {
-        if !self.names.contains_key(base) {
+        if !base.is_empty() && !self.names.contains_key(base) {
             return base.to_owned();
         }
         (1u64..)
@@ -286,10 +294,36 @@ impl Graph {
             .unwrap_or_else(|| unreachable!("u64 names cannot run out"))
     }
 
-    pub(crate) fn new_value(&mut self, name: String, def: Def) -> Result<ValueId> {
-        if self.names.contains_key(&name) {
+    /// Fails unless `name` is non-empty and unused.
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::Edit("a value name cannot be empty".into()));
+        }
+        if self.names.contains_key(name) {
             return Err(Error::Edit(format!("value name `{name}` is already used")));
         }
+        Ok(())
+    }
+
+    /// Fails unless `v` is a live value of this graph (not from another graph, not removed).
+    fn check_live(&self, v: ValueId) -> Result<()> {
+        match self.values.get(v.index()) {
+            Some(value) if !value.name.is_empty() => Ok(()),
+            Some(_) => Err(Error::Edit(format!("value {} was removed", v.0))),
+            None => Err(Error::Edit(format!(
+                "value {} does not exist in this graph",
+                v.0
+            ))),
+        }
+    }
+
+    fn live_node(&self, id: NodeId) -> Result<&Node> {
+        self.node(id)
+            .ok_or_else(|| Error::Edit(format!("node {} does not exist or was removed", id.0)))
+    }
+
+    pub(crate) fn new_value(&mut self, name: String, def: Def) -> Result<ValueId> {
+        self.check_new_name(&name)?;
         let id = ValueId(
             u32::try_from(self.values.len()).map_err(|_| Error::Edit("too many values".into()))?,
         );
@@ -302,7 +336,7 @@ impl Graph {
         Ok(id)
     }
 
-    /// Adds a dense initializer called `name` (which must be unused).
+    /// Adds a dense initializer called `name` (which must be new and non-empty).
     pub fn add_initializer(&mut self, name: &str, mut tensor: pb::TensorProto) -> Result<ValueId> {
         tensor.name = None;
         let id = self.new_value(name.to_owned(), Def::Initializer(Box::new(tensor)))?;
@@ -311,27 +345,24 @@ impl Graph {
     }
 
     /// Adds `node`, reading `inputs` and defining fresh values named `outputs` (`None` for an omitted
-    /// optional output). Returns the node and its output values.
+    /// optional output). Returns the node and its output values. Checks everything before changing
+    /// anything, so an error leaves the graph as it was.
     pub fn add_node(
         &mut self,
         mut node: Node,
         inputs: &[Option<ValueId>],
         outputs: &[Option<&str>],
     ) -> Result<(NodeId, Vec<Option<ValueId>>)> {
-        for name in outputs.iter().flatten() {
-            if self.names.contains_key(*name) {
-                return Err(Error::Edit(format!("value name `{name}` is already used")));
+        for (i, name) in outputs.iter().enumerate() {
+            if let Some(name) = name {
+                self.check_new_name(name)?;
+                if outputs[..i].contains(&Some(*name)) {
+                    return Err(Error::Edit(format!("output name `{name}` is given twice")));
+                }
             }
         }
-        if let Some(bad) = inputs
-            .iter()
-            .flatten()
-            .find(|v| v.index() >= self.values.len())
-        {
-            return Err(Error::Edit(format!(
-                "input value id {} does not exist",
-                bad.0
-            )));
+        for v in inputs.iter().flatten() {
+            self.check_live(*v)?;
         }
         let id = NodeId(
             u32::try_from(self.nodes.len()).map_err(|_| Error::Edit("too many nodes".into()))?,
@@ -361,16 +392,17 @@ impl Graph {
 
     /// Points input `slot` of `node` at `value` (or leaves it empty).
     pub fn set_input(&mut self, node: NodeId, slot: usize, value: Option<ValueId>) -> Result<()> {
-        let n = self
-            .nodes
-            .get_mut(node.index())
-            .and_then(Option::as_mut)
-            .ok_or_else(|| Error::Edit(format!("node {} does not exist", node.0)))?;
+        let n = self.live_node(node)?;
         let old = *n
             .inputs
             .get(slot)
             .ok_or_else(|| Error::Edit(format!("node `{}` has no input {slot}", n.name())))?;
-        n.inputs[slot] = value;
+        if let Some(v) = value {
+            self.check_live(v)?;
+        }
+        if let Some(n) = self.nodes[node.index()].as_mut() {
+            n.inputs[slot] = value;
+        }
         let u = Use::Node { node, slot };
         if let Some(old) = old {
             self.values[old.index()].uses.retain(|x| *x != u);
@@ -381,11 +413,21 @@ impl Graph {
         Ok(())
     }
 
-    /// Makes every use of `old` (node inputs and graph outputs) read `new` instead, except the uses
-    /// `keep` returns true for. Graph outputs keep their public name only if the caller renames.
-    pub fn replace_uses(&mut self, old: ValueId, new: ValueId, keep: impl Fn(&Use) -> bool) {
+    /// Makes the uses of `old` (node inputs and graph outputs) read `new` instead, except the uses
+    /// `keep` returns true for. Reads from inside subgraphs ([`Use::Subgraph`]) always stay: they
+    /// refer to the value by name. Graph outputs keep their public name only if the caller renames.
+    pub fn replace_uses(
+        &mut self,
+        old: ValueId,
+        new: ValueId,
+        keep: impl Fn(&Use) -> bool,
+    ) -> Result<()> {
+        self.check_live(old)?;
+        self.check_live(new)?;
         let uses = std::mem::take(&mut self.values[old.index()].uses);
-        let (kept, moved): (Vec<Use>, Vec<Use>) = uses.into_iter().partition(|u| keep(u));
+        let (kept, moved): (Vec<Use>, Vec<Use>) = uses
+            .into_iter()
+            .partition(|u| matches!(u, Use::Subgraph { .. }) || keep(u));
         self.values[old.index()].uses = kept;
         for u in &moved {
             match *u {
@@ -395,35 +437,103 @@ impl Graph {
                     }
                 }
                 Use::Output(i) => self.outputs[i].value = new,
+                Use::Subgraph { .. } => unreachable!("subgraph reads are kept"),
             }
         }
         self.values[new.index()].uses.extend(moved);
+        Ok(())
     }
 
-    /// Renames a value; fails if the new name is taken.
+    /// Renames a value, and the references to it inside subgraphs; fails, changing nothing, if the
+    /// new name is empty or taken here or in one of those subgraphs.
     pub fn rename(&mut self, value: ValueId, name: &str) -> Result<()> {
+        self.check_live(value)?;
         if self.values[value.index()].name == name {
             return Ok(());
         }
-        if self.names.contains_key(name) {
-            return Err(Error::Edit(format!(
-                "cannot rename `{}` to `{name}`: the name is taken",
-                self.values[value.index()].name
-            )));
+        self.check_new_name(name)?;
+        let old = self.values[value.index()].name.clone();
+        let readers = self.subgraph_readers(value);
+        for &node in &readers {
+            self.for_each_subgraph_outer(node, &old, &mut |g, v| g.check_rename(v, name))?;
         }
-        let old = std::mem::replace(&mut self.values[value.index()].name, name.to_owned());
+        for node in readers {
+            self.for_each_subgraph_outer_mut(node, &old, &mut |g, v| g.rename(v, name))?;
+        }
+        self.values[value.index()].name = name.to_owned();
         self.names.remove(&old);
         self.names.insert(name.to_owned(), value);
         Ok(())
     }
 
-    /// Removes a node whose outputs nobody uses; its output values become unnamed tombstones.
+    /// What `rename` would refuse, checked through nested subgraphs without changing anything.
+    fn check_rename(&self, value: ValueId, name: &str) -> Result<()> {
+        self.check_new_name(name)?;
+        let old = &self.values[value.index()].name;
+        for node in self.subgraph_readers(value) {
+            self.for_each_subgraph_outer(node, old, &mut |g, v| g.check_rename(v, name))?;
+        }
+        Ok(())
+    }
+
+    /// Nodes whose subgraphs read `value` by name.
+    fn subgraph_readers(&self, value: ValueId) -> Vec<NodeId> {
+        self.values[value.index()]
+            .uses
+            .iter()
+            .filter_map(|u| match u {
+                Use::Subgraph { node } => Some(*node),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn for_each_subgraph_outer(
+        &self,
+        node: NodeId,
+        name: &str,
+        f: &mut impl FnMut(&Graph, ValueId) -> Result<()>,
+    ) -> Result<()> {
+        for g in self
+            .live_node(node)?
+            .attributes
+            .iter()
+            .flat_map(|a| &a.subgraphs)
+        {
+            if let Some(v) = g
+                .value_by_name(name)
+                .filter(|v| matches!(g.value(*v).def, Def::Outer))
+            {
+                f(g, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn for_each_subgraph_outer_mut(
+        &mut self,
+        node: NodeId,
+        name: &str,
+        f: &mut impl FnMut(&mut Graph, ValueId) -> Result<()>,
+    ) -> Result<()> {
+        let n = self.nodes[node.index()]
+            .as_mut()
+            .ok_or_else(|| Error::Edit(format!("node {} was removed", node.0)))?;
+        for g in n.attributes.iter_mut().flat_map(|a| &mut a.subgraphs) {
+            if let Some(v) = g
+                .value_by_name(name)
+                .filter(|v| matches!(g.value(*v).def, Def::Outer))
+            {
+                f(g, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a node whose outputs nobody uses (subgraph reads included); its output values become
+    /// unnamed tombstones.
     pub fn remove_node(&mut self, id: NodeId) -> Result<Node> {
-        let node = self
-            .nodes
-            .get(id.index())
-            .and_then(Option::as_ref)
-            .ok_or_else(|| Error::Edit(format!("node {} does not exist", id.0)))?;
+        let node = self.live_node(id)?;
         if let Some(v) = node
             .outputs
             .iter()
@@ -439,25 +549,21 @@ impl Graph {
         let node = self.nodes[id.index()]
             .take()
             .unwrap_or_else(|| unreachable!("checked above"));
-        for (slot, v) in node.inputs.iter().enumerate() {
-            if let Some(v) = v {
-                self.values[v.index()]
-                    .uses
-                    .retain(|u| *u != Use::Node { node: id, slot });
-            }
+        for value in &mut self.values {
+            value.uses.retain(|u| match *u {
+                Use::Node { node, .. } | Use::Subgraph { node } => node != id,
+                Use::Output(_) => true,
+            });
         }
         for v in node.outputs.iter().flatten() {
-            let name = std::mem::take(&mut self.values[v.index()].name);
-            self.names.remove(&name);
-            self.values[v.index()].def = Def::Declared;
+            self.bury(*v);
         }
-        self.value_info
-            .retain(|p| !node.outputs.contains(&Some(p.value)));
         Ok(node)
     }
 
-    /// Removes an initializer nobody uses.
+    /// Removes an initializer nobody uses (subgraph reads included).
     pub fn remove_initializer(&mut self, value: ValueId) -> Result<pb::TensorProto> {
+        self.check_live(value)?;
         let v = &self.values[value.index()];
         if !v.uses.is_empty() || self.inputs.iter().any(|p| p.value == value) {
             return Err(Error::Edit(format!(
@@ -469,51 +575,58 @@ impl Graph {
             return Err(Error::Edit(format!("`{}` is not an initializer", v.name)));
         };
         self.initializers.retain(|x| *x != value);
-        let name = std::mem::take(&mut self.values[value.index()].name);
-        self.names.remove(&name);
-        match std::mem::replace(&mut self.values[value.index()].def, Def::Declared) {
+        match self.bury(value) {
             Def::Initializer(t) => Ok(*t),
             _ => unreachable!("checked above"),
         }
     }
 
-    /// Node ids in a topological order that keeps the arena order wherever the edges allow it.
-    /// Fails naming a node on a cycle.
+    /// Turns a value into an unnamed tombstone, freeing its name; returns its old definition.
+    fn bury(&mut self, value: ValueId) -> Def {
+        let name = std::mem::take(&mut self.values[value.index()].name);
+        self.names.remove(&name);
+        self.value_info.retain(|p| p.value != value);
+        std::mem::replace(&mut self.values[value.index()].def, Def::Declared)
+    }
+
+    /// Node ids in a topological order that keeps the arena order wherever the edges allow it. A node
+    /// comes after the producers of its inputs and of the outer values its subgraphs read. Fails
+    /// naming a node on a cycle.
     pub fn topological_order(&self) -> Result<Vec<NodeId>> {
+        let reader = |u: &Use| match *u {
+            Use::Node { node, .. } | Use::Subgraph { node } => Some(node),
+            Use::Output(_) => None,
+        };
         let mut pending: Vec<usize> = vec![0; self.nodes.len()];
-        for (id, node) in self.nodes() {
-            pending[id.index()] = node
-                .inputs
-                .iter()
-                .flatten()
-                .filter(|v| self.producer(**v).is_some())
-                .count();
+        for v in &self.values {
+            if matches!(v.def, Def::Node { .. }) {
+                for c in v.uses.iter().filter_map(reader) {
+                    pending[c.index()] += 1;
+                }
+            }
         }
         // A min-heap on arena index keeps file order for already-sorted graphs.
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = self
+        let mut ready: BinaryHeap<Reverse<usize>> = self
             .nodes()
             .filter(|(id, _)| pending[id.index()] == 0)
-            .map(|(id, _)| std::cmp::Reverse(id.index()))
+            .map(|(id, _)| Reverse(id.index()))
             .collect();
         let mut order = Vec::with_capacity(self.nodes.len());
-        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        while let Some(Reverse(i)) = ready.pop() {
             order.push(NodeId(i as u32));
             let node = self.nodes[i]
                 .as_ref()
                 .unwrap_or_else(|| unreachable!("only live nodes are queued"));
             for v in node.outputs.iter().flatten() {
-                for u in &self.values[v.index()].uses {
-                    if let Use::Node { node: c, .. } = *u {
-                        pending[c.index()] -= 1;
-                        if pending[c.index()] == 0 {
-                            ready.push(std::cmp::Reverse(c.index()));
-                        }
+                for c in self.values[v.index()].uses.iter().filter_map(reader) {
+                    pending[c.index()] -= 1;
+                    if pending[c.index()] == 0 {
+                        ready.push(Reverse(c.index()));
                     }
                 }
             }
         }
-        let live = self.nodes().count();
-        if order.len() != live {
+        if order.len() != self.nodes().count() {
             let stuck = self
                 .nodes()
                 .find(|(id, _)| pending[id.index()] > 0)
@@ -522,17 +635,22 @@ impl Graph {
                 format!(" through node `{}` ({})", n.name(), n.op_type())
             });
             return Err(Error::Invalid {
-                path: Default::default(),
+                path: PathBuf::new(),
                 reason: format!("the graph has a cycle{what}"),
             });
         }
         Ok(order)
     }
 
-    /// Checks every invariant: unique names, definitions and uses agree with the nodes and graph
-    /// outputs, outer-scope values only inside subgraphs, no cycles; recursively into subgraphs.
+    /// Checks every invariant: unique names, definitions and uses agree with the nodes, subgraphs
+    /// and graph outputs, outer-scope values only inside subgraphs, no cycles; recursively.
     pub fn validate(&self) -> Result<()> {
         self.validate_scope(false)
+    }
+
+    /// [`Graph::validate`] for a subgraph body, where values of enclosing graphs may be read.
+    pub fn validate_subgraph(&self) -> Result<()> {
+        self.validate_scope(true)
     }
 
     fn validate_scope(&self, is_subgraph: bool) -> Result<()> {
@@ -553,22 +671,37 @@ impl Graph {
                 }
             }
             for (slot, v) in node.outputs.iter().enumerate() {
-                if let Some(v) = v {
-                    match self.values[v.index()].def {
-                        Def::Node { node: n, slot: s } if n == id && s == slot => {}
-                        _ => {
-                            return bad(format!(
-                                "output `{}` of node `{}` does not point back to it",
-                                self.values[v.index()].name,
-                                node.name()
-                            ));
-                        }
-                    }
+                if let Some(v) = v
+                    && !matches!(self.values[v.index()].def, Def::Node { node: n, slot: s } if n == id && s == slot)
+                {
+                    return bad(format!(
+                        "output `{}` of node `{}` does not point back to it",
+                        self.values[v.index()].name,
+                        node.name()
+                    ));
                 }
             }
-            for a in &node.attributes {
-                for g in &a.subgraphs {
-                    g.validate_scope(true)?;
+            let mut read = BTreeSet::new();
+            for g in node.attributes.iter().flat_map(|a| &a.subgraphs) {
+                g.validate_scope(true)?;
+                read.extend(
+                    g.values()
+                        .filter(|(_, v)| matches!(v.def, Def::Outer))
+                        .map(|(_, v)| v.name.as_str()),
+                );
+            }
+            for name in read {
+                match self.names.get(name) {
+                    Some(v) => expected
+                        .entry(*v)
+                        .or_default()
+                        .push(Use::Subgraph { node: id }),
+                    None => {
+                        return bad(format!(
+                            "a subgraph of node `{}` reads `{name}`, unknown here",
+                            node.name()
+                        ));
+                    }
                 }
             }
         }
