@@ -92,6 +92,38 @@ fn corpus_repack_inline_external_and_back() {
     }
 }
 
+/// The corpus metric scripts, run on the external-data copy, print exactly the float model's metric.
+#[test]
+fn corpus_metrics_unchanged_after_external_repack() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = onnxq_testkit::corpus_dir();
+    for name in CORPUS {
+        let out_dir = dir.path().join(name);
+        std::fs::create_dir(&out_dir).unwrap();
+        let ext = out_dir.join("model.onnx");
+        repack(&corpus_model(name), &ext, &["--external-data"]);
+        let script = corpus.join("eval").join(format!("{name}.py"));
+        let out = Command::new(onnxq_testkit::python())
+            .arg(&script)
+            .arg(&ext)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = std::fs::read_to_string(corpus.join("data").join(name).join("float_metric.txt"))
+            .unwrap();
+        assert_eq!(
+            stdout.trim(),
+            want.trim(),
+            "{name}: metric changed after repack"
+        );
+    }
+}
+
 #[test]
 fn repack_keeps_layout_by_default_and_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
