@@ -1,0 +1,360 @@
+//! Scale, zero point, quantize and dequantize: ONNX Runtime's math, reproduced exactly
+//! (reference `ort-quantization.md` §3), with its float16 tiny-scale bug fixed.
+//!
+//! `real = scale * (q - zero_point)`. Ranges always include zero; the scale is computed in float64
+//! and rounded to float32 last; values round half to even in float32 and clip to the type's full
+//! range, as ONNX `QuantizeLinear` does.
+
+use rayon::prelude::*;
+
+/// An integer quantization type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantType {
+    /// uint8.
+    U8,
+    /// int8.
+    I8,
+    /// uint16.
+    U16,
+    /// int16.
+    I16,
+    /// uint4.
+    U4,
+    /// int4.
+    I4,
+}
+
+impl QuantType {
+    /// The ONNX `TensorProto.DataType` code.
+    pub fn onnx_type(self) -> i32 {
+        match self {
+            QuantType::U8 => 2,
+            QuantType::I8 => 3,
+            QuantType::U16 => 4,
+            QuantType::I16 => 5,
+            QuantType::U4 => 21,
+            QuantType::I4 => 22,
+        }
+    }
+
+    /// Whether the type is signed.
+    pub fn signed(self) -> bool {
+        matches!(self, QuantType::I8 | QuantType::I16 | QuantType::I4)
+    }
+
+    /// The full range of the type.
+    pub fn full_range(self) -> (i32, i32) {
+        match self {
+            QuantType::U8 => (0, 255),
+            QuantType::I8 => (-128, 127),
+            QuantType::U16 => (0, 65535),
+            QuantType::I16 => (-32768, 32767),
+            QuantType::U4 => (0, 15),
+            QuantType::I4 => (-8, 7),
+        }
+    }
+
+    /// qmin/qmax as ONNX Runtime picks them: the reduced table under `reduce_range`, else the
+    /// symmetric table for symmetric int8/int16 (which drops -128/-32768), else the full range.
+    pub fn qrange(self, reduce_range: bool, symmetric: bool) -> (i32, i32) {
+        match (self, reduce_range, symmetric) {
+            (QuantType::U8, true, _) => (0, 127),
+            // ORT's reduced int8 range is -64..64 (129 levels), not -64..63.
+            (QuantType::I8, true, _) => (-64, 64),
+            (QuantType::U16, true, _) => (0, 32767),
+            (QuantType::I16, true, _) => (-16384, 16384),
+            (QuantType::U4, true, _) => (0, 7),
+            (QuantType::I4, true, _) => (-4, 3),
+            (QuantType::I8, false, true) => (-127, 127),
+            (QuantType::I16, false, true) => (-32767, 32767),
+            (t, _, _) => t.full_range(),
+        }
+    }
+
+    /// Bits per element in ONNX storage (4-bit types are packed two per byte).
+    pub fn storage_bits(self) -> u32 {
+        match self {
+            QuantType::U8 | QuantType::I8 => 8,
+            QuantType::U16 | QuantType::I16 => 16,
+            QuantType::U4 | QuantType::I4 => 4,
+        }
+    }
+}
+
+/// Quantization parameters of one tensor or channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QParams {
+    /// Scale (float32).
+    pub scale: f32,
+    /// Zero point, within the type's range.
+    pub zero_point: i32,
+}
+
+/// Scale and zero point for the real range `[rmin, rmax]` (ORT's `compute_scale_zp`):
+/// zero is always inside the range; symmetric ranges are `±max(|rmin|, |rmax|)`; the scale is
+/// `(rmax - rmin) / (qmax - qmin)` in float64; a scale below float32's smallest normal (an all-zero
+/// range) becomes 1 with zero point 0. ORT uses the *input* type's tiny, so float16 weights with
+/// max |w| < ~0.008 collapse to zeros there; onnxq always uses float32's tiny (the scale is stored
+/// as float32 in every format it writes).
+pub fn compute_qparams(
+    rmin: f32,
+    rmax: f32,
+    (qmin, qmax): (i32, i32),
+    symmetric: bool,
+    min_real_range: Option<f32>,
+) -> QParams {
+    let mut rmin = rmin.min(0.0);
+    let mut rmax = rmax.max(0.0);
+    if let Some(m) = min_real_range {
+        rmax = rmax.max(rmin + m);
+    }
+    if symmetric {
+        let absmax = rmin.abs().max(rmax.abs());
+        rmin = -absmax;
+        rmax = absmax;
+    }
+    let scale = (f64::from(rmax) - f64::from(rmin)) / (f64::from(qmax) - f64::from(qmin));
+    if scale < f64::from(f32::MIN_POSITIVE) {
+        return QParams {
+            scale: 1.0,
+            zero_point: 0,
+        };
+    }
+    let zero_point = if symmetric {
+        round_half_even_f64((f64::from(qmin) + f64::from(qmax)) / 2.0)
+    } else {
+        round_half_even_f64(f64::from(qmin) - f64::from(rmin) / scale)
+    };
+    QParams {
+        scale: scale as f32,
+        zero_point: zero_point as i32,
+    }
+}
+
+fn round_half_even_f64(x: f64) -> f64 {
+    x.round_ties_even()
+}
+
+/// Quantizes one value: `clip(round_half_even(x / scale) + zp, full range)` in float32.
+#[inline]
+pub fn quantize_one(x: f32, p: QParams, (lo, hi): (i32, i32)) -> i32 {
+    let q = (x / p.scale).round_ties_even() + p.zero_point as f32;
+    q.clamp(lo as f32, hi as f32) as i32
+}
+
+/// Quantizes `data` with one set of parameters into ONNX storage bytes for `qtype`: little-endian
+/// for 16-bit types, two 4-bit values per byte (first in the low nibble) for 4-bit types.
+pub fn quantize_tensor(data: &[f32], p: QParams, qtype: QuantType) -> Vec<u8> {
+    let q: Vec<i32> = data
+        .par_iter()
+        .with_min_len(1 << 14)
+        .map(|&x| quantize_one(x, p, qtype.full_range()))
+        .collect();
+    to_storage(&q, qtype)
+}
+
+/// Integer codes to ONNX storage bytes for `qtype`.
+pub fn to_storage(q: &[i32], qtype: QuantType) -> Vec<u8> {
+    match qtype.storage_bits() {
+        8 => q.iter().map(|&v| v as u8).collect(),
+        16 => q.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect(),
+        _ => q
+            .chunks(2)
+            .map(|c| (c[0] as u8 & 0x0F) | ((c.get(1).copied().unwrap_or(0) as u8 & 0x0F) << 4))
+            .collect(),
+    }
+}
+
+/// Min and max of `data` (NaN ignored); `(0, 0)` for empty or all-NaN data.
+pub fn min_max(data: &[f32]) -> (f32, f32) {
+    let (lo, hi) = data
+        .par_iter()
+        .with_min_len(1 << 14)
+        .fold(
+            || (f32::INFINITY, f32::NEG_INFINITY),
+            |(lo, hi), &x| (lo.min(x), hi.max(x)),
+        )
+        .reduce(
+            || (f32::INFINITY, f32::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
+    if lo > hi { (0.0, 0.0) } else { (lo, hi) }
+}
+
+/// A weight quantized per tensor or per channel.
+#[derive(Debug, Clone)]
+pub struct QuantizedTensor {
+    /// Quantized values in the original layout, as storage bytes.
+    pub data: Vec<u8>,
+    /// One entry per tensor, or per channel along `axis`.
+    pub params: Vec<QParams>,
+    /// The channel axis, for per-channel quantization.
+    pub axis: Option<usize>,
+}
+
+/// Quantizes a float tensor of shape `dims` per tensor (`axis = None`) or per channel along
+/// `axis`, each slice with its own min/max range.
+pub fn quantize_weight(
+    data: &[f32],
+    dims: &[usize],
+    axis: Option<usize>,
+    qtype: QuantType,
+    symmetric: bool,
+    reduce_range: bool,
+) -> QuantizedTensor {
+    let qrange = qtype.qrange(reduce_range, symmetric);
+    let Some(axis) = axis else {
+        let (lo, hi) = min_max(data);
+        let p = compute_qparams(lo, hi, qrange, symmetric, None);
+        return QuantizedTensor {
+            data: quantize_tensor(data, p, qtype),
+            params: vec![p],
+            axis: None,
+        };
+    };
+    // View as [outer, channels, inner]: channel c is the strided slice [o, c, :].
+    let channels = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let outer: usize = dims[..axis].iter().product();
+    let params: Vec<QParams> = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+            for o in 0..outer {
+                let (l, h) =
+                    min_max(&data[(o * channels + c) * inner..(o * channels + c + 1) * inner]);
+                lo = lo.min(l);
+                hi = hi.max(h);
+            }
+            compute_qparams(lo, hi, qrange, symmetric, None)
+        })
+        .collect();
+    let range = qtype.full_range();
+    let mut q = vec![0i32; data.len()];
+    q.par_chunks_mut(inner.max(1))
+        .zip(data.par_chunks(inner.max(1)))
+        .enumerate()
+        .for_each(|(row, (dst, src))| {
+            let p = params[row % channels];
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = quantize_one(x, p, range);
+            }
+        });
+    QuantizedTensor {
+        data: to_storage(&q, qtype),
+        params,
+        axis: Some(axis),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn qp(rmin: f32, rmax: f32, t: QuantType, sym: bool, reduce: bool) -> (f32, i32) {
+        let p = compute_qparams(rmin, rmax, t.qrange(reduce, sym), sym, None);
+        (p.scale, p.zero_point)
+    }
+
+    /// The verified examples of the reference (§3.2).
+    #[test]
+    fn reference_examples() {
+        assert_eq!(
+            qp(-1.0, 3.0, QuantType::U8, false, false),
+            (0.015_686_275, 64)
+        );
+        assert_eq!(
+            qp(0.5, 3.0, QuantType::U8, false, false),
+            ((3.0f64 / 255.0) as f32, 0)
+        );
+        assert_eq!(
+            qp(-1.0, 3.0, QuantType::U8, true, false),
+            ((6.0f64 / 255.0) as f32, 128)
+        );
+        assert_eq!(
+            qp(-1.0, 3.0, QuantType::I8, true, false),
+            ((6.0f64 / 254.0) as f32, 0)
+        );
+        assert_eq!(qp(-1.0, 3.0, QuantType::I8, false, false).1, -64);
+        assert_eq!(qp(-1.0, 3.0, QuantType::I4, true, false), (0.4, 0));
+        assert_eq!(
+            qp(-1.0, 3.0, QuantType::U4, false, false),
+            ((4.0f64 / 15.0) as f32, 4)
+        );
+        assert_eq!(qp(-1.0, 3.0, QuantType::U8, false, true).1, 32);
+        assert_eq!(
+            qp(-1.0, 3.0, QuantType::I8, true, true).0,
+            (6.0f64 / 128.0) as f32
+        );
+        assert_eq!(qp(-1.5, 1.0, QuantType::U8, false, false).1, 153);
+        assert_eq!(qp(-1.0, 3.0, QuantType::U16, true, false).1, 32768);
+        assert_eq!(qp(-1.0, 3.0, QuantType::U4, true, false).1, 8);
+    }
+
+    #[test]
+    fn degenerate_range_gives_unit_scale() {
+        assert_eq!(qp(0.0, 0.0, QuantType::U8, true, false), (1.0, 0));
+        assert_eq!(qp(0.0, 0.0, QuantType::I8, false, false), (1.0, 0));
+        // A tiny but normal float32 range keeps its own scale (ORT's float16 bug would give 1.0).
+        assert!(qp(-1e-3, 1e-3, QuantType::I8, true, false).0 < 1e-4);
+    }
+
+    #[test]
+    fn rounding_is_half_to_even() {
+        let p = QParams {
+            scale: 1.0,
+            zero_point: 0,
+        };
+        let r = QuantType::I8.full_range();
+        let got: Vec<i32> = [0.5, 1.5, 2.5, -0.5, -2.5, 300.0, -300.0]
+            .iter()
+            .map(|&x| quantize_one(x, p, r))
+            .collect();
+        assert_eq!(got, [0, 2, 2, 0, -2, 127, -128]);
+    }
+
+    #[test]
+    fn per_channel_matches_per_slice() {
+        let dims = [2, 3, 2];
+        let data: Vec<f32> = (0..12).map(|i| (i as f32 - 5.0) * 0.37).collect();
+        let q = quantize_weight(&data, &dims, Some(1), QuantType::I8, true, false);
+        assert_eq!(q.params.len(), 3);
+        for c in 0..3 {
+            let slice: Vec<f32> = (0..2)
+                .flat_map(|o| data[(o * 3 + c) * 2..(o * 3 + c + 1) * 2].to_vec())
+                .collect();
+            let one = quantize_weight(&slice, &[4], None, QuantType::I8, true, false);
+            assert_eq!(q.params[c], one.params[0]);
+            let got: Vec<u8> = (0..2)
+                .flat_map(|o| q.data[(o * 3 + c) * 2..(o * 3 + c + 1) * 2].to_vec())
+                .collect();
+            assert_eq!(got, one.data);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn error_is_at_most_half_a_step(xs in proptest::collection::vec(-100.0f32..100.0, 1..64), sym: bool) {
+            for t in [QuantType::U8, QuantType::I8, QuantType::U16, QuantType::I16] {
+                let q = quantize_weight(&xs, &[xs.len()], None, t, sym, false);
+                let p = q.params[0];
+                let (lo, hi) = t.full_range();
+                prop_assert!(p.zero_point >= lo && p.zero_point <= hi);
+                let width = (t.storage_bits() / 8) as usize;
+                for (x, b) in xs.iter().zip(q.data.chunks(width)) {
+                    let raw = if width == 1 { i32::from(b[0]) } else { i32::from(u16::from_le_bytes([b[0], b[1]])) };
+                    let v = if t.signed() { if width == 1 { i32::from(raw as u8 as i8) } else { i32::from(raw as u16 as i16) } } else { raw };
+                    let back = p.scale * (v - p.zero_point) as f32;
+                    // ORT's symmetric unsigned zero point is (qmin+qmax)/2 rounded up (128, 32768), so
+                    // the positive end can clip by up to one step.
+                    let steps = if sym && !t.signed() { 1.0 } else { 0.5 };
+                    // Plus float32 rounding of x / scale and of the check itself.
+                    let tol = p.scale * steps + x.abs() * 4.0 * f32::EPSILON;
+                    prop_assert!((back - x).abs() <= tol, "{x} -> {v} -> {back}, scale {}", p.scale);
+                }
+            }
+        }
+    }
+}
