@@ -20,6 +20,8 @@ pub(crate) enum Command {
     /// Rewrite a model, moving large tensors (initializers and Constant values) to an external data
     /// file or back inline
     Repack(RepackArgs),
+    /// Quantize a model (dynamic: int8 weights, activations quantized at run time)
+    Quantize(QuantizeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,4 +52,69 @@ pub(crate) struct RepackArgs {
     /// largest tensors out). Without --inline or --external-data, the input's layout is kept
     #[arg(long)]
     pub(crate) inline: bool,
+}
+
+/// The quantization mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    /// Weights quantized offline, activations at run time (ONNX Runtime's `quantize_dynamic`)
+    Dynamic,
+}
+
+/// A weight type for dynamic quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WeightType {
+    /// Signed 8-bit, symmetric by default
+    Int8,
+    /// Unsigned 8-bit, asymmetric by default
+    Uint8,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QuantizeArgs {
+    /// The float model (.onnx); it is never modified
+    pub(crate) model: PathBuf,
+    /// Where to write the quantized model
+    #[arg(short, long)]
+    pub(crate) output: PathBuf,
+    /// Quantization mode [default: dynamic]
+    #[arg(long, value_enum)]
+    pub(crate) mode: Option<Mode>,
+    /// Weight type [default: int8]
+    #[arg(long, value_enum)]
+    pub(crate) weight_type: Option<WeightType>,
+    /// Quantize weights per channel (MatMul along the last axis)
+    #[arg(long)]
+    pub(crate) per_channel: bool,
+    /// Quantize Conv weights per output channel (onnxq extension: ORT's ConvInteger path is per
+    /// tensor only; needs symmetric weights). Much more accurate on depthwise / BN-folded convs
+    #[arg(long)]
+    pub(crate) conv_per_channel: bool,
+    /// Use 7-bit weight ranges (for CPUs without VNNI)
+    #[arg(long)]
+    pub(crate) reduce_range: bool,
+    /// Op types to quantize [default: every op the mode supports]
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub(crate) op_types: Vec<String>,
+    /// Only quantize these nodes (names or globs with `*` and `?`)
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub(crate) include: Vec<String>,
+    /// Never quantize these nodes (names or globs)
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub(crate) exclude: Vec<String>,
+    /// Also quantize inside If/Loop/Scan bodies (ORT's EnableSubgraph)
+    #[arg(long)]
+    pub(crate) enable_subgraph: bool,
+    /// Quantize MatMuls whose B is not a constant too (dynamically), ORT's MatMulConstBOnly=False
+    #[arg(long)]
+    pub(crate) dynamic_b: bool,
+    /// A TOML file with any of these options, including ONNX Runtime's extra option names under
+    /// [extra_options]; command-line flags win
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Write the per-node report as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report: Option<PathBuf>,
 }

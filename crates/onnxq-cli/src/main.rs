@@ -4,7 +4,9 @@
 //! progress go to stderr. Exit codes: 0 success, 2 usage, input or I/O error.
 
 mod args;
+mod config;
 mod inspect;
+mod quantize;
 mod repack;
 mod util;
 
@@ -17,6 +19,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Repack(a) => repack::run(&a),
+        args::Command::Quantize(a) => quantize::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

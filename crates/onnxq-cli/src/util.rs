@@ -17,11 +17,19 @@ pub(crate) fn report_error(e: &anyhow::Error) {
             shown.push_str(&text);
         }
     }
-    if let Some(hint) = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<onnxq_ir::Error>())
-        .and_then(onnxq_ir::Error::hint)
-    {
+    let hint = e.chain().find_map(|c| {
+        c.downcast_ref::<onnxq_ir::Error>()
+            .and_then(onnxq_ir::Error::hint)
+            .or_else(|| {
+                c.downcast_ref::<onnxq_quant::Error>()
+                    .and_then(onnxq_quant::Error::hint)
+            })
+            .or_else(|| {
+                c.downcast_ref::<crate::config::ConfigError>()
+                    .map(|_| crate::config::HINT)
+            })
+    });
+    if let Some(hint) = hint {
         eprintln!("\nhint: {hint}");
     }
 }

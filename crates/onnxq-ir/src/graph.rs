@@ -444,6 +444,50 @@ impl Graph {
         Ok(())
     }
 
+    /// Makes `new` take `old`'s place entirely: every use (node inputs, graph outputs, reads from
+    /// inside subgraphs), its `value_info` entries and its name. `old` keeps its definition under a
+    /// fresh name, unused, ready for its producer to be removed. This is how a rewrite replaces the
+    /// node that produced a value while the model keeps the value's public name.
+    pub fn substitute(&mut self, old: ValueId, new: ValueId) -> Result<()> {
+        self.check_live(old)?;
+        self.check_live(new)?;
+        if old == new {
+            return Ok(());
+        }
+        let name = self.values[old.index()].name.clone();
+        // Park `old` under a fresh name without touching subgraphs: their reads follow the
+        // original name, which `new` takes below.
+        let parked = self.fresh_name(&format!("{name}_replaced"));
+        self.names.remove(&name);
+        self.values[old.index()].name = parked.clone();
+        self.names.insert(parked, old);
+        let uses = std::mem::take(&mut self.values[old.index()].uses);
+        for u in &uses {
+            match *u {
+                Use::Node { node, slot } => {
+                    if let Some(n) = self.nodes[node.index()].as_mut() {
+                        n.inputs[slot] = Some(new);
+                    }
+                }
+                Use::Output(i) => self.outputs[i].value = new,
+                // Subgraphs read by name; `new` takes the name below.
+                Use::Subgraph { .. } => {}
+            }
+        }
+        self.values[new.index()].uses.extend(uses);
+        for p in &mut self.value_info {
+            if p.value == old {
+                p.value = new;
+            }
+        }
+        // `new`'s own name is freed first so the swap cannot collide.
+        let temp = std::mem::take(&mut self.values[new.index()].name);
+        self.names.remove(&temp);
+        self.values[new.index()].name = name.clone();
+        self.names.insert(name, new);
+        Ok(())
+    }
+
     /// Renames a value, and the references to it inside subgraphs; fails, changing nothing, if the
     /// new name is empty or taken here or in one of those subgraphs.
     pub fn rename(&mut self, value: ValueId, name: &str) -> Result<()> {

@@ -1,7 +1,55 @@
 //! onnxq's quantization: exact numerics, the op-quantizer registry, and the passes that plan and
 //! apply a quantization to a model.
 //!
-//! Op quantizers only *plan* (they read the graph and return data); one apply pass edits the graph.
-//! A node that cannot be quantized is a report entry, never an error.
+//! Op quantizers only *plan* (they read the graph and return data); the apply step of each pass
+//! edits the graph. A node that cannot be quantized is a report entry, never an error.
 
+pub mod dynamic;
 pub mod numerics;
+pub mod ops;
+mod opset;
+pub mod options;
+pub mod report;
+mod weights;
+
+pub use dynamic::quantize_dynamic;
+pub use options::DynamicOptions;
+pub use report::Report;
+
+/// Why a quantization run could not proceed. Per-node problems are report entries, not errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The model's opset is too old or cannot be raised safely.
+    #[error("{0}")]
+    Opset(String),
+    /// An include/exclude entry matches nothing, or another selection problem.
+    #[error("{0}")]
+    Selection(String),
+    /// The model lacks something every quantization needs.
+    #[error("{0}")]
+    Model(String),
+    /// A broken invariant inside onnxq (a bug, never user input).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Opset(_) => Some(
+                "convert the model to a newer opset first, e.g. `onnx.version_converter.convert_version(model, 13)`, \
+                 or re-export it with opset 13 or newer",
+            ),
+            Error::Selection(_) => {
+                Some("node names are listed by `onnxq inspect --json`; globs use `*` and `?`")
+            }
+            Error::Model(_) => None,
+            Error::Internal(_) => Some("this is a bug in onnxq; please report it with the model"),
+        }
+    }
+}
+
+/// Result with the quantization crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

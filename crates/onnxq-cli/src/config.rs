@@ -1,0 +1,58 @@
+//! The `--config` TOML file: every quantize option, under onnxq's names or ONNX Runtime's argument
+//! names, plus ORT's `extra_options` keys. Unknown keys are errors, never ignored.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::args::{Mode, WeightType};
+
+/// Shown under any config error.
+pub(crate) const HINT: &str = "keys: mode, weight_type, per_channel, conv_per_channel, reduce_range, op_types (op_types_to_quantize), \
+     include (nodes_to_quantize), exclude (nodes_to_exclude), and [extra_options] with MatMulConstBOnly, \
+     EnableSubgraph, WeightSymmetric";
+
+/// A config problem (its message names the key).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ConfigError(String);
+
+/// The file's contents; every field optional, so flags and defaults fill the rest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) mode: Option<Mode>,
+    pub(crate) weight_type: Option<WeightType>,
+    pub(crate) per_channel: Option<bool>,
+    pub(crate) reduce_range: Option<bool>,
+    pub(crate) conv_per_channel: Option<bool>,
+    #[serde(alias = "op_types_to_quantize")]
+    pub(crate) op_types: Option<Vec<String>>,
+    #[serde(alias = "nodes_to_quantize")]
+    pub(crate) include: Option<Vec<String>>,
+    #[serde(alias = "nodes_to_exclude")]
+    pub(crate) exclude: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) extra_options: ExtraOptions,
+}
+
+/// ONNX Runtime's `extra_options` that dynamic quantization honours, under ORT's names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExtraOptions {
+    #[serde(rename = "MatMulConstBOnly")]
+    pub(crate) matmul_const_b_only: Option<bool>,
+    #[serde(rename = "EnableSubgraph")]
+    pub(crate) enable_subgraph: Option<bool>,
+    #[serde(rename = "WeightSymmetric")]
+    pub(crate) weight_symmetric: Option<bool>,
+}
+
+/// Reads and checks a config file.
+pub(crate) fn load(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config `{}`", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| ConfigError(format!("config `{}`: {}", path.display(), e.message())).into())
+}

@@ -1,0 +1,138 @@
+//! Finding the constant tensor behind a node input: an initializer, a Constant node's value, an
+//! Identity of either, or such a constant of an enclosing graph (for nodes inside subgraphs).
+//! ONNX Runtime's tool only accepts the first ("Expected ... to be an initializer").
+
+use onnxq_ir::proto as pb;
+use onnxq_ir::{Def, Graph, NodeId, ValueId};
+
+/// Where a constant lives, relative to the graph of the node that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Source {
+    /// A dense initializer of this graph.
+    Initializer(ValueId),
+    /// The output of a Constant node of this graph.
+    Constant(NodeId),
+    /// A constant of the enclosing graph `depth` levels up (1 = parent), by value id there.
+    Outer { depth: usize, value: ValueId },
+}
+
+/// A resolved constant.
+#[derive(Debug, Clone)]
+pub(crate) struct Const<'g> {
+    /// Where it lives.
+    pub(crate) source: Source,
+    /// The name of the tensor's own value (the initializer or Constant output), a base for names.
+    pub(crate) name: &'g str,
+    /// The tensor.
+    pub(crate) tensor: &'g pb::TensorProto,
+}
+
+/// Follows `v` to a constant tensor, through Identity nodes and into enclosing graphs
+/// (`outer[0]` is the parent).
+pub(crate) fn resolve<'g>(g: &'g Graph, outer: &[&'g Graph], v: ValueId) -> Option<Const<'g>> {
+    resolve_at(g, outer, v, 0)
+}
+
+fn resolve_at<'g>(
+    g: &'g Graph,
+    outer: &[&'g Graph],
+    v: ValueId,
+    depth: usize,
+) -> Option<Const<'g>> {
+    let value = g.value(v);
+    match value.def() {
+        Def::Initializer(t) => {
+            let source = if depth == 0 {
+                Source::Initializer(v)
+            } else {
+                Source::Outer { depth, value: v }
+            };
+            Some(Const {
+                source,
+                name: value.name(),
+                tensor: t,
+            })
+        }
+        Def::Node { node, .. } => {
+            let n = g.node(*node)?;
+            match (n.domain(), n.op_type()) {
+                ("", "Constant") => {
+                    let t = n.attribute("value")?.proto.t.as_ref()?;
+                    let source = if depth == 0 {
+                        Source::Constant(*node)
+                    } else {
+                        Source::Outer { depth, value: v }
+                    };
+                    Some(Const {
+                        source,
+                        name: value.name(),
+                        tensor: t,
+                    })
+                }
+                ("", "Identity") => {
+                    resolve_at(g, outer, n.inputs().first().copied().flatten()?, depth)
+                }
+                _ => None,
+            }
+        }
+        Def::Outer => {
+            let (parent, rest) = outer.split_first()?;
+            resolve_at(parent, rest, parent.value_by_name(value.name())?, depth + 1)
+        }
+        _ => None,
+    }
+}
+
+/// The tensor's values if it is float32 (raw little-endian or `float_data`).
+pub(crate) fn f32_values(t: &pb::TensorProto) -> Option<Vec<f32>> {
+    if t.data_type() != 1 {
+        return None;
+    }
+    match &t.raw_data {
+        Some(raw) => Some(
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        None => Some(t.float_data.clone()),
+    }
+}
+
+/// The tensor's dims as sizes (dims are checked non-negative at load).
+pub(crate) fn dims(t: &pb::TensorProto) -> Vec<usize> {
+    t.dims
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect()
+}
+
+/// Removes what reading `v` kept alive once nothing reads it: the initializer, or the Constant node
+/// and the Identity chain leading to it. Constants of enclosing graphs are left alone.
+pub(crate) fn remove_if_unused(g: &mut Graph, v: ValueId) {
+    if !g.value(v).uses().is_empty()
+        || g.value(v).name().is_empty()
+        || g.outputs().iter().any(|p| p.value == v)
+    {
+        return;
+    }
+    match *g.value(v).def() {
+        Def::Initializer(_) => {
+            // Kept when it is also a graph input (IR < 4 style): the caller may feed it.
+            let _ = g.remove_initializer(v);
+        }
+        Def::Node { node, .. } => {
+            let input = g.node(node).and_then(|n| match n.op_type() {
+                "Constant" => Some(None),
+                "Identity" => Some(n.inputs().first().copied().flatten()),
+                _ => None,
+            });
+            if let Some(input) = input
+                && g.remove_node(node).is_ok()
+                && let Some(i) = input
+            {
+                remove_if_unused(g, i);
+            }
+        }
+        _ => {}
+    }
+}
