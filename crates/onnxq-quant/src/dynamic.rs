@@ -33,8 +33,8 @@ pub struct PlanCx<'g> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WeightKey {
     pub(crate) source: Source,
-    /// Store the weight transposed (2-D only): Gemm with `transB = 1`.
-    pub transpose: bool,
+    /// How the stored tensor and its parameters are laid out.
+    pub layout: Layout,
     /// Per-channel axis (of the stored layout), or per tensor.
     pub axis: Option<usize>,
     /// Target type.
@@ -43,9 +43,24 @@ pub struct WeightKey {
     pub symmetric: bool,
     /// Reduced (7-bit) range.
     pub reduce_range: bool,
+}
+
+/// The stored layout of a quantized weight and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layout {
+    /// As the float tensor; per-channel parameters are 1-D.
+    AsIs,
+    /// 2-D, transposed (Gemm with `transB = 1`).
+    Transposed,
     /// Per-channel parameters shaped `[C, 1, …, 1]` with one scalar zero point (0), for ops that
     /// apply the scales after an integer product over NCHW data (ConvInteger).
-    pub channels_first_broadcast: bool,
+    ConvChannels,
+    /// LSTM `W`/`R` `[D, 4H, K]` stored as `[D, K, 4H]` (DynamicQuantizeLSTM), with one scale per
+    /// direction, or per gate row (`[D, 4H]`) when `per_channel`.
+    Lstm {
+        /// Parameters per gate row instead of per direction.
+        per_channel: bool,
+    },
 }
 
 /// A constant input to quantize offline.
@@ -78,10 +93,9 @@ impl<'g> PlanCx<'g> {
         &self,
         node: &Node,
         slot: usize,
-        transpose: bool,
+        layout: Layout,
         axis: impl FnOnce(usize) -> Option<usize>,
         (qtype, symmetric, reduce_range): (QuantType, bool, bool),
-        channels_first_broadcast: bool,
     ) -> Result<Option<WeightPlan>, String> {
         let Some(v) = node.inputs().get(slot).copied().flatten() else {
             return Err(format!("input {slot} is missing"));
@@ -97,18 +111,29 @@ impl<'g> PlanCx<'g> {
             ));
         }
         let mut d = dims(c.tensor);
-        if transpose {
-            if d.len() != 2 {
+        match layout {
+            Layout::Transposed if d.len() != 2 => {
                 return Err(format!(
                     "weight `{}` has rank {}, transposing needs rank 2",
                     c.name,
                     d.len()
                 ));
             }
-            d.swap(0, 1);
+            Layout::Lstm { .. } if d.len() != 3 => {
+                return Err(format!(
+                    "weight `{}` has rank {}, LSTM weights have rank 3",
+                    c.name,
+                    d.len()
+                ));
+            }
+            Layout::Transposed | Layout::Lstm { .. } => {
+                let r = d.len();
+                d.swap(r - 2, r - 1);
+            }
+            Layout::AsIs | Layout::ConvChannels => {}
         }
         // A shared weight transposed for this node only gets a name of its own.
-        let shared = transpose && self.graph.value(v).uses().len() > 1;
+        let shared = layout == Layout::Transposed && self.graph.value(v).uses().len() > 1;
         let name = if shared {
             format!("{}_transposed", c.name)
         } else {
@@ -120,12 +145,11 @@ impl<'g> PlanCx<'g> {
             name,
             key: WeightKey {
                 source: c.source,
-                transpose,
+                layout,
                 axis,
                 qtype,
                 symmetric,
                 reduce_range,
-                channels_first_broadcast,
             },
             dims: d,
         }))
@@ -149,7 +173,23 @@ pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Repo
         nodes: Vec::new(),
         opset: (opset, new_opset),
     };
-    quantize_graph(&mut model.graph, &[], "main", opts, &mut report)?;
+    let mut domains = BTreeSet::new();
+    quantize_graph(
+        &mut model.graph,
+        &[],
+        "main",
+        opts,
+        &mut report,
+        &mut domains,
+    )?;
+    for domain in domains {
+        if model.opset(domain).is_none() {
+            model.proto.opset_import.push(pb::OperatorSetIdProto {
+                domain: Some(domain.to_owned()),
+                version: Some(1),
+            });
+        }
+    }
     model
         .graph
         .validate()
@@ -216,6 +256,7 @@ fn quantize_graph(
     path: &str,
     opts: &DynamicOptions,
     report: &mut Report,
+    domains: &mut BTreeSet<&'static str>,
 ) -> Result<()> {
     // Subgraphs first, each with this graph (read-only) as its closest enclosing scope.
     let with_subgraphs: Vec<NodeId> = g
@@ -245,7 +286,7 @@ fn quantize_graph(
                     }
                 );
                 if opts.enable_subgraph {
-                    quantize_graph(sub, &scope, &sub_path, opts, report)?;
+                    quantize_graph(sub, &scope, &sub_path, opts, report, domains)?;
                 } else {
                     report_subgraph_skips(sub, &sub_path, report);
                 }
@@ -302,9 +343,33 @@ fn quantize_graph(
             let mut data = f32_values(c.tensor)
                 .ok_or_else(|| Error::Internal("planned weight is not float32".into()))?;
             let mut d = dims(c.tensor);
-            if key.transpose {
+            if key.layout == Layout::Transposed {
                 data = transpose2(&data, d[0], d[1]);
                 d.swap(0, 1);
+            }
+            if let Layout::Lstm { per_channel } = key.layout {
+                // Quantize rows (per gate row) or whole directions, then store each direction's
+                // [4H, K] block transposed to [K, 4H].
+                let (dirs, rows, cols) = (d[0], d[1], d[2]);
+                let flat = if per_channel {
+                    [dirs * rows, cols]
+                } else {
+                    [dirs, rows * cols]
+                };
+                let mut q = quantize_weight(
+                    &data,
+                    &flat,
+                    Some(0),
+                    key.qtype,
+                    key.symmetric,
+                    key.reduce_range,
+                );
+                q.data = q
+                    .data
+                    .chunks(rows * cols)
+                    .flat_map(|block| transpose_bytes(block, rows, cols))
+                    .collect();
+                return Ok((key, q));
             }
             let q = quantize_weight(
                 &data,
@@ -320,6 +385,7 @@ fn quantize_graph(
 
     // Apply.
     let mut shared = Shared {
+        domains: BTreeSet::new(),
         replaced: BTreeMap::new(),
         dynamic: BTreeMap::new(),
         weights: BTreeMap::new(),
@@ -334,6 +400,7 @@ fn quantize_graph(
     for v in consumed {
         remove_if_unused(g, v);
     }
+    domains.extend(shared.domains);
     Ok(())
 }
 
@@ -368,6 +435,16 @@ fn report_subgraph_skips(g: &Graph, path: &str, report: &mut Report) {
     }
 }
 
+fn transpose_bytes(data: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    let mut out = vec![0; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
 fn transpose2(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
     for r in 0..rows {
@@ -381,6 +458,8 @@ fn transpose2(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// Values created while applying, shared between nodes: one `DynamicQuantizeLinear` per activation
 /// and one set of initializers per quantized weight.
 pub struct Shared {
+    /// Operator domains the emitted nodes need (beyond the default one).
+    domains: BTreeSet<&'static str>,
     /// Values replaced by an earlier rewrite in this pass, to their replacements: plans were made
     /// before any edit, so they may name a value a neighbour's rewrite has since replaced.
     replaced: BTreeMap<ValueId, ValueId>,
@@ -465,14 +544,16 @@ impl Shared {
             .ok_or_else(|| Error::Internal(format!("weight `{}` was not quantized", w.name)))?;
         let qt = w.key.qtype;
         let n = q.params.len();
-        let param_dims: Vec<i64> = match w.key.axis {
-            None => Vec::new(),
-            Some(_) if w.key.channels_first_broadcast => {
+        let param_dims: Vec<i64> = match (w.key.layout, w.key.axis) {
+            (Layout::Lstm { per_channel: true }, _) => vec![w.dims[0] as i64, w.dims[2] as i64],
+            (Layout::Lstm { per_channel: false }, _) => vec![n as i64],
+            (_, None) => Vec::new(),
+            (Layout::ConvChannels, Some(_)) => {
                 let mut d = vec![1i64; w.dims.len() - 1];
                 d[0] = n as i64;
                 d
             }
-            Some(_) => vec![n as i64],
+            (_, Some(_)) => vec![n as i64],
         };
         let data = pb::TensorProto {
             dims: w.dims.iter().map(|&d| d as i64).collect(),
@@ -494,7 +575,7 @@ impl Shared {
         };
         let mut zps: Vec<i32> = q.params.iter().map(|p| p.zero_point).collect();
         let mut zp_dims = param_dims;
-        if w.key.channels_first_broadcast {
+        if w.key.layout == Layout::ConvChannels {
             if zps.iter().any(|&z| z != 0) {
                 return Err(Error::Internal(format!(
                     "weight `{}`: per-channel zero points must all be 0",
@@ -568,6 +649,11 @@ pub(crate) fn rescale(
 }
 
 impl Shared {
+    /// Notes that an emitted node uses `domain` (its opset import is added at the end).
+    pub(crate) fn require_domain(&mut self, domain: &'static str) {
+        self.domains.insert(domain);
+    }
+
     /// The value now standing for `v`.
     pub(crate) fn current(&self, mut v: ValueId) -> ValueId {
         while let Some(&n) = self.replaced.get(&v) {
@@ -575,6 +661,41 @@ impl Shared {
         }
         v
     }
+}
+
+/// Adds `new` reading `inputs` in place of node `old`: each of `old`'s outputs (the first
+/// `outputs`) is taken over by the matching output of `new`, and `old` is removed.
+pub(crate) fn replace_node_outputs(
+    g: &mut Graph,
+    shared: &mut Shared,
+    old: NodeId,
+    new: Node,
+    inputs: &[Option<ValueId>],
+    outputs: usize,
+) -> Result<()> {
+    let olds: Vec<Option<ValueId>> = g
+        .node(old)
+        .map(|n| n.outputs().to_vec())
+        .unwrap_or_default();
+    let names: Vec<Option<String>> = olds
+        .iter()
+        .take(outputs)
+        .map(|v| v.map(|v| fresh(g, g.value(v).name())))
+        .collect();
+    let refs: Vec<Option<&str>> = names.iter().map(Option::as_deref).collect();
+    let (_, news) = g
+        .add_node(new, inputs, &refs)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    for (o, n) in olds.iter().zip(&news) {
+        if let (Some(o), Some(n)) = (o, n) {
+            g.substitute(*o, *n)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            shared.replaced.insert(*o, *n);
+        }
+    }
+    g.remove_node(old)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(())
 }
 
 /// Replaces `node`'s output 0 by `new` (which takes its name and uses) and removes the node.

@@ -8,7 +8,7 @@ use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
 use crate::ops::DynamicOp;
 
 /// Conv quantizer.
@@ -40,10 +40,13 @@ impl DynamicOp for Conv {
             .weight(
                 node,
                 1,
-                false,
+                if per_channel {
+                    Layout::ConvChannels
+                } else {
+                    Layout::AsIs
+                },
                 axis,
                 (o.weight_type, o.weight_symmetric(), o.reduce_range),
-                per_channel,
             )?
             .ok_or("weight W is not a constant")?;
         if w.dims.len() < 3 {

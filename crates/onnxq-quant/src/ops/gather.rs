@@ -5,7 +5,7 @@ use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{NodePlan, PlanCx, Shared, add, node_label, replace_node};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, node_label, replace_node};
 use crate::numerics::QuantType;
 use crate::ops::DynamicOp;
 
@@ -28,10 +28,9 @@ impl DynamicOp for Gather {
             .weight(
                 node,
                 0,
-                false,
+                Layout::AsIs,
                 |_| None,
                 (QuantType::U8, false, false),
-                false,
             )?
             .ok_or("data is not a constant table")?;
         Ok(NodePlan {

@@ -6,7 +6,7 @@
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
 use crate::ops::DynamicOp;
 
 /// Gemm quantizer.
@@ -54,10 +54,13 @@ impl DynamicOp for Gemm {
             .weight(
                 node,
                 1,
-                trans_b,
+                if trans_b {
+                    Layout::Transposed
+                } else {
+                    Layout::AsIs
+                },
                 |rank| o.per_channel.then(|| rank - 1),
                 (o.weight_type, o.weight_symmetric(), o.reduce_range),
-                false,
             )?
             .ok_or("input B is not a constant")?;
         if w.dims.len() != 2 {

@@ -6,7 +6,7 @@
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
 use crate::ops::DynamicOp;
 
 /// MatMul quantizer.
@@ -32,10 +32,9 @@ impl DynamicOp for MatMul {
         let weight = cx.weight(
             node,
             1,
-            false,
+            Layout::AsIs,
             |rank| o.per_channel.then(|| rank - 1),
             (o.weight_type, o.weight_symmetric(), o.reduce_range),
-            false,
         )?;
         match weight {
             Some(w) => Ok(NodePlan {

@@ -4,6 +4,7 @@
 mod conv;
 mod gather;
 mod gemm;
+mod lstm;
 mod matmul;
 
 use onnxq_ir::{Graph, NodeId};
@@ -26,5 +27,10 @@ pub trait DynamicOp: Sync {
 }
 
 /// Every dynamic op quantizer, in the order ONNX Runtime's registry lists them.
-pub static DYNAMIC_OPS: &[&dyn DynamicOp] =
-    &[&conv::Conv, &matmul::MatMul, &gemm::Gemm, &gather::Gather];
+pub static DYNAMIC_OPS: &[&dyn DynamicOp] = &[
+    &conv::Conv,
+    &matmul::MatMul,
+    &gemm::Gemm,
+    &lstm::Lstm,
+    &gather::Gather,
+];
