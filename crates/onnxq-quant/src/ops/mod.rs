@@ -1,7 +1,9 @@
 //! The op-quantizer registry. Adding an op is two edits: a file here implementing the trait, and
 //! one line in the registry slice.
 
+mod attention;
 mod conv;
+mod embed_layer_norm;
 mod gather;
 mod gemm;
 mod lstm;
@@ -31,6 +33,8 @@ pub static DYNAMIC_OPS: &[&dyn DynamicOp] = &[
     &conv::Conv,
     &matmul::MatMul,
     &gemm::Gemm,
+    &attention::Attention,
     &lstm::Lstm,
     &gather::Gather,
+    &embed_layer_norm::EmbedLayerNorm,
 ];

@@ -1,0 +1,103 @@
+"""Quantize a model with ONNX Runtime's own tool, the reference that onnxq's output is compared with.
+
+Usage: python tests/py/ort_quantize.py dynamic MODEL OUT [--per-channel] [--reduce-range]
+           [--weight-type int8|uint8] [--op-types A,B] [--exclude n1,n2] [--extra KEY=VALUE ...]
+
+`dynamic` calls onnxruntime.quantization.quantize_dynamic(MODEL, OUT, ...) with these settings: --op-types is
+op_types_to_quantize, --exclude is nodes_to_exclude (node names), --extra sets extra_options keys, each value
+parsed as JSON when it is valid JSON (MatMulConstBOnly=false, EnableSubgraph=true) and kept as a string
+otherwise. Every setting left out keeps ORT's default.
+
+ORT's tool writes <stem>-inferred.onnx beside its input while it runs, so MODEL (with the other entries of its
+folder, e.g. external data) is linked into a private temporary folder first: the corpus must not be written
+to (it is read-only in CI), and two runs on one model must not share that file.
+
+Prints "ok" and exits 0 when ORT's tool succeeds. When it raises, prints
+"ort-failed: <ExceptionType>: <first line of the message>" and exits 3, so that a caller can tell a model ORT
+cannot quantize from a bug in this script (exit 1) or a usage error (exit 2).
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+WEIGHT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+
+
+def names(text):
+    return [n for n in text.split(",") if n]
+
+
+def key_value(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    modes = ap.add_subparsers(dest="mode", required=True)
+    dyn = modes.add_parser("dynamic", help="onnxruntime.quantization.quantize_dynamic")
+    dyn.add_argument("model")
+    dyn.add_argument("out")
+    dyn.add_argument("--per-channel", action="store_true")
+    dyn.add_argument("--reduce-range", action="store_true")
+    dyn.add_argument("--weight-type", choices=WEIGHT_TYPES, default="int8")
+    dyn.add_argument("--op-types", type=names, default=None, help="comma-separated op types to quantize")
+    dyn.add_argument("--exclude", type=names, default=None, help="comma-separated node names to leave float")
+    dyn.add_argument("--extra", type=key_value, nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                     help="extra_options entries")
+    args = ap.parse_args(argv)
+    if not Path(args.out).resolve().parent.is_dir():
+        ap.error(f"folder of {args.out} does not exist")  # else ORT's save would fail and read as ORT's failure
+    return args
+
+
+def staged(model, folder):
+    """Link MODEL and its folder's other entries into folder; return the path of the linked model."""
+    src = Path(model).resolve().parent
+    base = Path(model).name
+    inferred = Path(base).stem + "-inferred" + Path(base).suffix  # what ORT writes; never link over it
+    for entry in os.listdir(src):
+        if entry != inferred:
+            os.symlink(src / entry, Path(folder) / entry)
+    return str(Path(folder) / base)
+
+
+def run_dynamic(args, model):
+    quantize_dynamic(
+        model,
+        args.out,
+        op_types_to_quantize=args.op_types,
+        per_channel=args.per_channel,
+        reduce_range=args.reduce_range,
+        weight_type=WEIGHT_TYPES[args.weight_type],
+        nodes_to_exclude=args.exclude,
+        extra_options=dict(args.extra),
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ort_quantize.") as folder:
+        model = staged(args.model, folder)
+        try:
+            run_dynamic(args, model)
+        except Exception as e:  # anything ORT's tool raises: InferenceError, ValueError, RuntimeError, ...
+            message = str(e).strip().splitlines()
+            print(f"ort-failed: {type(e).__name__}: {message[0] if message else ''}")
+            return 3
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
