@@ -67,7 +67,7 @@ impl Sources {
 
     /// Drops the pages of `data` from memory if it lies in one of the maps. The data stays valid:
     /// a later read faults it back in from the file.
-    pub(crate) fn release(&self, data: &[u8]) {
+    pub fn release(&self, data: &[u8]) {
         let start = data.as_ptr() as usize;
         for map in &self.maps {
             let base = map.0.as_ptr() as usize;

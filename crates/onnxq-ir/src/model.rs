@@ -53,6 +53,12 @@ impl Model {
             .map(|o| o.version())
     }
 
+    /// The memory maps the model's tensors point into; [`Sources::release`] drops pages of data a
+    /// pass has finished reading.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
     /// The external data files the model was loaded from, by location.
     pub fn external_files(&self) -> &[ExternalFile] {
         &self.external_files

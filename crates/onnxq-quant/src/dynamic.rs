@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use onnxq_ir::proto as pb;
-use onnxq_ir::{Graph, Model, Node, NodeId, ValueId};
+use onnxq_ir::{Graph, Model, Node, NodeId, Sources, ValueId};
 use rayon::prelude::*;
 
-use crate::numerics::{QuantType, QuantizedTensor, quantize_weight};
+use crate::numerics::{F32Data, QuantType, QuantizedTensor, quantize_weight};
 use crate::ops::{DYNAMIC_OPS, DynamicOp};
 use crate::options::{DynamicOptions, glob_match};
 use crate::report::{Entry, Outcome, Report};
-use crate::weights::{Source, dims, f32_values, remove_if_unused, resolve};
+use crate::weights::{Source, dims, f32_data, remove_if_unused, resolve};
 use crate::{Error, Result};
 
 /// What a node quantizer reads while planning.
@@ -103,7 +103,7 @@ impl<'g> PlanCx<'g> {
         let Some(c) = resolve(self.graph, self.outer, v) else {
             return Ok(None);
         };
-        if f32_values(c.tensor).is_none() {
+        if f32_data(c.tensor).is_none() {
             return Err(format!(
                 "weight `{}` is {}, not float32",
                 c.name,
@@ -174,6 +174,7 @@ pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Repo
         opset: (opset, new_opset),
     };
     let mut domains = BTreeSet::new();
+    let sources = model.sources().clone();
     quantize_graph(
         &mut model.graph,
         &[],
@@ -181,6 +182,7 @@ pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Repo
         opts,
         &mut report,
         &mut domains,
+        &sources,
     )?;
     for domain in domains {
         if model.opset(domain).is_none() {
@@ -257,6 +259,7 @@ fn quantize_graph(
     opts: &DynamicOptions,
     report: &mut Report,
     domains: &mut BTreeSet<&'static str>,
+    sources: &Sources,
 ) -> Result<()> {
     // Subgraphs first, each with this graph (read-only) as its closest enclosing scope.
     let with_subgraphs: Vec<NodeId> = g
@@ -286,7 +289,7 @@ fn quantize_graph(
                     }
                 );
                 if opts.enable_subgraph {
-                    quantize_graph(sub, &scope, &sub_path, opts, report, domains)?;
+                    quantize_graph(sub, &scope, &sub_path, opts, report, domains, sources)?;
                 } else {
                     report_subgraph_skips(sub, &sub_path, report);
                 }
@@ -340,45 +343,58 @@ fn quantize_graph(
         .map(|(key, v)| {
             let c = resolve(g, outer, v)
                 .ok_or_else(|| Error::Internal("planned weight is not constant".into()))?;
-            let mut data = f32_values(c.tensor)
+            let data = f32_data(c.tensor)
                 .ok_or_else(|| Error::Internal("planned weight is not float32".into()))?;
-            let mut d = dims(c.tensor);
-            if key.layout == Layout::Transposed {
-                data = transpose2(&data, d[0], d[1]);
-                d.swap(0, 1);
-            }
-            if let Layout::Lstm { per_channel } = key.layout {
-                // Quantize rows (per gate row) or whole directions, then store each direction's
-                // [4H, K] block transposed to [K, 4H].
-                let (dirs, rows, cols) = (d[0], d[1], d[2]);
-                let flat = if per_channel {
-                    [dirs * rows, cols]
-                } else {
-                    [dirs, rows * cols]
-                };
-                let mut q = quantize_weight(
-                    &data,
-                    &flat,
-                    Some(0),
+            let d = dims(c.tensor);
+            let q = match key.layout {
+                Layout::Transposed => {
+                    let t = transpose2(data, d[0], d[1]);
+                    quantize_weight(
+                        F32Data::Slice(&t),
+                        &[d[1], d[0]],
+                        key.axis,
+                        key.qtype,
+                        key.symmetric,
+                        key.reduce_range,
+                    )
+                }
+                Layout::Lstm { per_channel } => {
+                    // Quantize rows (per gate row) or whole directions, then store each direction's
+                    // [4H, K] block transposed to [K, 4H].
+                    let (dirs, rows, cols) = (d[0], d[1], d[2]);
+                    let flat = if per_channel {
+                        [dirs * rows, cols]
+                    } else {
+                        [dirs, rows * cols]
+                    };
+                    let mut q = quantize_weight(
+                        data,
+                        &flat,
+                        Some(0),
+                        key.qtype,
+                        key.symmetric,
+                        key.reduce_range,
+                    );
+                    q.data = q
+                        .data
+                        .chunks(rows * cols)
+                        .flat_map(|block| transpose_bytes(block, rows, cols))
+                        .collect();
+                    q
+                }
+                Layout::AsIs | Layout::ConvChannels => quantize_weight(
+                    data,
+                    &d,
+                    key.axis,
                     key.qtype,
                     key.symmetric,
                     key.reduce_range,
-                );
-                q.data = q
-                    .data
-                    .chunks(rows * cols)
-                    .flat_map(|block| transpose_bytes(block, rows, cols))
-                    .collect();
-                return Ok((key, q));
+                ),
+            };
+            // The float weight has been read once and is not needed again: drop its pages.
+            if let Some(raw) = &c.tensor.raw_data {
+                sources.release(raw);
             }
-            let q = quantize_weight(
-                &data,
-                &d,
-                key.axis,
-                key.qtype,
-                key.symmetric,
-                key.reduce_range,
-            );
             Ok((key, q))
         })
         .collect::<Result<_>>()?;
@@ -445,11 +461,11 @@ fn transpose_bytes(data: &[u8], rows: usize, cols: usize) -> Vec<u8> {
     out
 }
 
-fn transpose2(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+fn transpose2(data: F32Data<'_>, rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
     for r in 0..rows {
         for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
+            out[c * rows + r] = data.get(r * cols + c);
         }
     }
     out
@@ -540,7 +556,7 @@ impl Shared {
         }
         let q = self
             .quantized
-            .get(&w.key)
+            .remove(&w.key)
             .ok_or_else(|| Error::Internal(format!("weight `{}` was not quantized", w.name)))?;
         let qt = w.key.qtype;
         let n = q.params.len();
@@ -558,7 +574,7 @@ impl Shared {
         let data = pb::TensorProto {
             dims: w.dims.iter().map(|&d| d as i64).collect(),
             data_type: Some(qt.onnx_type()),
-            raw_data: Some(q.data.clone().into()),
+            raw_data: Some(q.data.into()),
             ..Default::default()
         };
         let scale = pb::TensorProto {

@@ -139,9 +139,17 @@ fn round_half_even_f64(x: f64) -> f64 {
 }
 
 /// Quantizes one value: `clip(round_half_even(x / scale) + zp, full range)` in float32.
+///
+/// Rounding adds and subtracts 1.5 * 2^23: for |v| < 2^22 the sum lands where float32's spacing is
+/// exactly 1, so IEEE round-to-nearest-even does the rounding, in two vectorizable instructions
+/// instead of a libm call (SSE2 has no rounding instruction). `v` is first clamped to one step
+/// beyond the output range, which changes no result since those values saturate anyway.
 #[inline]
 pub fn quantize_one(x: f32, p: QParams, (lo, hi): (i32, i32)) -> i32 {
-    let q = (x / p.scale).round_ties_even() + p.zero_point as f32;
+    const MAGIC: f32 = 12_582_912.0;
+    let zp = p.zero_point as f32;
+    let v = (x / p.scale).clamp(lo as f32 - zp - 1.0, hi as f32 - zp + 1.0);
+    let q = ((v + MAGIC) - MAGIC) + zp;
     q.clamp(lo as f32, hi as f32) as i32
 }
 
@@ -168,15 +176,85 @@ pub fn to_storage(q: &[i32], qtype: QuantType) -> Vec<u8> {
     }
 }
 
+/// Float32 values as they are stored, read without copying: little-endian bytes (a tensor's
+/// `raw_data`, possibly unaligned, possibly a slice of a memory map) or a plain slice.
+#[derive(Debug, Clone, Copy)]
+pub enum F32Data<'a> {
+    /// Little-endian IEEE-754 bytes, 4 per value.
+    Le(&'a [u8]),
+    /// Values.
+    Slice(&'a [f32]),
+}
+
+impl F32Data<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            F32Data::Le(b) => b.len() / 4,
+            F32Data::Slice(s) => s.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            F32Data::Le(b) => {
+                f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+            }
+            F32Data::Slice(s) => s[i],
+        }
+    }
+
+    fn range_min_max(&self, start: usize, end: usize) -> (f32, f32) {
+        let fold = |(lo, hi): (f32, f32), x: f32| (lo.min(x), hi.max(x));
+        let init = (f32::INFINITY, f32::NEG_INFINITY);
+        match self {
+            F32Data::Le(b) => b[4 * start..4 * end]
+                .chunks_exact(4)
+                .map(le)
+                .fold(init, fold),
+            F32Data::Slice(s) => s[start..end].iter().copied().fold(init, fold),
+        }
+    }
+
+    /// Quantizes values `start..start + dst.len()` with one set of parameters into 8-bit codes.
+    fn quantize_run(&self, start: usize, p: QParams, range: (i32, i32), dst: &mut [u8]) {
+        let end = start + dst.len();
+        match self {
+            F32Data::Le(b) => {
+                for (d, x) in dst.iter_mut().zip(b[4 * start..4 * end].chunks_exact(4)) {
+                    *d = quantize_one(le(x), p, range) as u8;
+                }
+            }
+            F32Data::Slice(s) => {
+                for (d, &x) in dst.iter_mut().zip(&s[start..end]) {
+                    *d = quantize_one(x, p, range) as u8;
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn le(b: &[u8]) -> f32 {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Work unit for parallel loops over values.
+const CHUNK: usize = 1 << 16;
+
 /// Min and max of `data` (NaN ignored); `(0, 0)` for empty or all-NaN data.
-pub fn min_max(data: &[f32]) -> (f32, f32) {
-    let (lo, hi) = data
-        .par_iter()
-        .with_min_len(1 << 14)
-        .fold(
-            || (f32::INFINITY, f32::NEG_INFINITY),
-            |(lo, hi), &x| (lo.min(x), hi.max(x)),
-        )
+pub fn min_max(data: F32Data<'_>) -> (f32, f32) {
+    let n = data.len();
+    let (lo, hi) = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| data.range_min_max(c * CHUNK, ((c + 1) * CHUNK).min(n)))
         .reduce(
             || (f32::INFINITY, f32::NEG_INFINITY),
             |a, b| (a.0.min(b.0), a.1.max(b.1)),
@@ -184,10 +262,51 @@ pub fn min_max(data: &[f32]) -> (f32, f32) {
     if lo > hi { (0.0, 0.0) } else { (lo, hi) }
 }
 
+/// Per-channel min/max of data viewed as `[outer, channels, inner]`.
+fn channel_min_max(
+    data: F32Data<'_>,
+    outer: usize,
+    channels: usize,
+    inner: usize,
+) -> Vec<(f32, f32)> {
+    let empty = (f32::INFINITY, f32::NEG_INFINITY);
+    let merge = |a: (f32, f32), b: (f32, f32)| (a.0.min(b.0), a.1.max(b.1));
+    let stats: Vec<(f32, f32)> = if outer == 1 {
+        // One long run per channel (axis 0): parallel over channels.
+        (0..channels)
+            .into_par_iter()
+            .map(|c| data.range_min_max(c * inner, (c + 1) * inner))
+            .collect()
+    } else {
+        // Many short runs (e.g. the last axis of a matrix): each task scans whole rows.
+        (0..outer)
+            .into_par_iter()
+            .with_min_len((CHUNK / (channels * inner).max(1)).max(1))
+            .fold(
+                || vec![empty; channels],
+                |mut acc, o| {
+                    for (c, slot) in acc.iter_mut().enumerate() {
+                        let start = (o * channels + c) * inner;
+                        *slot = merge(*slot, data.range_min_max(start, start + inner));
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || vec![empty; channels],
+                |a, b| a.into_iter().zip(b).map(|(x, y)| merge(x, y)).collect(),
+            )
+    };
+    stats
+        .into_iter()
+        .map(|(lo, hi)| if lo > hi { (0.0, 0.0) } else { (lo, hi) })
+        .collect()
+}
+
 /// A weight quantized per tensor or per channel.
 #[derive(Debug, Clone)]
 pub struct QuantizedTensor {
-    /// Quantized values in the original layout, as storage bytes.
+    /// Quantized values in the original layout, as ONNX storage bytes.
     pub data: Vec<u8>,
     /// One entry per tensor, or per channel along `axis`.
     pub params: Vec<QParams>,
@@ -196,9 +315,10 @@ pub struct QuantizedTensor {
 }
 
 /// Quantizes a float tensor of shape `dims` per tensor (`axis = None`) or per channel along
-/// `axis`, each slice with its own min/max range.
+/// `axis`, each slice with its own min/max range. Reads `data` in place and writes 8-bit codes
+/// straight into the output, so the only large allocation is the result.
 pub fn quantize_weight(
-    data: &[f32],
+    data: F32Data<'_>,
     dims: &[usize],
     axis: Option<usize>,
     qtype: QuantType,
@@ -206,47 +326,57 @@ pub fn quantize_weight(
     reduce_range: bool,
 ) -> QuantizedTensor {
     let qrange = qtype.qrange(reduce_range, symmetric);
-    let Some(axis) = axis else {
-        let (lo, hi) = min_max(data);
-        let p = compute_qparams(lo, hi, qrange, symmetric, None);
-        return QuantizedTensor {
-            data: quantize_tensor(data, p, qtype),
-            params: vec![p],
-            axis: None,
-        };
+    let (channels, inner, params) = match axis {
+        None => {
+            let (lo, hi) = min_max(data);
+            (
+                1,
+                data.len().max(1),
+                vec![compute_qparams(lo, hi, qrange, symmetric, None)],
+            )
+        }
+        Some(axis) => {
+            let channels = dims[axis];
+            let inner: usize = dims[axis + 1..].iter().product();
+            let outer: usize = dims[..axis].iter().product();
+            let stats = channel_min_max(data, outer, channels, inner);
+            let params = stats
+                .into_iter()
+                .map(|(lo, hi)| compute_qparams(lo, hi, qrange, symmetric, None))
+                .collect();
+            (channels, inner.max(1), params)
+        }
     };
-    // View as [outer, channels, inner]: channel c is the strided slice [o, c, :].
-    let channels = dims[axis];
-    let inner: usize = dims[axis + 1..].iter().product();
-    let outer: usize = dims[..axis].iter().product();
-    let params: Vec<QParams> = (0..channels)
-        .into_par_iter()
-        .map(|c| {
-            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-            for o in 0..outer {
-                let (l, h) =
-                    min_max(&data[(o * channels + c) * inner..(o * channels + c + 1) * inner]);
-                lo = lo.min(l);
-                hi = hi.max(h);
-            }
-            compute_qparams(lo, hi, qrange, symmetric, None)
-        })
-        .collect();
     let range = qtype.full_range();
-    let mut q = vec![0i32; data.len()];
-    q.par_chunks_mut(inner.max(1))
-        .zip(data.par_chunks(inner.max(1)))
-        .enumerate()
-        .for_each(|(row, (dst, src))| {
-            let p = params[row % channels];
-            for (d, &x) in dst.iter_mut().zip(src) {
-                *d = quantize_one(x, p, range);
+    let n = data.len();
+    let bytes = if qtype.storage_bits() == 8 {
+        // Each chunk walks its runs of `inner` values that share one channel's parameters.
+        let mut out = vec![0u8; n];
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dst)| {
+            let mut i = c * CHUNK;
+            let mut done = 0;
+            while done < dst.len() {
+                let run = (inner - i % inner).min(dst.len() - done);
+                let p = params[(i / inner) % channels];
+                data.quantize_run(i, p, range, &mut dst[done..done + run]);
+                i += run;
+                done += run;
             }
         });
+        out
+    } else {
+        let code = |i: usize| quantize_one(data.get(i), params[(i / inner) % channels], range);
+        let codes: Vec<i32> = (0..n)
+            .into_par_iter()
+            .with_min_len(CHUNK)
+            .map(code)
+            .collect();
+        to_storage(&codes, qtype)
+    };
     QuantizedTensor {
-        data: to_storage(&q, qtype),
+        data: bytes,
         params,
-        axis: Some(axis),
+        axis,
     }
 }
 
@@ -321,13 +451,27 @@ mod tests {
     fn per_channel_matches_per_slice() {
         let dims = [2, 3, 2];
         let data: Vec<f32> = (0..12).map(|i| (i as f32 - 5.0) * 0.37).collect();
-        let q = quantize_weight(&data, &dims, Some(1), QuantType::I8, true, false);
+        let q = quantize_weight(
+            F32Data::Slice(&data),
+            &dims,
+            Some(1),
+            QuantType::I8,
+            true,
+            false,
+        );
         assert_eq!(q.params.len(), 3);
         for c in 0..3 {
             let slice: Vec<f32> = (0..2)
                 .flat_map(|o| data[(o * 3 + c) * 2..(o * 3 + c + 1) * 2].to_vec())
                 .collect();
-            let one = quantize_weight(&slice, &[4], None, QuantType::I8, true, false);
+            let one = quantize_weight(
+                F32Data::Slice(&slice),
+                &[4],
+                None,
+                QuantType::I8,
+                true,
+                false,
+            );
             assert_eq!(q.params[c], one.params[0]);
             let got: Vec<u8> = (0..2)
                 .flat_map(|o| q.data[(o * 3 + c) * 2..(o * 3 + c + 1) * 2].to_vec())
@@ -338,9 +482,19 @@ mod tests {
 
     proptest! {
         #[test]
+        fn fast_rounding_matches_round_ties_even(x in proptest::num::f32::ANY, scale in 1e-6f32..10.0, zp in -128i32..256) {
+            let p = QParams { scale, zero_point: zp };
+            for range in [(-128, 127), (0, 255), (-32768, 32767), (0, 65535)] {
+                let want = ((x / scale).round_ties_even() + zp as f32).clamp(range.0 as f32, range.1 as f32) as i32;
+                let got = quantize_one(x, p, range);
+                prop_assert!(want == got || x.is_nan(), "{x} / {scale} + {zp}: {want} vs {got}");
+            }
+        }
+
+        #[test]
         fn error_is_at_most_half_a_step(xs in proptest::collection::vec(-100.0f32..100.0, 1..64), sym: bool) {
             for t in [QuantType::U8, QuantType::I8, QuantType::U16, QuantType::I16] {
-                let q = quantize_weight(&xs, &[xs.len()], None, t, sym, false);
+                let q = quantize_weight(F32Data::Slice(&xs), &[xs.len()], None, t, sym, false);
                 let p = q.params[0];
                 let (lo, hi) = t.full_range();
                 prop_assert!(p.zero_point >= lo && p.zero_point <= hi);

@@ -5,6 +5,8 @@
 use onnxq_ir::proto as pb;
 use onnxq_ir::{Def, Graph, NodeId, ValueId};
 
+use crate::numerics::F32Data;
+
 /// Where a constant lives, relative to the graph of the node that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Source {
@@ -83,19 +85,15 @@ fn resolve_at<'g>(
     }
 }
 
-/// The tensor's values if it is float32 (raw little-endian or `float_data`).
-pub(crate) fn f32_values(t: &pb::TensorProto) -> Option<Vec<f32>> {
+/// The tensor's values, borrowed, if it is float32 (raw little-endian or `float_data`).
+pub(crate) fn f32_data(t: &pb::TensorProto) -> Option<F32Data<'_>> {
     if t.data_type() != 1 {
         return None;
     }
-    match &t.raw_data {
-        Some(raw) => Some(
-            raw.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ),
-        None => Some(t.float_data.clone()),
-    }
+    Some(match &t.raw_data {
+        Some(raw) => F32Data::Le(raw),
+        None => F32Data::Slice(&t.float_data),
+    })
 }
 
 /// The tensor's dims as sizes (dims are checked non-negative at load).
