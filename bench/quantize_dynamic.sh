@@ -18,15 +18,21 @@ LOG=${LOG:-/tmp/onnxq-qdyn-$(date +%Y%m%d-%H%M%S).log}
 OUT=$(mktemp -d /tmp/onnxq-qdyn.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 
-# ORT's tool writes <stem>-inferred.onnx beside its input, so it runs on a linked copy of the folder.
+# ORT's tool writes <stem>-inferred.onnx beside its input. A model without external data runs from a
+# folder of links (the corpus stays untouched); onnx refuses external data behind links, so the big
+# model runs in place (its folder is a scratch folder).
 PY_ORT='import os, sys, tempfile
 from onnxruntime.quantization import quantize_dynamic
 src, out = sys.argv[1], sys.argv[2]
-with tempfile.TemporaryDirectory() as d:
-    for e in os.listdir(os.path.dirname(src)):
-        os.symlink(os.path.join(os.path.dirname(src), e), os.path.join(d, e))
-    external = any(e.endswith(".data") for e in os.listdir(d))  # the model keeps its weights outside
-    quantize_dynamic(os.path.join(d, os.path.basename(src)), out, use_external_data_format=external)'
+folder = os.path.dirname(src)
+external = any(e.endswith(".data") for e in os.listdir(folder))
+if external:
+    quantize_dynamic(src, out, use_external_data_format=True)
+else:
+    with tempfile.TemporaryDirectory() as d:
+        for e in os.listdir(folder):
+            os.symlink(os.path.join(folder, e), os.path.join(d, e))
+        quantize_dynamic(os.path.join(d, os.path.basename(src)), out)'
 
 rows=()
 measure() {  # LABEL CMD...

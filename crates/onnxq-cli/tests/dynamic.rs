@@ -361,3 +361,161 @@ fn contrib_ops_match_ort() {
         }
     }
 }
+
+/// Cosine similarity of onnxq's model to the float model on `feeds`, from compare_quantized's report
+/// (which also runs the full checker).
+fn cos_to_float(float: &Path, ours: &Path, feeds: &Path) -> f64 {
+    let report = ours.with_extension("json");
+    let args: [&OsStr; 7] = [
+        float.as_ref(),
+        ours.as_ref(),
+        "-".as_ref(),
+        "--feeds".as_ref(),
+        feeds.as_ref(),
+        "--report".as_ref(),
+        report.as_ref(),
+    ];
+    let (ok, text) = run_py("compare_quantized.py", &args);
+    assert!(ok, "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    r["checks"]["outputs"]["outputs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|o| o["cos_ours_float"].as_f64().unwrap())
+        .fold(1.0, f64::min)
+}
+
+/// Writes `model` and feeds of `x` (`[samples, 1, 4]` random values) into `dir`.
+fn write_with_feeds(dir: &Path, model: &onnxq_ir::proto::ModelProto) -> (PathBuf, PathBuf) {
+    use prost::Message;
+    let m = dir.join("float.onnx");
+    std::fs::write(&m, model.encode_to_vec()).unwrap();
+    let feeds = dir.join("feeds.npz");
+    let script = "import sys, numpy as np; np.savez(sys.argv[1], x=np.random.default_rng(0).normal(size=(8, 1, 4)).astype(np.float32))";
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(&feeds)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (m, feeds)
+}
+
+fn weight(name: &str, dims: &[i64], seed: u32) -> onnxq_ir::proto::TensorProto {
+    let n: i64 = dims.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    onnxq_testkit::f32_tensor(name, dims, &v)
+}
+
+/// Weights behind an Identity and weights shared by two nodes are quantized once, and the float
+/// originals (and the Identity) disappear.
+#[test]
+fn identity_and_shared_weights() {
+    use onnxq_testkit::{f32_info, node};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = onnxq_testkit::tiny_model();
+    let g = m.graph.as_mut().unwrap();
+    g.initializer = vec![weight("w", &[4, 4], 1)];
+    g.node = vec![
+        node("Identity", "id", &["w"], &["w_id"]),
+        node("MatMul", "mm1", &["x", "w_id"], &["h"]),
+        node("MatMul", "mm2", &["h", "w"], &["y"]),
+    ];
+    g.output = vec![f32_info("y", &[1, 4])];
+    let (float, feeds) = write_with_feeds(dir.path(), &m);
+    let ours = dir.path().join("q.onnx");
+    let msg = quantize(&float, &ours, &[]);
+    assert!(
+        msg.contains("quantized 2 of 2 candidate nodes (MatMulInteger 2)"),
+        "{msg}"
+    );
+    let q = onnxq_ir::load(&ours).unwrap();
+    let names: Vec<&str> = q
+        .graph
+        .initializers()
+        .iter()
+        .map(|v| q.graph.value(*v).name())
+        .collect();
+    assert_eq!(
+        names,
+        ["w_quantized", "w_scale", "w_zero_point"],
+        "one quantized copy, float weight gone"
+    );
+    assert!(
+        q.graph.nodes().all(|(_, n)| n.op_type() != "Identity"),
+        "the Identity is gone"
+    );
+    assert!(cos_to_float(&float, &ours, &feeds) > 0.999);
+}
+
+/// A Gemm (transB = 1) whose B is also read by a MatMul: ORT's tool transposes the shared
+/// initializer in place, silently breaking the MatMul. onnxq gives the Gemm its own transposed copy.
+#[test]
+fn gemm_with_a_shared_weight() {
+    use onnxq_testkit::{f32_info, node};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = onnxq_testkit::tiny_model();
+    let g = m.graph.as_mut().unwrap();
+    g.initializer = vec![weight("w", &[4, 4], 2), weight("c", &[4], 3)];
+    let mut gemm = node("Gemm", "gemm", &["x", "w", "c"], &["h"]);
+    gemm.attribute.push(onnxq_ir::proto::AttributeProto {
+        name: Some("transB".into()),
+        r#type: Some(2),
+        i: Some(1),
+        ..Default::default()
+    });
+    g.node = vec![gemm, node("MatMul", "mm", &["h", "w"], &["y"])];
+    g.output = vec![f32_info("y", &[1, 4])];
+    let (float, feeds) = write_with_feeds(dir.path(), &m);
+    let ours = dir.path().join("q.onnx");
+    let msg = quantize(&float, &ours, &[]);
+    assert!(msg.contains("quantized 2 of 2"), "{msg}");
+    let q = onnxq_ir::load(&ours).unwrap();
+    assert!(
+        q.graph.value_by_name("w_transposed_quantized").is_some()
+            && q.graph.value_by_name("w_quantized").is_some()
+    );
+    assert!(cos_to_float(&float, &ours, &feeds) > 0.999);
+    let orts = dir.path().join("ort.onnx");
+    ort_quantize(&float, &orts, &[]).unwrap();
+    assert!(
+        cos_to_float(&float, &orts, &feeds) < 0.99,
+        "ORT's tool no longer breaks the shared weight"
+    );
+}
+
+/// Opset 10 has no DynamicQuantizeLinear: raised to 11 when no op changed meaning, else refused.
+#[test]
+fn opset_10() {
+    let dir = tempfile::tempdir().unwrap();
+    let (float, feeds) = write_with_feeds(dir.path(), &{
+        let mut m = onnxq_testkit::tiny_model();
+        m.opset_import[0].version = Some(10);
+        m
+    });
+    let ours = dir.path().join("q.onnx");
+    let msg = quantize(&float, &ours, &[]);
+    assert!(msg.contains("opset raised from 10 to 11"), "{msg}");
+    assert_eq!(onnxq_ir::load(&ours).unwrap().opset(""), Some(11));
+    assert!(cos_to_float(&float, &ours, &feeds) > 0.999);
+    let mut m = onnxq_testkit::tiny_model();
+    m.opset_import[0].version = Some(10);
+    m.graph.as_mut().unwrap().node[2].op_type = Some("Clip".into());
+    let (float, _) = write_with_feeds(dir.path(), &m);
+    rejected(
+        &[
+            "quantize".as_ref(),
+            float.as_os_str(),
+            "-o".as_ref(),
+            ours.as_os_str(),
+        ],
+        &["`Clip` changed between 10 and 11", "hint:"],
+    );
+}
