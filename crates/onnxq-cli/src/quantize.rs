@@ -82,6 +82,9 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Below this weight SQNR the summary warns: per-tensor 8-bit weights normally reach 30-45 dB.
+const LOW_SQNR_DB: f64 = 20.0;
+
 /// "quantized 36 of 55 candidate nodes: MatMulInteger 36" plus skip reasons grouped by op type.
 fn summary(r: &Report) -> String {
     let mut patterns: BTreeMap<&str, usize> = BTreeMap::new();
@@ -105,6 +108,27 @@ fn summary(r: &Report) -> String {
     }
     if r.opset.0 != r.opset.1 {
         s += &format!("; opset raised from {} to {}", r.opset.0, r.opset.1);
+    }
+    if let Some((e, db)) = r.worst_weight() {
+        s += &format!(
+            "\n  lowest weight SQNR {db:.1} dB at {} ({})",
+            e.node, e.op_type
+        );
+        if db < LOW_SQNR_DB {
+            s += &format!(
+                "\nwarning: weights quantized below {LOW_SQNR_DB} dB SQNR lose much of their information; \
+                 try --per-channel{}",
+                if r.nodes
+                    .iter()
+                    .any(|e| e.op_type == "Conv"
+                        && e.weight_sqnr_db.is_some_and(|d| d < LOW_SQNR_DB))
+                {
+                    " --conv-per-channel"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     for ((op, reason), nodes) in &skips {
         let first: Vec<&str> = nodes.iter().take(3).copied().collect();

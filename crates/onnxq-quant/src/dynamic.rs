@@ -325,6 +325,7 @@ fn quantize_graph(
                 outcome: Outcome::Skipped {
                     reason: String::new(),
                 },
+                weight_sqnr_db: None,
             });
             match outcome {
                 Ok(plan) => plans.push((*op, plan, entry_index)),
@@ -400,6 +401,10 @@ fn quantize_graph(
         .collect::<Result<_>>()?;
 
     // Apply.
+    let sqnr: BTreeMap<WeightKey, Option<f64>> = quantized
+        .iter()
+        .map(|(k, q)| (k.clone(), q.sqnr_db))
+        .collect();
     let mut shared = Shared {
         domains: BTreeSet::new(),
         replaced: BTreeMap::new(),
@@ -411,7 +416,13 @@ fn quantize_graph(
     for (op, plan, entry_index) in &plans {
         let pattern = op.apply(g, plan, &mut shared)?;
         consumed.extend(plan.weights.iter().map(|w| w.value));
-        report.nodes[*entry_index].outcome = Outcome::Quantized { pattern };
+        let entry = &mut report.nodes[*entry_index];
+        entry.outcome = Outcome::Quantized { pattern };
+        entry.weight_sqnr_db = plan
+            .weights
+            .iter()
+            .filter_map(|w| sqnr.get(&w.key).copied().flatten())
+            .reduce(f64::min);
     }
     for v in consumed {
         remove_if_unused(g, v);
@@ -434,6 +445,7 @@ fn report_subgraph_skips(g: &Graph, path: &str, report: &mut Report) {
                 outcome: Outcome::Skipped {
                     reason: "inside a subgraph; pass --enable-subgraph to quantize it".into(),
                 },
+                weight_sqnr_db: None,
             });
         }
         for (i, sub) in n

@@ -223,21 +223,37 @@ impl F32Data<'_> {
         }
     }
 
-    /// Quantizes values `start..start + dst.len()` with one set of parameters into 8-bit codes.
-    fn quantize_run(&self, start: usize, p: QParams, range: (i32, i32), dst: &mut [u8]) {
+    /// Quantizes values `start..start + dst.len()` with one set of parameters into 8-bit codes;
+    /// returns the sums of squared values and squared rounding errors, for the SQNR.
+    fn quantize_run(
+        &self,
+        start: usize,
+        p: QParams,
+        range: (i32, i32),
+        dst: &mut [u8],
+    ) -> (f64, f64) {
         let end = start + dst.len();
+        let (mut signal, mut noise) = (0.0f32, 0.0f32);
+        let mut one = |x: f32| {
+            let q = quantize_one(x, p, range);
+            let e = x - (q - p.zero_point) as f32 * p.scale;
+            signal += x * x;
+            noise += e * e;
+            q as u8
+        };
         match self {
             F32Data::Le(b) => {
                 for (d, x) in dst.iter_mut().zip(b[4 * start..4 * end].chunks_exact(4)) {
-                    *d = quantize_one(le(x), p, range) as u8;
+                    *d = one(le(x));
                 }
             }
             F32Data::Slice(s) => {
                 for (d, &x) in dst.iter_mut().zip(&s[start..end]) {
-                    *d = quantize_one(x, p, range) as u8;
+                    *d = one(x);
                 }
             }
         }
+        (f64::from(signal), f64::from(noise))
     }
 }
 
@@ -312,6 +328,20 @@ pub struct QuantizedTensor {
     pub params: Vec<QParams>,
     /// The channel axis, for per-channel quantization.
     pub axis: Option<usize>,
+    /// Signal-to-quantization-noise ratio of the whole tensor in dB (`None` for 16/4-bit types,
+    /// whose paths do not measure it, and for all-zero tensors).
+    pub sqnr_db: Option<f64>,
+}
+
+/// `10 log10(signal / noise)`; infinite for exact quantization, `None` without signal.
+fn sqnr_db(signal: f64, noise: f64) -> Option<f64> {
+    (signal > 0.0).then(|| {
+        if noise > 0.0 {
+            10.0 * (signal / noise).log10()
+        } else {
+            f64::INFINITY
+        }
+    })
 }
 
 /// Quantizes a float tensor of shape `dims` per tensor (`axis = None`) or per channel along
@@ -349,34 +379,43 @@ pub fn quantize_weight(
     };
     let range = qtype.full_range();
     let n = data.len();
-    let bytes = if qtype.storage_bits() == 8 {
-        // Each chunk walks its runs of `inner` values that share one channel's parameters.
-        let mut out = vec![0u8; n];
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dst)| {
-            let mut i = c * CHUNK;
-            let mut done = 0;
-            while done < dst.len() {
-                let run = (inner - i % inner).min(dst.len() - done);
-                let p = params[(i / inner) % channels];
-                data.quantize_run(i, p, range, &mut dst[done..done + run]);
-                i += run;
-                done += run;
-            }
-        });
-        out
-    } else {
+    if qtype.storage_bits() != 8 {
         let code = |i: usize| quantize_one(data.get(i), params[(i / inner) % channels], range);
         let codes: Vec<i32> = (0..n)
             .into_par_iter()
             .with_min_len(CHUNK)
             .map(code)
             .collect();
-        to_storage(&codes, qtype)
-    };
+        return QuantizedTensor {
+            data: to_storage(&codes, qtype),
+            params,
+            axis,
+            sqnr_db: None,
+        };
+    }
+    // Each chunk walks its runs of `inner` values that share one channel's parameters.
+    let mut out = vec![0u8; n];
+    let (signal, noise) = out
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(|(c, dst)| {
+            let (mut i, mut done, mut sums) = (c * CHUNK, 0, (0.0, 0.0));
+            while done < dst.len() {
+                let run = (inner - i % inner).min(dst.len() - done);
+                let p = params[(i / inner) % channels];
+                let (s, e) = data.quantize_run(i, p, range, &mut dst[done..done + run]);
+                sums = (sums.0 + s, sums.1 + e);
+                i += run;
+                done += run;
+            }
+            sums
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
     QuantizedTensor {
-        data: bytes,
+        data: out,
         params,
         axis,
+        sqnr_db: sqnr_db(signal, noise),
     }
 }
 
