@@ -419,6 +419,56 @@ pub fn quantize_weight(
     }
 }
 
+/// Integer codes back from ONNX storage bytes of `qtype` (`n` values; 4-bit types unpacked low
+/// nibble first, sign-extended for int4).
+pub fn from_storage(bytes: &[u8], qtype: QuantType, n: usize) -> Vec<i32> {
+    match (qtype.storage_bits(), qtype.signed()) {
+        (8, false) => bytes.iter().map(|&b| i32::from(b)).collect(),
+        (8, true) => bytes.iter().map(|&b| i32::from(b as i8)).collect(),
+        (16, false) => bytes
+            .chunks_exact(2)
+            .map(|c| i32::from(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        (16, true) => bytes
+            .chunks_exact(2)
+            .map(|c| i32::from(i16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        (_, signed) => (0..n)
+            .map(|i| {
+                let nibble = i32::from((bytes[i / 2] >> (4 * (i % 2))) & 0x0F);
+                if signed && nibble >= 8 {
+                    nibble - 16
+                } else {
+                    nibble
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Dequantizes a [`QuantizedTensor`] of shape `dims`: `scale * (q - zero_point)`, per tensor or
+/// per channel along its axis, in parallel.
+pub fn dequantize(q: &QuantizedTensor, qtype: QuantType, dims: &[usize]) -> Vec<f32> {
+    let n: usize = dims.iter().product();
+    let codes = from_storage(&q.data, qtype, n);
+    let (channels, inner) = match q.axis {
+        None => (1, n.max(1)),
+        Some(axis) => (
+            dims[axis],
+            dims[axis + 1..].iter().product::<usize>().max(1),
+        ),
+    };
+    codes
+        .par_iter()
+        .enumerate()
+        .with_min_len(CHUNK)
+        .map(|(i, &c)| {
+            let p = q.params[(i / inner) % channels];
+            (c - p.zero_point) as f32 * p.scale
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +512,24 @@ mod tests {
         assert_eq!(qp(-1.5, 1.0, QuantType::U8, false, false).1, 153);
         assert_eq!(qp(-1.0, 3.0, QuantType::U16, true, false).1, 32768);
         assert_eq!(qp(-1.0, 3.0, QuantType::U4, true, false).1, 8);
+    }
+
+    #[test]
+    fn four_bit_packing_round_trips() {
+        let codes = [-8, 7, -1, 0, 3];
+        for (t, expect) in [
+            (QuantType::I4, codes.to_vec()),
+            (QuantType::U4, vec![8, 7, 15, 0, 3]),
+        ] {
+            let stored = to_storage(&codes, t);
+            assert_eq!(stored.len(), 3);
+            assert_eq!(from_storage(&stored, t, 5), expect);
+        }
+        assert_eq!(
+            to_storage(&[1, 2], QuantType::U4),
+            [0x21],
+            "first value in the low nibble"
+        );
     }
 
     #[test]
@@ -537,17 +605,14 @@ mod tests {
                 let p = q.params[0];
                 let (lo, hi) = t.full_range();
                 prop_assert!(p.zero_point >= lo && p.zero_point <= hi);
-                let width = (t.storage_bits() / 8) as usize;
-                for (x, b) in xs.iter().zip(q.data.chunks(width)) {
-                    let raw = if width == 1 { i32::from(b[0]) } else { i32::from(u16::from_le_bytes([b[0], b[1]])) };
-                    let v = if t.signed() { if width == 1 { i32::from(raw as u8 as i8) } else { i32::from(raw as u16 as i16) } } else { raw };
-                    let back = p.scale * (v - p.zero_point) as f32;
+                let back = dequantize(&q, t, &[xs.len()]);
+                for (x, b) in xs.iter().zip(&back) {
                     // ORT's symmetric unsigned zero point is (qmin+qmax)/2 rounded up (128, 32768), so
                     // the positive end can clip by up to one step.
                     let steps = if sym && !t.signed() { 1.0 } else { 0.5 };
                     // Plus float32 rounding of x / scale and of the check itself.
                     let tol = p.scale * steps + x.abs() * 4.0 * f32::EPSILON;
-                    prop_assert!((back - x).abs() <= tol, "{x} -> {v} -> {back}, scale {}", p.scale);
+                    prop_assert!((b - x).abs() <= tol, "{x} -> {b}, scale {}", p.scale);
                 }
             }
         }
