@@ -199,7 +199,7 @@ def cosine(x, y):
     return float(x @ y / n) if n else float(np.array_equal(x, y))
 
 
-def without_value_info(path, folder):
+def without_value_info(path, folder, label):
     """A copy of the model at path with every value_info entry (subgraphs included) removed."""
     m = onnx.load(path)
     graphs = [m.graph]
@@ -209,18 +209,18 @@ def without_value_info(path, folder):
         for n in g.node:
             for a in n.attribute:
                 graphs.extend([a.g] if a.HasField("g") else list(a.graphs))
-    out = f"{folder}/orts-no-value-info.onnx"
+    out = f"{folder}/{label}-no-value-info.onnx"
     onnx.save(m, out)
     return out
 
 
 def check_outputs(args):
     runs, errors = {}, []
-    orts = args.orts
+    ours, orts = args.ours, args.orts
     folder = tempfile.TemporaryDirectory()
-    if args.strip_ort_value_info and orts != "-":
-        orts = without_value_info(orts, folder.name)
-    for key, path in (("float", args.float), ("ours", args.ours), ("orts", orts)):
+    if args.strip_value_info and orts != "-":
+        ours, orts = without_value_info(ours, folder.name, "ours"), without_value_info(orts, folder.name, "orts")
+    for key, path in (("float", args.float), ("ours", ours), ("orts", orts)):
         try:
             runs[key] = run_outputs(path, args.feeds, args.samples) if path != "-" else None
         except Exception as e:  # e.g. a model onnxruntime refuses to load
@@ -274,10 +274,10 @@ def main():
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--outputs-only-vs-float", action="store_true",
                     help="outputs: only require onnxq's error vs float to be no worse than 1.05x ORT's")
-    ap.add_argument("--strip-ort-value-info", action="store_true",
-                    help="outputs: run ORT's model without the value_info its shape inference added (with it, "
-                         "ONNX Runtime fuses some float ops differently, so the same graph computes slightly "
-                         "different numbers)")
+    ap.add_argument("--strip-value-info", action="store_true",
+                    help="outputs: run both quantized models without value_info. ORT's tool adds the value_info of "
+                         "ONNX shape inference, with which ONNX Runtime fuses some float ops differently, so the "
+                         "same graph computes slightly different numbers")
     ap.add_argument("--report", help="write all numbers to this JSON file")
     args = ap.parse_args()
 

@@ -56,14 +56,15 @@ fn ort_quantize(model: &Path, out: &Path, flags: &[&str]) -> Result<(), String> 
 fn compare(float: &Path, ours: &Path, orts: Option<&Path>, feeds: &Path) -> String {
     let orts: &OsStr = orts.map_or("-".as_ref(), |p| p.as_os_str());
     // ORT's tool also writes the value_info of ONNX shape inference, with which ONNX Runtime fuses
-    // some float ops (LayerNorm, ...) differently; without it the two graphs compute identical bits.
+    // some float ops (LayerNorm, ...) differently; both run without value_info, the same graphs
+    // compute identical bits.
     let args: [&OsStr; 6] = [
         float.as_ref(),
         ours.as_ref(),
         orts,
         "--feeds".as_ref(),
         feeds.as_ref(),
-        "--strip-ort-value-info".as_ref(),
+        "--strip-value-info".as_ref(),
     ];
     let (ok, text) = run_py("compare_quantized.py", &args);
     assert!(ok, "{} vs ORT:\n{text}", ours.display());

@@ -155,6 +155,20 @@ impl<'g> PlanCx<'g> {
         }))
     }
 
+    /// Input `slot` of `node` as a run-time activation: present and not a constant.
+    pub fn activation(&self, node: &Node, slot: usize, what: &str) -> Result<ValueId, String> {
+        let v = node
+            .inputs()
+            .get(slot)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("input {what} is missing"))?;
+        if self.is_constant(v) {
+            return Err(format!("input {what} is a constant; fold it instead"));
+        }
+        Ok(v)
+    }
+
     /// Whether `v` is a constant (so it must not be quantized as a run-time activation).
     pub fn is_constant(&self, v: ValueId) -> bool {
         resolve(self.graph, self.outer, v).is_some()
@@ -689,6 +703,75 @@ impl Shared {
         }
         v
     }
+}
+
+/// What `apply` needs of the node it replaces, read before any edit.
+pub(crate) struct Target {
+    /// Name for generated nodes: the node's name, else its first output's.
+    pub(crate) label: String,
+    /// The node's own name ("" when it has none).
+    pub(crate) name: String,
+    /// Its attributes.
+    pub(crate) attrs: Vec<pb::AttributeProto>,
+    /// Its inputs.
+    pub(crate) inputs: Vec<Option<ValueId>>,
+    /// How many outputs it has.
+    pub(crate) outputs: usize,
+    /// The name of its first output.
+    pub(crate) out_name: String,
+}
+
+impl Target {
+    /// Input `i`, if given.
+    pub(crate) fn input(&self, i: usize) -> Option<ValueId> {
+        self.inputs.get(i).copied().flatten()
+    }
+}
+
+/// Reads node `id` for its rewrite.
+pub(crate) fn target(g: &Graph, id: NodeId) -> Result<Target> {
+    let node = g
+        .node(id)
+        .ok_or_else(|| Error::Internal("planned node vanished".into()))?;
+    let out = node
+        .outputs()
+        .first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| Error::Internal(format!("node `{}` has no output", node.name())))?;
+    Ok(Target {
+        label: node_label(g, node),
+        name: node.name().to_owned(),
+        attrs: node.attributes.iter().map(|a| a.proto.clone()).collect(),
+        inputs: node.inputs().to_vec(),
+        outputs: node.outputs().len(),
+        out_name: g.value(out).name().to_owned(),
+    })
+}
+
+/// Replaces node `old` by one `com.microsoft` node `op` (named `<name>_quant`, unnamed for an
+/// unnamed original, as ORT does) with the original attributes minus `drop`.
+pub(crate) fn replace_with_contrib(
+    g: &mut Graph,
+    shared: &mut Shared,
+    old: NodeId,
+    t: &Target,
+    op: &str,
+    drop: &[&str],
+    inputs: &[Option<ValueId>],
+) -> Result<()> {
+    let name = (!t.name.is_empty()).then(|| format!("{}_quant", t.name));
+    let mut node = Node::new(op, "com.microsoft", name);
+    node.attributes = t
+        .attrs
+        .iter()
+        .filter(|a| !drop.contains(&a.name()))
+        .cloned()
+        .map(onnxq_ir::Attribute::new)
+        .collect();
+    replace_node_outputs(g, shared, old, node, inputs, t.outputs)?;
+    shared.require_domain("com.microsoft");
+    Ok(())
 }
 
 /// Adds `new` reading `inputs` in place of node `old`: each of `old`'s outputs (the first

@@ -7,9 +7,9 @@
 use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, NodeId};
 
-use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, replace_node, rescale, target};
 use crate::ops::DynamicOp;
+use crate::{Error, Result};
 
 /// Conv quantizer.
 pub(crate) struct Conv;
@@ -21,33 +21,20 @@ impl DynamicOp for Conv {
 
     fn plan(&self, cx: &PlanCx<'_>, id: NodeId) -> Result<NodePlan, String> {
         let node = cx.graph.node(id).ok_or("node was removed")?;
-        let x = node
-            .inputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input X is missing")?;
-        if cx.is_constant(x) {
-            return Err("input X is a constant; fold it instead".into());
-        }
+        let x = cx.activation(node, 0, "X")?;
         let o = cx.opts;
         let per_channel = o.conv_per_channel && o.weight_symmetric();
         if o.conv_per_channel && !per_channel {
             return Err("per-channel Conv weights need symmetric weights (ConvInteger takes one zero point)".into());
         }
-        let axis = |_| per_channel.then_some(0);
+        let layout = if per_channel {
+            Layout::ConvChannels
+        } else {
+            Layout::AsIs
+        };
+        let params = (o.weight_type, o.weight_symmetric(), o.reduce_range);
         let w = cx
-            .weight(
-                node,
-                1,
-                if per_channel {
-                    Layout::ConvChannels
-                } else {
-                    Layout::AsIs
-                },
-                axis,
-                (o.weight_type, o.weight_symmetric(), o.reduce_range),
-            )?
+            .weight(node, 1, layout, |_| per_channel.then_some(0), params)?
             .ok_or("weight W is not a constant")?;
         if w.dims.len() < 3 {
             return Err(format!(
@@ -64,45 +51,33 @@ impl DynamicOp for Conv {
     }
 
     fn apply(&self, g: &mut Graph, plan: &NodePlan, shared: &mut Shared) -> Result<String> {
-        let node = g
-            .node(plan.node)
-            .ok_or_else(|| crate::Error::Internal("node vanished".into()))?;
-        let label = node_label(g, node);
-        let attrs: Vec<pb::AttributeProto> =
-            node.attributes.iter().map(|a| a.proto.clone()).collect();
-        let bias = node.inputs().get(2).copied().flatten();
-        let out = node
-            .outputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or_else(|| crate::Error::Internal("Conv without output".into()))?;
-        let out_name = g.value(out).name().to_owned();
+        let t = target(g, plan.node)?;
+        let bias = t.input(2);
         let [xq, xscale, xzp] = shared.dynamic(g, plan.dynamic[0])?;
         let w = &plan.weights[0];
-        let rank = w.dims.len();
         let [wq, wscale, wzp] = shared.weight(g, w)?;
+        let inputs = [Some(xq), Some(wq), Some(xzp), Some(wzp)];
+        let out = &t.out_name;
         let int = add(
             g,
             "ConvInteger",
             "",
-            &format!("{label}_quant"),
-            &[Some(xq), Some(wq), Some(xzp), Some(wzp)],
-            &format!("{out_name}_output_quantized"),
-            attrs,
+            &format!("{}_quant", t.label),
+            &inputs,
+            &format!("{out}_output_quantized"),
+            t.attrs.clone(),
         )?;
-        let scaled_name = if bias.is_some() {
-            format!("{out_name}quant_scaled_output")
+        let scaled = if bias.is_some() {
+            format!("{out}quant_scaled_output")
         } else {
-            out_name.clone()
+            out.clone()
         };
-        let mut y = rescale(g, &label, int, [xscale, wscale], &scaled_name)?;
+        let mut y = rescale(g, &t.label, int, [xscale, wscale], &scaled)?;
         if let Some(b) = bias {
             let mut shape = vec![1i64, -1];
-            shape.resize(rank, 1);
-            let shape_name = g.fresh_name(&format!("{out_name}_bias_reshape_shape"));
+            shape.resize(w.dims.len(), 1);
             let shape_t = pb::TensorProto {
-                dims: vec![rank as i64],
+                dims: vec![shape.len() as i64],
                 data_type: Some(7),
                 raw_data: Some(
                     shape
@@ -113,30 +88,31 @@ impl DynamicOp for Conv {
                 ),
                 ..Default::default()
             };
+            let shape_name = g.fresh_name(&format!("{out}_bias_reshape_shape"));
             let shape_v = g
                 .add_initializer(&shape_name, shape_t)
-                .map_err(|e| crate::Error::Internal(e.to_string()))?;
+                .map_err(|e| Error::Internal(e.to_string()))?;
             let reshaped = add(
                 g,
                 "Reshape",
                 "",
-                &format!("{out_name}_bias_reshape"),
+                &format!("{out}_bias_reshape"),
                 &[Some(b), Some(shape_v)],
-                &format!("{out_name}_bias_reshape_output"),
+                &format!("{out}_bias_reshape_output"),
                 Vec::new(),
             )?;
             y = add(
                 g,
                 "Add",
                 "",
-                &format!("{out_name}_bias_add"),
+                &format!("{out}_bias_add"),
                 &[Some(y), Some(reshaped)],
-                &out_name,
+                out,
                 Vec::new(),
             )?;
         }
         replace_node(g, shared, plan.node, y)?;
-        Ok(if plan.weights[0].key.axis.is_some() {
+        Ok(if w.key.axis.is_some() {
             "ConvInteger (per-channel scales)"
         } else {
             "ConvInteger"

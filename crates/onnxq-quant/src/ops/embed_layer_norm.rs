@@ -6,7 +6,7 @@
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, node_label, replace_node_outputs};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, replace_with_contrib, target};
 use crate::numerics::QuantType;
 use crate::ops::DynamicOp;
 
@@ -42,16 +42,16 @@ impl DynamicOp for EmbedLayerNorm {
         }
         let mut weights = Vec::new();
         for (slot, what) in TABLES {
-            let w = cx
-                .weight(
+            weights.push(
+                cx.weight(
                     node,
                     slot,
                     Layout::AsIs,
                     |_| None,
                     (QuantType::U8, false, false),
                 )?
-                .ok_or(format!("{what} is not a constant"))?;
-            weights.push(w);
+                .ok_or(format!("{what} is not a constant"))?,
+            );
         }
         Ok(NodePlan {
             node: id,
@@ -61,27 +61,27 @@ impl DynamicOp for EmbedLayerNorm {
     }
 
     fn apply(&self, g: &mut Graph, plan: &NodePlan, shared: &mut Shared) -> Result<String> {
-        let node = g
-            .node(plan.node)
-            .ok_or_else(|| crate::Error::Internal("node vanished".into()))?;
-        let name = (!node.name().is_empty()).then(|| format!("{}_quant", node_label(g, node)));
-        let attrs: Vec<_> = node.attributes.iter().map(|a| a.proto.clone()).collect();
-        let old_inputs = node.inputs().to_vec();
-        let input = |i: usize| old_inputs.get(i).copied().flatten();
-        let outputs = node.outputs().len();
+        let t = target(g, plan.node)?;
         let mut made = Vec::new();
         for w in &plan.weights {
             made.push(shared.weight(g, w)?);
         }
-        let mut inputs = vec![input(0), input(1)];
-        inputs.extend(made.iter().map(|m| Some(m[0])));
-        inputs.push(input(7));
-        inputs.extend(made.iter().map(|m| Some(m[1])));
-        inputs.extend(made.iter().map(|m| Some(m[2])));
-        let mut q = onnxq_ir::Node::new("QEmbedLayerNormalization", "com.microsoft", name);
-        q.attributes = attrs.into_iter().map(onnxq_ir::Attribute::new).collect();
-        replace_node_outputs(g, shared, plan.node, q, &inputs, outputs)?;
-        shared.require_domain("com.microsoft");
+        let mut inputs = vec![t.input(0), t.input(1)];
+        for part in [0, 1, 2] {
+            inputs.extend(made.iter().map(|m| Some(m[part])));
+            if part == 0 {
+                inputs.push(t.input(7));
+            }
+        }
+        replace_with_contrib(
+            g,
+            shared,
+            plan.node,
+            &t,
+            "QEmbedLayerNormalization",
+            &[],
+            &inputs,
+        )?;
         Ok("QEmbedLayerNormalization".into())
     }
 }

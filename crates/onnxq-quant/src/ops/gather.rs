@@ -1,11 +1,10 @@
 //! Gather on a constant float table (embeddings) → `Gather` on the table quantized as an activation
 //! (uint8 asymmetric, per tensor, as ONNX Runtime does) + `DequantizeLinear` of the gathered rows.
 
-use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, node_label, replace_node};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, replace_node, target};
 use crate::numerics::QuantType;
 use crate::ops::DynamicOp;
 
@@ -41,37 +40,25 @@ impl DynamicOp for Gather {
     }
 
     fn apply(&self, g: &mut Graph, plan: &NodePlan, shared: &mut Shared) -> Result<String> {
-        let node = g
-            .node(plan.node)
-            .ok_or_else(|| crate::Error::Internal("node vanished".into()))?;
-        let name = node_label(g, node);
-        let attrs: Vec<pb::AttributeProto> =
-            node.attributes.iter().map(|a| a.proto.clone()).collect();
-        let indices = node.inputs()[1];
-        let out = node
-            .outputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or_else(|| crate::Error::Internal("Gather without output".into()))?;
-        let out_name = g.value(out).name().to_owned();
+        let t = target(g, plan.node)?;
         let [q, scale, zp] = shared.weight(g, &plan.weights[0])?;
         let gathered = add(
             g,
             "Gather",
             "",
-            &name,
-            &[Some(q), indices],
-            &format!("{out_name}_quantized"),
-            attrs,
+            &t.label,
+            &[Some(q), t.input(1)],
+            &format!("{}_quantized", t.out_name),
+            t.attrs.clone(),
         )?;
+        let dq_name = format!("{}_DequantizeLinear", t.out_name);
         let y = add(
             g,
             "DequantizeLinear",
             "",
-            &format!("{out_name}_DequantizeLinear"),
+            &dq_name,
             &[Some(gathered), Some(scale), Some(zp)],
-            &out_name,
+            &t.out_name,
             Vec::new(),
         )?;
         replace_node(g, shared, plan.node, y)?;

@@ -6,7 +6,7 @@
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, node_label, replace_node, rescale};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, replace_node, rescale, target};
 use crate::ops::DynamicOp;
 
 /// Gemm quantizer.
@@ -39,28 +39,21 @@ impl DynamicOp for Gemm {
         if attr_i(node, "transA") != 0 {
             return Err("transA = 1 is not rewritten to MatMul".into());
         }
-        let a = node
-            .inputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input A is missing")?;
-        if cx.is_constant(a) {
-            return Err("input A is a constant; fold it instead".into());
-        }
+        let a = cx.activation(node, 0, "A")?;
         let o = cx.opts;
-        let trans_b = attr_i(node, "transB") != 0;
+        let layout = if attr_i(node, "transB") != 0 {
+            Layout::Transposed
+        } else {
+            Layout::AsIs
+        };
+        let params = (o.weight_type, o.weight_symmetric(), o.reduce_range);
         let w = cx
             .weight(
                 node,
                 1,
-                if trans_b {
-                    Layout::Transposed
-                } else {
-                    Layout::AsIs
-                },
+                layout,
                 |rank| o.per_channel.then(|| rank - 1),
-                (o.weight_type, o.weight_symmetric(), o.reduce_range),
+                params,
             )?
             .ok_or("input B is not a constant")?;
         if w.dims.len() != 2 {
@@ -74,32 +67,23 @@ impl DynamicOp for Gemm {
     }
 
     fn apply(&self, g: &mut Graph, plan: &NodePlan, shared: &mut Shared) -> Result<String> {
-        let node = g
-            .node(plan.node)
-            .ok_or_else(|| crate::Error::Internal("node vanished".into()))?;
-        let label = format!("{}_MatMul", node_label(g, node));
-        let gemm = node_label(g, node);
-        let c = node.inputs().get(2).copied().flatten();
-        let out = node
-            .outputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or_else(|| crate::Error::Internal("Gemm without output".into()))?;
-        let out_name = g.value(out).name().to_owned();
+        let t = target(g, plan.node)?;
+        let label = format!("{}_MatMul", t.label);
+        let c = t.input(2);
         let mm_name = if c.is_some() {
-            format!("{out_name}_MatMul")
+            format!("{}_MatMul", t.out_name)
         } else {
-            out_name.clone()
+            t.out_name.clone()
         };
         let [aq, ascale, azp] = shared.dynamic(g, plan.dynamic[0])?;
         let [bq, bscale, bzp] = shared.weight(g, &plan.weights[0])?;
+        let inputs = [Some(aq), Some(bq), Some(azp), Some(bzp)];
         let int = add(
             g,
             "MatMulInteger",
             "",
             &format!("{label}_quant"),
-            &[Some(aq), Some(bq), Some(azp), Some(bzp)],
+            &inputs,
             &format!("{mm_name}_output_quantized"),
             Vec::new(),
         )?;
@@ -109,9 +93,9 @@ impl DynamicOp for Gemm {
                 g,
                 "Add",
                 "",
-                &format!("{gemm}_Add"),
+                &format!("{}_Add", t.label),
                 &[Some(y), Some(c)],
-                &out_name,
+                &t.out_name,
                 Vec::new(),
             )?;
         }

@@ -7,7 +7,7 @@
 use onnxq_ir::{Graph, NodeId};
 
 use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, node_label, replace_node_outputs};
+use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, replace_with_contrib, target};
 use crate::numerics::QuantType;
 use crate::ops::DynamicOp;
 
@@ -29,15 +29,7 @@ impl DynamicOp for Lstm {
         {
             return Err("layout = 1 has no DynamicQuantizeLSTM equivalent".into());
         }
-        let x = node
-            .inputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input X is missing")?;
-        if cx.is_constant(x) {
-            return Err("input X is a constant".into());
-        }
+        cx.activation(node, 0, "X")?;
         let o = cx.opts;
         let layout = Layout::Lstm {
             per_channel: o.per_channel,
@@ -45,10 +37,10 @@ impl DynamicOp for Lstm {
         let params = (QuantType::I8, o.weight_symmetric(), o.reduce_range);
         let mut weights = Vec::new();
         for (slot, what) in [(1, "W"), (2, "R")] {
-            let w = cx
-                .weight(node, slot, layout, |_| Some(0), params)?
-                .ok_or(format!("weight {what} is not a constant"))?;
-            weights.push(w);
+            weights.push(
+                cx.weight(node, slot, layout, |_| Some(0), params)?
+                    .ok_or(format!("weight {what} is not a constant"))?,
+            );
         }
         Ok(NodePlan {
             node: id,
@@ -58,32 +50,22 @@ impl DynamicOp for Lstm {
     }
 
     fn apply(&self, g: &mut Graph, plan: &NodePlan, shared: &mut Shared) -> Result<String> {
-        let node = g
-            .node(plan.node)
-            .ok_or_else(|| crate::Error::Internal("node vanished".into()))?;
-        let label = node_label(g, node);
-        let attrs: Vec<_> = node
-            .attributes
-            .iter()
-            .filter(|a| a.name() != "layout")
-            .map(|a| a.proto.clone())
-            .collect();
-        let mut inputs: Vec<Option<onnxq_ir::ValueId>> = node.inputs().to_vec();
-        inputs.resize(8, None);
-        let outputs = node.outputs().len();
+        let t = target(g, plan.node)?;
         let [wq, ws, wz] = shared.weight(g, &plan.weights[0])?;
         let [rq, rs, rz] = shared.weight(g, &plan.weights[1])?;
+        let mut inputs: Vec<_> = (0..8).map(|i| t.input(i)).collect();
         inputs[1] = Some(wq);
         inputs[2] = Some(rq);
         inputs.extend([Some(ws), Some(wz), Some(rs), Some(rz)]);
-        let mut q = onnxq_ir::Node::new(
+        replace_with_contrib(
+            g,
+            shared,
+            plan.node,
+            &t,
             "DynamicQuantizeLSTM",
-            "com.microsoft",
-            Some(format!("{label}_quant")),
-        );
-        q.attributes = attrs.into_iter().map(onnxq_ir::Attribute::new).collect();
-        replace_node_outputs(g, shared, plan.node, q, &inputs, outputs)?;
-        shared.require_domain("com.microsoft");
+            &["layout"],
+            &inputs,
+        )?;
         Ok("DynamicQuantizeLSTM".into())
     }
 }
