@@ -264,12 +264,21 @@ impl F32Data<'_> {
                 hi[l] = hi[l].max(xs[l]);
             }
         });
-        (lo.iter().copied().fold(f32::INFINITY, f32::min), hi.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+        (
+            lo.iter().copied().fold(f32::INFINITY, f32::min),
+            hi.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        )
     }
 
     /// Quantizes values `start..start + dst.len()` with one set of parameters into 8-bit codes;
     /// returns the sums of squared values and squared rounding errors, for the SQNR.
-    fn quantize_run(&self, start: usize, p: QParams, range: (i32, i32), dst: &mut [u8]) -> (f64, f64) {
+    fn quantize_run(
+        &self,
+        start: usize,
+        p: QParams,
+        range: (i32, i32),
+        dst: &mut [u8],
+    ) -> (f64, f64) {
         // Independent accumulators per lane: one running float sum would serialize every addition.
         let mut signal = [0.0f32; LANES];
         let mut noise = [0.0f32; LANES];
