@@ -22,6 +22,9 @@ pub(crate) enum Command {
     Repack(RepackArgs),
     /// Quantize a model (dynamic: int8 weights, activations quantized at run time)
     Quantize(QuantizeArgs),
+    /// Run the float model on calibration data and write each activation's range (for static
+    /// quantization); memory does not grow with the number of samples
+    Calibrate(CalibrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -117,4 +120,51 @@ pub(crate) struct QuantizeArgs {
     /// Write the per-node report as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,
+}
+
+/// A calibration method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CalibMethod {
+    /// Observed minimum and maximum
+    Minmax,
+}
+
+/// Which engine runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Engine {
+    /// ONNX Runtime when its library is found
+    Auto,
+    /// ONNX Runtime (library from --ort-lib, ORT_DYLIB_PATH or the onnxruntime Python package)
+    Ort,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CalibrateArgs {
+    /// The float model (.onnx)
+    pub(crate) model: PathBuf,
+    /// Calibration data: a .npz (keys = input names, first axis = samples), or a folder of .npz /
+    /// .npy files or ONNX test-data folders (one sample each)
+    #[arg(long, required = true, num_args = 1..)]
+    pub(crate) data: Vec<PathBuf>,
+    /// How ranges are computed
+    #[arg(long, value_enum, default_value = "minmax")]
+    pub(crate) method: CalibMethod,
+    /// Symmetric ranges, ±max(|min|, |max|) (ORT's CalibTensorRangeSymmetric)
+    #[arg(long)]
+    pub(crate) symmetric: bool,
+    /// MinMax: average the per-sample ranges instead of taking the extremes (ORT's CalibMovingAverage)
+    #[arg(long)]
+    pub(crate) moving_average: bool,
+    /// The engine that runs the model
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) engine: Engine,
+    /// Path of libonnxruntime.so (else ORT_DYLIB_PATH, else the onnxruntime Python package)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ort_lib: Option<PathBuf>,
+    /// Engine threads
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threads: usize,
+    /// Where to write the ranges (JSON)
+    #[arg(short, long)]
+    pub(crate) output: PathBuf,
 }

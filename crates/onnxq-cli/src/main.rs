@@ -4,6 +4,7 @@
 //! progress go to stderr. Exit codes: 0 success, 2 usage, input or I/O error.
 
 mod args;
+mod calibrate;
 mod config;
 mod inspect;
 mod quantize;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Repack(a) => repack::run(&a),
         args::Command::Quantize(a) => quantize::run(&a),
+        args::Command::Calibrate(a) => calibrate::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,73 @@
+//! Inference engines behind one trait, used only for calibration and verification.
+//!
+//! [`Executor`] loads a model and runs feeds, returning named tensors. The ONNX Runtime backend
+//! ([`OrtEngine`]) loads `libonnxruntime` at run time (the `ort` crate's `load-dynamic`), so building
+//! onnxq downloads nothing; [`find_ort_library`] says where the library comes from.
+
+mod ort_engine;
+mod tensor;
+
+pub use ort_engine::{OrtEngine, find_ort_library};
+pub use tensor::{Data, DataRef, Tensor};
+
+/// An engine failure; messages name the model, tensor or library involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No ONNX Runtime library could be found or loaded.
+    #[error("{0}")]
+    Library(String),
+    /// The engine rejected the model or a run.
+    #[error("{0}")]
+    Run(String),
+    /// A feed does not fit the model (missing input, wrong type or rank).
+    #[error("{0}")]
+    Feed(String),
+}
+
+impl EngineError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            EngineError::Library(_) => Some(
+                "install ONNX Runtime with `pip install onnxruntime==1.31.1`, or point `--ort-lib` / \
+                 ORT_DYLIB_PATH at libonnxruntime.so (1.24 or newer)",
+            ),
+            EngineError::Feed(_) => {
+                Some("calibration data keys must be the model's input names, one sample per entry")
+            }
+            EngineError::Run(_) => None,
+        }
+    }
+}
+
+/// Result with [`EngineError`].
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Runs a loaded model.
+pub trait Executor {
+    /// The engine's name for reports ("onnxruntime 1.31.1").
+    fn name(&self) -> String;
+    /// Runs one set of feeds; returns every model output by name, in the model's output order.
+    fn run(&mut self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        self.run_each(feeds, &mut |name, dims, data| {
+            out.push((
+                name.to_owned(),
+                Tensor {
+                    dims: dims.to_vec(),
+                    data: data.to_owned(),
+                },
+            ))
+        })?;
+        Ok(out)
+    }
+
+    /// Runs one set of feeds and shows each output to `visit` without copying it, in the model's
+    /// output order; an output is freed as soon as the engine allows.
+    fn run_each(
+        &mut self,
+        feeds: &[(String, Tensor)],
+        visit: &mut dyn FnMut(&str, &[usize], DataRef<'_>),
+    ) -> Result<()>;
+}

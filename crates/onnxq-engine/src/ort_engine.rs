@@ -1,0 +1,212 @@
+//! ONNX Runtime through the `ort` crate, with the library loaded at run time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
+
+use crate::{Data, DataRef, EngineError, Executor, Result, Tensor};
+
+/// Where the ONNX Runtime library is: `explicit` (`--ort-lib`), else `ORT_DYLIB_PATH`, else the
+/// `onnxruntime` Python package of `python3` (or `ONNXQ_PYTHON`), whose `capi/` folder ships it.
+pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return existing(p, "--ort-lib");
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return existing(Path::new(&p), "ORT_DYLIB_PATH");
+    }
+    let python = std::env::var_os("ONNXQ_PYTHON").unwrap_or_else(|| "python3".into());
+    let script = "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))";
+    let capi = Command::new(&python)
+        .args(["-c", script])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let lib = capi.as_deref().and_then(|dir| {
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+            })
+            .collect();
+        libs.sort();
+        libs.pop()
+    });
+    lib.ok_or_else(|| {
+        EngineError::Library("no ONNX Runtime library found (no --ort-lib, no ORT_DYLIB_PATH, no `onnxruntime` Python package)".into())
+    })
+}
+
+fn existing(p: &Path, source: &str) -> Result<PathBuf> {
+    if p.is_file() {
+        Ok(p.to_path_buf())
+    } else {
+        Err(EngineError::Library(format!(
+            "{source} names `{}`, which is not a file",
+            p.display()
+        )))
+    }
+}
+
+/// The process-wide ONNX Runtime environment; the first library loaded wins.
+static ENVIRONMENT: OnceLock<
+    std::result::Result<(PathBuf, ort::environment::Environment), String>,
+> = OnceLock::new();
+
+fn environment(lib: &Path) -> Result<&'static ort::environment::Environment> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        let builder = ort::init_from(lib)
+            .map_err(|e| format!("cannot load ONNX Runtime from `{}`: {e}", lib.display()))?;
+        let env = builder
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime from `{}`: {e}", lib.display()))?;
+        Ok((lib.to_path_buf(), env))
+    });
+    match env {
+        Ok((loaded, env)) if loaded == lib => Ok(env),
+        Ok((loaded, _)) => Err(EngineError::Library(format!(
+            "ONNX Runtime is already loaded from `{}`; one process cannot also load `{}`",
+            loaded.display(),
+            lib.display()
+        ))),
+        Err(e) => Err(EngineError::Library(e.clone())),
+    }
+}
+
+/// A model loaded in ONNX Runtime, with graph optimizations off (so intermediate tensors are the
+/// model's own, as ORT's calibrator sees them) and a fixed thread count.
+pub struct OrtEngine {
+    session: Session,
+    version: String,
+}
+
+impl OrtEngine {
+    /// Loads a serialized model. `dir` is the folder external data is resolved against (write the
+    /// model beside its data and use [`OrtEngine::load_file`] for models with external data).
+    pub fn load_bytes(lib: &Path, model: &[u8], threads: usize) -> Result<OrtEngine> {
+        let env = environment(lib)?;
+        let session = Session::builder(env)
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::Disable)
+                    .map_err(Into::into)
+            })
+            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_memory(model))
+            .map_err(|e| EngineError::Run(format!("ONNX Runtime cannot load the model: {e}")))?;
+        Ok(OrtEngine {
+            session,
+            version: ort::info().to_owned(),
+        })
+    }
+}
+
+impl Executor for OrtEngine {
+    fn name(&self) -> String {
+        format!("onnxruntime {}", self.version)
+    }
+
+    fn run_each(
+        &mut self,
+        feeds: &[(String, Tensor)],
+        visit: &mut dyn FnMut(&str, &[usize], DataRef<'_>),
+    ) -> Result<()> {
+        let mut inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = Vec::with_capacity(feeds.len());
+        for (name, t) in feeds {
+            inputs.push((name.as_str().into(), to_ort(name, t)?.into()));
+        }
+        let outputs = self
+            .session
+            .run(inputs)
+            .map_err(|e| EngineError::Run(format!("ONNX Runtime run failed: {e}")))?;
+        for (name, value) in outputs {
+            let ValueType::Tensor { ty, shape, .. } = value.dtype() else {
+                visit(name, &[], DataRef::Other);
+                continue;
+            };
+            let dims: Vec<usize> = shape
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(0))
+                .collect();
+            let bad = |e: ort::Error| EngineError::Run(format!("output `{name}`: {e}"));
+            let data = match ty {
+                TensorElementType::Float32 => {
+                    DataRef::F32(value.try_extract_tensor::<f32>().map_err(bad)?.1)
+                }
+                TensorElementType::Float64 => {
+                    DataRef::F64(value.try_extract_tensor::<f64>().map_err(bad)?.1)
+                }
+                TensorElementType::Int64 => {
+                    DataRef::I64(value.try_extract_tensor::<i64>().map_err(bad)?.1)
+                }
+                TensorElementType::Int32 => {
+                    DataRef::I32(value.try_extract_tensor::<i32>().map_err(bad)?.1)
+                }
+                TensorElementType::Int8 => {
+                    DataRef::I8(value.try_extract_tensor::<i8>().map_err(bad)?.1)
+                }
+                TensorElementType::Uint8 => {
+                    DataRef::U8(value.try_extract_tensor::<u8>().map_err(bad)?.1)
+                }
+                TensorElementType::Bool => {
+                    DataRef::Bool(value.try_extract_tensor::<bool>().map_err(bad)?.1)
+                }
+                _ => DataRef::Other,
+            };
+            visit(name, &dims, data);
+        }
+        Ok(())
+    }
+}
+
+/// The version in the library's file name (`libonnxruntime.so.1.31.1` → `1.31.1`), else its path.
+fn version_of(lib: &Path) -> String {
+    let name = lib.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    match name.split_once(".so.") {
+        Some((_, v)) => v.to_owned(),
+        None => lib.display().to_string(),
+    }
+}
+
+fn to_ort(name: &str, t: &Tensor) -> Result<DynValue> {
+    let shape: Vec<i64> = t.dims.iter().map(|&d| d as i64).collect();
+    let bad = |e: ort::Error| EngineError::Feed(format!("feed `{name}`: {e}"));
+    Ok(match &t.data {
+        Data::F32(v) => OrtTensor::from_array((shape, v.clone()))
+            .map_err(bad)?
+            .into_dyn(),
+        Data::F64(v) => OrtTensor::from_array((shape, v.clone()))
+            .map_err(bad)?
+            .into_dyn(),
+        Data::I64(v) => OrtTensor::from_array((shape, v.clone()))
+            .map_err(bad)?
+            .into_dyn(),
+        Data::I32(v) => OrtTensor::from_array((shape, v.clone()))
+            .map_err(bad)?
+            .into_dyn(),
+        Data::I8(v) => OrtTensor::from_array((shape, v.clone()))
+            .map_err(bad)?
+            .into_dyn(),
+        Data::U8(v) => OrtTensor::from_array((shape, v.clone()))
+            .map_err(bad)?
+            .into_dyn(),
+        Data::Bool(v) => OrtTensor::from_array((shape, v.clone()))
+            .map_err(bad)?
+            .into_dyn(),
+        Data::F16(_) => {
+            return Err(EngineError::Feed(format!(
+                "feed `{name}`: float16 feeds are not supported yet"
+            )));
+        }
+    })
+}
