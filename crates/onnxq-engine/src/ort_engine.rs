@@ -103,7 +103,7 @@ impl OrtEngine {
             .map_err(|e| EngineError::Run(format!("ONNX Runtime cannot load the model: {e}")))?;
         Ok(OrtEngine {
             session,
-            version: ort::info().to_owned(),
+            version: version_of(lib),
         })
     }
 }
