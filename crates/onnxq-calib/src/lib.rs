@@ -91,6 +91,115 @@ pub fn augmented(model: &Model, names: &[String]) -> Result<Vec<u8>, Error> {
     Ok(prost::Message::encode_to_vec(&proto))
 }
 
+/// For MinMax: a copy of the model that also outputs each tensor's minimum and maximum as scalars
+/// (`ReduceMin`/`ReduceMax`, keepdims = 0), as ONNX Runtime's calibrator does, so the engine keeps
+/// no activation alive for the caller. Returns the bytes and, per added output, the tensor it
+/// reduces and whether it is the maximum.
+pub fn augmented_minmax(
+    model: &Model,
+    names: &[String],
+) -> Result<(Vec<u8>, BTreeMap<String, (String, bool)>), Error> {
+    let mut proto = model.to_proto()?;
+    let g = proto.graph.get_or_insert_with(Default::default);
+    let mut taken: BTreeSet<String> = g
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().cloned())
+        .collect();
+    taken.extend(g.input.iter().map(|i| i.name().to_owned()));
+    taken.extend(g.initializer.iter().map(|i| i.name().to_owned()));
+    let mut outputs = BTreeMap::new();
+    for t in names {
+        for (op, is_max) in [("ReduceMin", false), ("ReduceMax", true)] {
+            let base = format!("{t}_{op}");
+            let name = (0..)
+                .map(|i| {
+                    if i == 0 {
+                        base.clone()
+                    } else {
+                        format!("{base}_{i}")
+                    }
+                })
+                .find(|n| !taken.contains(n))
+                .unwrap_or(base);
+            taken.insert(name.clone());
+            g.node.push(pb::NodeProto {
+                input: vec![t.clone()],
+                output: vec![name.clone()],
+                name: Some(name.clone()),
+                op_type: Some(op.into()),
+                attribute: vec![pb::AttributeProto {
+                    name: Some("keepdims".into()),
+                    r#type: Some(2),
+                    i: Some(0),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            g.output.push(pb::ValueInfoProto {
+                name: Some(name.clone()),
+                ..Default::default()
+            });
+            outputs.insert(name, (t.clone(), is_max));
+        }
+    }
+    Ok((prost::Message::encode_to_vec(&proto), outputs))
+}
+
+/// Runs `samples` through `engine`, a session of [`augmented_minmax`]'s model (whose extra outputs
+/// `outputs` maps to tensors), and returns each tensor's MinMax range; graph inputs come from the
+/// feeds. `progress` is called after each sample.
+pub fn calibrate_minmax(
+    engine: &mut dyn Executor,
+    samples: &[Sample],
+    outputs: &BTreeMap<String, (String, bool)>,
+    opts: MinMaxOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<BTreeMap<String, TensorRange>, Error> {
+    let method = Method::MinMax(opts);
+    let mut observers: BTreeMap<String, Observer> = BTreeMap::new();
+    for (i, sample) in samples.iter().enumerate() {
+        for (name, t) in sample {
+            if let onnxq_engine::Data::F32(values) = &t.data {
+                observers
+                    .entry(name.clone())
+                    .or_insert_with(|| Observer::new(&method))
+                    .observe(values);
+            }
+        }
+        let mut pending: BTreeMap<&str, (f32, f32)> = BTreeMap::new();
+        engine.run_each(sample, &mut |name, _dims, data| {
+            if let (Some((tensor, is_max)), DataRef::F32([v])) = (outputs.get(name), data) {
+                let e = pending
+                    .entry(tensor.as_str())
+                    .or_insert((f32::NAN, f32::NAN));
+                if *is_max { e.1 = *v } else { e.0 = *v }
+            }
+        })?;
+        for (tensor, (lo, hi)) in pending {
+            observers
+                .entry(tensor.to_owned())
+                .or_insert_with(|| Observer::new(&method))
+                .observe_range(lo, hi);
+        }
+        progress(i + 1);
+    }
+    Ok(observers
+        .into_iter()
+        .map(|(k, o)| (k, o.finish()))
+        .collect())
+}
+
+/// Float32 tensors among the engine's outputs (its resolved types of an [`augmented`] model).
+pub fn float_outputs(engine: &dyn Executor) -> Vec<String> {
+    engine
+        .output_types()
+        .into_iter()
+        .filter(|(_, t)| *t == 1)
+        .map(|(n, _)| n)
+        .collect()
+}
+
 /// Runs `samples` through `engine` (a session of the [`augmented`] model) and returns the range of
 /// every float tensor by `method`. `progress` is called after each sample.
 pub fn calibrate(

@@ -75,6 +75,14 @@ impl Observer {
 
     /// Takes one sample's values of the tensor.
     pub(crate) fn observe(&mut self, values: &[f32]) {
+        if !values.is_empty() {
+            let (l, h) = sample_min_max(values);
+            self.observe_range(l, h);
+        }
+    }
+
+    /// Takes one sample's minimum and maximum (NaN if the sample held a NaN).
+    pub(crate) fn observe_range(&mut self, l: f32, h: f32) {
         match self {
             Observer::MinMax {
                 lo,
@@ -84,12 +92,8 @@ impl Observer {
                 count,
                 ..
             } => {
-                if values.is_empty() {
-                    return;
-                }
-                let (l, h) = sample_min_max(values);
                 // numpy's nanmin/nanmax/nanmean across samples: a NaN sample is left out.
-                if l.is_nan() {
+                if l.is_nan() || h.is_nan() {
                     return;
                 }
                 *lo = if lo.is_nan() {

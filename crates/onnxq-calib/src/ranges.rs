@@ -5,13 +5,54 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// One tensor's calibrated range.
+/// One tensor's calibrated range. Infinite bounds (an additive `-inf` attention mask) are real
+/// observations and kept; JSON has no infinity, so they are written as the strings "-inf"/"inf".
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TensorRange {
     /// Lowest value (float32, written exactly).
+    #[serde(with = "json_f32")]
     pub min: f32,
     /// Highest value.
+    #[serde(with = "json_f32")]
     pub max: f32,
+}
+
+/// float32 as a JSON number, or "inf" / "-inf" / "nan".
+mod json_f32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f32(*v)
+        } else if v.is_nan() {
+            s.serialize_str("nan")
+        } else if *v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f32),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "inf" => Ok(f32::INFINITY),
+                "-inf" => Ok(f32::NEG_INFINITY),
+                "nan" => Ok(f32::NAN),
+                other => Err(serde::de::Error::custom(format!(
+                    "`{other}` is not a number"
+                ))),
+            },
+        }
+    }
 }
 
 /// The contents of a ranges file.

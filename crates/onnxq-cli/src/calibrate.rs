@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use onnxq_calib::data::{load_samples, match_inputs};
 use onnxq_calib::{
-    Method, MinMaxOptions, Ranges, augmented, calibrate, candidate_tensors, input_specs,
+    MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_minmax, candidate_tensors,
+    float_outputs, input_specs,
 };
 use onnxq_engine::{Executor, OrtEngine, find_ort_library};
 
@@ -16,19 +17,32 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
     let model = onnxq_ir::load(&a.model)?;
     let samples = load_samples(&a.data).map_err(onnxq_calib::Error::Data)?;
     let samples = match_inputs(samples, &input_specs(&model)).map_err(onnxq_calib::Error::Data)?;
-    let method = match a.method {
-        CalibMethod::Minmax => Method::MinMax(MinMaxOptions {
-            symmetric: a.symmetric,
-            moving_average: a.moving_average,
-        }),
-    };
     let (Engine::Auto | Engine::Ort) = a.engine;
     let lib = find_ort_library(a.ort_lib.as_deref())?;
-    let bytes = augmented(&model, &candidate_tensors(&model))?;
+    // A session of the model with every tensor as an output tells each tensor's type without a
+    // run; only float32 tensors are calibrated.
+    let candidates = candidate_tensors(&model);
+    let floats = float_outputs(&OrtEngine::load_bytes(
+        &lib,
+        &augmented(&model, &candidates)?,
+        a.threads,
+    )?);
+    let floats: Vec<String> = candidates
+        .into_iter()
+        .filter(|c| floats.contains(c))
+        .collect();
+    let CalibMethod::Minmax = a.method;
+    let opts = MinMaxOptions {
+        symmetric: a.symmetric,
+        moving_average: a.moving_average,
+    };
+    let (bytes, outputs) = augmented_minmax(&model, &floats)?;
     let mut engine = OrtEngine::load_bytes(&lib, &bytes, a.threads)?;
     drop(bytes);
     let total = samples.len();
-    let tensors = calibrate(&mut engine, &samples, &method, |done| progress(done, total))?;
+    let tensors = calibrate_minmax(&mut engine, &samples, &outputs, opts, |done| {
+        progress(done, total)
+    })?;
     let ranges = Ranges {
         format: "onnxq-ranges".into(),
         version: Ranges::VERSION,

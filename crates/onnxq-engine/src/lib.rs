@@ -48,6 +48,10 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 pub trait Executor {
     /// The engine's name for reports ("onnxruntime 1.31.1").
     fn name(&self) -> String;
+    /// The model's outputs with their element types as the engine resolved them (ONNX codes: 1 =
+    /// float32, 7 = int64, ...; 0 when not a tensor). Known before any run.
+    fn output_types(&self) -> Vec<(String, i32)>;
+
     /// Runs one set of feeds; returns every model output by name, in the model's output order.
     fn run(&mut self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();

@@ -113,6 +113,20 @@ impl Executor for OrtEngine {
         format!("onnxruntime {}", self.version)
     }
 
+    fn output_types(&self) -> Vec<(String, i32)> {
+        self.session
+            .outputs()
+            .iter()
+            .map(|o| {
+                let code = match o.dtype() {
+                    ValueType::Tensor { ty, .. } => onnx_code(*ty),
+                    _ => 0,
+                };
+                (o.name().to_owned(), code)
+            })
+            .collect()
+    }
+
     fn run_each(
         &mut self,
         feeds: &[(String, Tensor)],
@@ -166,6 +180,21 @@ impl Executor for OrtEngine {
             visit(name, &dims, data);
         }
         Ok(())
+    }
+}
+
+/// The ONNX `TensorProto.DataType` code of an ORT element type (0 for those onnxq does not use).
+fn onnx_code(ty: TensorElementType) -> i32 {
+    match ty {
+        TensorElementType::Float32 => 1,
+        TensorElementType::Uint8 => 2,
+        TensorElementType::Int8 => 3,
+        TensorElementType::Int32 => 6,
+        TensorElementType::Int64 => 7,
+        TensorElementType::Bool => 9,
+        TensorElementType::Float16 => 10,
+        TensorElementType::Float64 => 11,
+        _ => 0,
     }
 }
 
