@@ -91,6 +91,9 @@ pub fn augmented(model: &Model, names: &[String]) -> Result<Vec<u8>, Error> {
     Ok(prost::Message::encode_to_vec(&proto))
 }
 
+/// Extra outputs of a MinMax-augmented model: output name → (tensor it reduces, is it the maximum).
+pub type ReducedOutputs = BTreeMap<String, (String, bool)>;
+
 /// For MinMax: a copy of the model that also outputs each tensor's minimum and maximum as scalars
 /// (`ReduceMin`/`ReduceMax`, keepdims = 0), as ONNX Runtime's calibrator does, so the engine keeps
 /// no activation alive for the caller. Returns the bytes and, per added output, the tensor it
@@ -98,7 +101,7 @@ pub fn augmented(model: &Model, names: &[String]) -> Result<Vec<u8>, Error> {
 pub fn augmented_minmax(
     model: &Model,
     names: &[String],
-) -> Result<(Vec<u8>, BTreeMap<String, (String, bool)>), Error> {
+) -> Result<(Vec<u8>, ReducedOutputs), Error> {
     let mut proto = model.to_proto()?;
     let g = proto.graph.get_or_insert_with(Default::default);
     let mut taken: BTreeSet<String> = g
@@ -152,7 +155,7 @@ pub fn augmented_minmax(
 pub fn calibrate_minmax(
     engine: &mut dyn Executor,
     samples: &[Sample],
-    outputs: &BTreeMap<String, (String, bool)>,
+    outputs: &ReducedOutputs,
     opts: MinMaxOptions,
     mut progress: impl FnMut(usize),
 ) -> Result<BTreeMap<String, TensorRange>, Error> {
@@ -198,40 +201,4 @@ pub fn float_outputs(engine: &dyn Executor) -> Vec<String> {
         .filter(|(_, t)| *t == 1)
         .map(|(n, _)| n)
         .collect()
-}
-
-/// Runs `samples` through `engine` (a session of the [`augmented`] model) and returns the range of
-/// every float tensor by `method`. `progress` is called after each sample.
-pub fn calibrate(
-    engine: &mut dyn Executor,
-    samples: &[Sample],
-    method: &Method,
-    mut progress: impl FnMut(usize),
-) -> Result<BTreeMap<String, TensorRange>, Error> {
-    let mut observers: BTreeMap<String, Observer> = BTreeMap::new();
-    let mut skipped: BTreeSet<String> = BTreeSet::new();
-    for (i, sample) in samples.iter().enumerate() {
-        for (name, t) in sample {
-            if let onnxq_engine::Data::F32(values) = &t.data {
-                observers
-                    .entry(name.clone())
-                    .or_insert_with(|| Observer::new(method))
-                    .observe(values);
-            }
-        }
-        engine.run_each(sample, &mut |name, _dims, data| match data {
-            DataRef::F32(values) => observers
-                .entry(name.to_owned())
-                .or_insert_with(|| Observer::new(method))
-                .observe(values),
-            _ => {
-                skipped.insert(name.to_owned());
-            }
-        })?;
-        progress(i + 1);
-    }
-    Ok(observers
-        .into_iter()
-        .map(|(k, o)| (k, o.finish()))
-        .collect())
 }
