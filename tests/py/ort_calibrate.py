@@ -6,7 +6,7 @@ Usage: python tests/py/ort_calibrate.py MODEL.onnx FEEDS.npz OUT.json [--method 
 As quantize_static does, the model first goes through ONNX shape inference (the calibrator only
 observes tensors with a known float type), then create_calibrator(...).collect_data(reader) runs every
 sample of FEEDS (key = graph input name, first axis = sample) in one call, and compute_data() gives the
-ranges. OUT gets {"tensor": [min, max], ...}, float32 values written exactly.
+ranges. OUT gets {"tensor": [min, max], ...}, float32 values written exactly ("inf"/"-inf" as strings).
 """
 import argparse
 import json
@@ -49,8 +49,11 @@ def main():
         inputs = [i.name for i in onnx.load(inferred).graph.input]
         cal.collect_data(Reader(args.feeds, inputs))
         ranges = cal.compute_data()
-    out = {name: [float(np.float32(np.asarray(r.range_value[0]).item())), float(np.float32(np.asarray(r.range_value[1]).item()))]
-           for name, r in ranges.data.items()}
+    def exact(v):  # float32 as a JSON number, infinities as strings (JSON has none)
+        v = float(np.float32(np.asarray(v).item()))
+        return v if np.isfinite(v) else ("inf" if v > 0 else "-inf" if v < 0 else "nan")
+
+    out = {name: [exact(r.range_value[0]), exact(r.range_value[1])] for name, r in ranges.data.items()}
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
     print(f"ok: {len(out)} tensors")

@@ -23,32 +23,35 @@ pub struct MinMaxOptions {
 
 /// Per-tensor state.
 pub(crate) enum Observer {
+    /// `mins`/`maxs` keep the per-sample values only for the moving average (8 bytes per sample),
+    /// which ORT computes with numpy's float32 pairwise sum; reproducing it bit for bit needs them.
     MinMax {
         opts: MinMaxOptions,
-        lo: f64,
-        hi: f64,
-        sum_lo: f64,
-        sum_hi: f64,
-        count: u64,
+        lo: f32,
+        hi: f32,
+        mins: Vec<f32>,
+        maxs: Vec<f32>,
     },
 }
 
 /// Min and max of `values`, NaN if any value is NaN (as ONNX Runtime's ReduceMin/ReduceMax give it).
 fn sample_min_max(values: &[f32]) -> (f32, f32) {
+    let pair = |(lo, hi): (f32, f32), x: f32| {
+        if x.is_nan() || lo.is_nan() {
+            (f32::NAN, f32::NAN)
+        } else {
+            (lo.min(x), hi.max(x))
+        }
+    };
+    let init = (f32::INFINITY, f32::NEG_INFINITY);
+    if values.len() < 1 << 16 {
+        return values.iter().copied().fold(init, pair);
+    }
     values
         .par_chunks(1 << 16)
-        .map(|c| {
-            c.iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
-                    if x.is_nan() || lo.is_nan() {
-                        (f32::NAN, f32::NAN)
-                    } else {
-                        (lo.min(x), hi.max(x))
-                    }
-                })
-        })
+        .map(|c| c.iter().copied().fold(init, pair))
         .reduce(
-            || (f32::INFINITY, f32::NEG_INFINITY),
+            || init,
             |a, b| {
                 if a.0.is_nan() || b.0.is_nan() {
                     (f32::NAN, f32::NAN)
@@ -59,16 +62,43 @@ fn sample_min_max(values: &[f32]) -> (f32, f32) {
         )
 }
 
+/// numpy's float32 `sum` of a contiguous array: pairwise, 8 accumulators within blocks of 128.
+fn numpy_sum(a: &[f32]) -> f32 {
+    let n = a.len();
+    if n < 8 {
+        a.iter().fold(0.0, |s, &x| s + x)
+    } else if n <= 128 {
+        let mut r = [0.0f32; 8];
+        r.copy_from_slice(&a[..8]);
+        let whole = n - n % 8;
+        for block in a[8..whole].chunks_exact(8) {
+            for (acc, &x) in r.iter_mut().zip(block) {
+                *acc += x;
+            }
+        }
+        let res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        a[whole..].iter().fold(res, |s, &x| s + x)
+    } else {
+        let half = n / 2;
+        let half = half - half % 8;
+        numpy_sum(&a[..half]) + numpy_sum(&a[half..])
+    }
+}
+
+/// numpy's `nanmean` of float32 values that hold no NaN: the float32 sum divided in float64.
+fn numpy_mean(a: &[f32]) -> f32 {
+    (f64::from(numpy_sum(a)) / a.len() as f64) as f32
+}
+
 impl Observer {
     pub(crate) fn new(method: &Method) -> Observer {
         match method {
             Method::MinMax(opts) => Observer::MinMax {
                 opts: *opts,
-                lo: f64::NAN,
-                hi: f64::NAN,
-                sum_lo: 0.0,
-                sum_hi: 0.0,
-                count: 0,
+                lo: f32::NAN,
+                hi: f32::NAN,
+                mins: Vec::new(),
+                maxs: Vec::new(),
             },
         }
     }
@@ -85,30 +115,22 @@ impl Observer {
     pub(crate) fn observe_range(&mut self, l: f32, h: f32) {
         match self {
             Observer::MinMax {
+                opts,
                 lo,
                 hi,
-                sum_lo,
-                sum_hi,
-                count,
-                ..
+                mins,
+                maxs,
             } => {
                 // numpy's nanmin/nanmax/nanmean across samples: a NaN sample is left out.
                 if l.is_nan() || h.is_nan() {
                     return;
                 }
-                *lo = if lo.is_nan() {
-                    f64::from(l)
-                } else {
-                    lo.min(f64::from(l))
-                };
-                *hi = if hi.is_nan() {
-                    f64::from(h)
-                } else {
-                    hi.max(f64::from(h))
-                };
-                *sum_lo += f64::from(l);
-                *sum_hi += f64::from(h);
-                *count += 1;
+                *lo = if lo.is_nan() { l } else { lo.min(l) };
+                *hi = if hi.is_nan() { h } else { hi.max(h) };
+                if opts.moving_average {
+                    mins.push(l);
+                    maxs.push(h);
+                }
             }
         }
     }
@@ -120,19 +142,13 @@ impl Observer {
                 opts,
                 lo,
                 hi,
-                sum_lo,
-                sum_hi,
-                count,
+                mins,
+                maxs,
             } => {
-                let (mut lo, mut hi) = if opts.moving_average && count > 0 {
-                    // numpy's mean of float32 values is accumulated pairwise in float32; a float64
-                    // sum rounded once is at least as accurate and equal in all corpus cases.
-                    (
-                        (sum_lo / count as f64) as f32,
-                        (sum_hi / count as f64) as f32,
-                    )
+                let (mut lo, mut hi) = if opts.moving_average && !mins.is_empty() {
+                    (numpy_mean(&mins), numpy_mean(&maxs))
                 } else {
-                    (lo as f32, hi as f32)
+                    (lo, hi)
                 };
                 if opts.symmetric {
                     let m = lo.abs().max(hi.abs());
@@ -141,5 +157,57 @@ impl Observer {
                 TensorRange { min: lo, max: hi }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minmax_skips_nan_samples_and_keeps_infinities() {
+        let mut o = Observer::new(&Method::MinMax(MinMaxOptions::default()));
+        o.observe(&[1.0, -2.0]);
+        o.observe(&[f32::NAN, 100.0]);
+        o.observe(&[f32::NEG_INFINITY, 3.0]);
+        assert_eq!(
+            o.finish(),
+            TensorRange {
+                min: f32::NEG_INFINITY,
+                max: 3.0
+            }
+        );
+    }
+
+    #[test]
+    fn default_minmax_state_does_not_grow_with_samples() {
+        let mut o = Observer::new(&Method::MinMax(MinMaxOptions::default()));
+        for i in 0..10_000 {
+            o.observe(&[i as f32, -(i as f32)]);
+        }
+        let Observer::MinMax { mins, maxs, .. } = &o;
+        assert!(
+            mins.capacity() == 0 && maxs.capacity() == 0,
+            "per-sample values kept without moving average"
+        );
+    }
+
+    #[test]
+    fn symmetric_and_moving_average() {
+        let opts = MinMaxOptions {
+            symmetric: true,
+            moving_average: true,
+        };
+        let mut o = Observer::new(&Method::MinMax(opts));
+        o.observe(&[-1.0, 2.0]);
+        o.observe(&[-3.0, 1.0]);
+        assert_eq!(
+            o.finish(),
+            TensorRange {
+                min: -2.0,
+                max: 2.0
+            },
+            "means (-2, 1.5), then ±2"
+        );
     }
 }

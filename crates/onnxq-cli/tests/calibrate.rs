@@ -1,0 +1,173 @@
+//! `onnxq calibrate` against ONNX Runtime 1.31.1's calibrator (`create_calibrator`) on the corpus:
+//! MinMax ranges must be bit-identical in float32; bad calibration data gets clear errors.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is the test failure we want"
+)]
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use onnxq_testkit::{CORPUS, corpus_feeds, corpus_model, python, run_py};
+
+/// Runs `onnxq calibrate`, finding ONNX Runtime through the oracle's Python; returns (ok, stderr).
+fn calibrate(model: &Path, data: &[&Path], out: &Path, flags: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_onnxq"));
+    cmd.arg("calibrate")
+        .arg(model)
+        .arg("--data")
+        .args(data)
+        .arg("-o")
+        .arg(out)
+        .args(flags);
+    let o = cmd
+        .env("ONNXQ_PYTHON", python())
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ours(path: &Path) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(v["format"], "onnxq-ranges");
+    v["tensors"].clone()
+}
+
+/// A JSON number or "inf"/"-inf" string as float32.
+fn f32_of(v: &serde_json::Value) -> f32 {
+    match v {
+        serde_json::Value::String(s) if s == "-inf" => f32::NEG_INFINITY,
+        serde_json::Value::String(s) if s == "inf" => f32::INFINITY,
+        v => v.as_f64().unwrap() as f32,
+    }
+}
+
+fn assert_matches_ort(name: &str, flags: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, feeds) = (corpus_model(name), corpus_feeds(name));
+    let out = dir.path().join("ranges.json");
+    let (ok, stderr) = calibrate(&model, &[&feeds], &out, flags);
+    assert!(ok, "{name}: {stderr}");
+    let reference = dir.path().join("ort.json");
+    let mut args: Vec<&OsStr> = vec![model.as_ref(), feeds.as_ref(), reference.as_ref()];
+    args.extend(flags.iter().map(OsStr::new));
+    let (ok, text) = run_py("ort_calibrate.py", &args);
+    assert!(ok, "{text}");
+    let ort: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&reference).unwrap()).unwrap();
+    let ours = ours(&out);
+    let ort = ort.as_object().unwrap();
+    assert!(!ort.is_empty());
+    for (tensor, range) in ort {
+        let mine = ours
+            .get(tensor)
+            .unwrap_or_else(|| panic!("{name} {flags:?}: `{tensor}` was not calibrated"));
+        let want = (f32_of(&range[0]), f32_of(&range[1]));
+        let got = (f32_of(&mine["min"]), f32_of(&mine["max"]));
+        assert!(
+            want.0.to_bits() == got.0.to_bits() && want.1.to_bits() == got.1.to_bits(),
+            "{name} {flags:?} `{tensor}`: ORT {want:?}, onnxq {got:?}"
+        );
+    }
+}
+
+#[test]
+fn minmax_matches_ort_on_the_corpus() {
+    for name in CORPUS {
+        assert_matches_ort(name, &[]);
+    }
+}
+
+#[test]
+fn minmax_options_match_ort() {
+    for name in ["mobilenetv2", "bytegpt"] {
+        assert_matches_ort(name, &["--symmetric"]);
+        assert_matches_ort(name, &["--moving-average"]);
+    }
+}
+
+/// Writes an .npz with the given arrays (Python expressions over numpy as `np`).
+fn npz(path: &Path, arrays: &str) {
+    let script = format!("import sys, numpy as np; np.savez(sys.argv[1], {arrays})");
+    let o = Command::new(python())
+        .args(["-c", &script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn bad_calibration_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = corpus_model("digits-cnn");
+    let out = dir.path().join("r.json");
+    let cases = [
+        (
+            "wrong-key",
+            "x=np.zeros((2, 1, 1, 8, 8), np.float32)",
+            "has no value for model input `input`",
+        ),
+        (
+            "wrong-dtype",
+            "input=np.zeros((2, 1, 1, 8, 8), np.float64)",
+            "data is float64, the model wants float32",
+        ),
+        (
+            "wrong-rank",
+            "input=np.zeros((2, 8, 8), np.float32)",
+            "has rank 2",
+        ),
+        (
+            "nan",
+            "input=np.where(np.arange(128).reshape(2, 1, 1, 8, 8) == 77, np.nan, 0).astype(np.float32)",
+            "sample 1, input `input` contains NaN",
+        ),
+        (
+            "empty",
+            "input=np.zeros((0, 1, 1, 8, 8), np.float32)",
+            "holds no samples",
+        ),
+    ];
+    for (label, arrays, want) in cases {
+        let data = dir.path().join(format!("{label}.npz"));
+        npz(&data, arrays);
+        let (ok, stderr) = calibrate(&model, &[&data], &out, &[]);
+        assert!(
+            !ok && stderr.contains(want) && stderr.starts_with("error:"),
+            "{label}: {stderr}"
+        );
+        assert!(!out.exists(), "{label}: wrote a ranges file");
+    }
+    let (ok, stderr) = calibrate(&model, &[&dir.path().join("missing.npz")], &out, &[]);
+    assert!(!ok && stderr.contains("missing.npz"), "{stderr}");
+}
+
+/// Samples of different sequence lengths (ORT's histogram calibrators fail on them): a folder of
+/// one-sample .npz files works.
+#[test]
+fn samples_of_different_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("samples");
+    std::fs::create_dir(&data).unwrap();
+    for (i, len) in [5, 9, 13].iter().enumerate() {
+        let ids = format!("np.arange({len}).reshape(1, {len}) + 101");
+        npz(
+            &data.join(format!("s{i}.npz")),
+            &format!(
+                "input_ids={ids}, attention_mask=np.ones((1, {len}), np.int64), token_type_ids=np.zeros((1, {len}), np.int64)"
+            ),
+        );
+    }
+    let out = dir.path().join("r.json");
+    let (ok, stderr) = calibrate(&corpus_model("minilm-l6-v2"), &[&data], &out, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("on 3 samples"), "{stderr}");
+    assert!(ours(&out).as_object().unwrap().len() > 300);
+}
