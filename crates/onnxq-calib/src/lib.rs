@@ -1,9 +1,10 @@
 //! Calibration: run the float model on sample inputs and collect, per activation, the statistics
 //! static quantization needs, in memory that does not grow with the number of samples.
 //!
-//! [`calibrate`] exposes every float activation of the main graph as an output of a copy of the
-//! model, runs the samples one at a time through an [`onnxq_engine::Executor`], and feeds each
-//! output straight into its observer, which keeps only a running summary.
+//! A session of [`augmented`] (every tensor an output) tells which tensors are float32 without a
+//! run; [`augmented_minmax`] then adds a `ReduceMin`/`ReduceMax` pair per tensor, and
+//! [`calibrate_minmax`] runs the samples one at a time through an [`onnxq_engine::Executor`],
+//! feeding each scalar into its tensor's observer, which keeps only a running summary.
 
 pub mod data;
 pub mod npy;

@@ -1,5 +1,5 @@
-//! The ranges file: a versioned JSON of per-tensor ranges, written by `onnxq calibrate` and read by
-//! `onnxq quantize --ranges`.
+//! The ranges file: a versioned JSON of per-tensor ranges, written by `onnxq calibrate` and read
+//! back by [`Ranges::from_json`] (for static quantization's `--ranges`, which comes next).
 
 use std::collections::BTreeMap;
 
@@ -92,7 +92,7 @@ impl Ranges {
         if let Some((name, t)) = r
             .tensors
             .iter()
-            .find(|(_, t)| !t.min.is_finite() || !t.max.is_finite() || t.min > t.max)
+            .find(|(_, t)| t.min.is_nan() || t.max.is_nan() || t.min > t.max)
         {
             return Err(format!(
                 "tensor `{name}` has an invalid range [{}, {}]",
@@ -100,5 +100,53 @@ impl Ranges {
             ));
         }
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_exact_floats_and_infinities() {
+        let mut tensors = BTreeMap::new();
+        tensors.insert(
+            "mask".to_owned(),
+            TensorRange {
+                min: f32::NEG_INFINITY,
+                max: 0.1,
+            },
+        );
+        tensors.insert(
+            "x".to_owned(),
+            TensorRange {
+                min: -2.117_904,
+                max: 2.64,
+            },
+        );
+        let r = Ranges {
+            format: "onnxq-ranges".into(),
+            version: 1,
+            method: "minmax".into(),
+            engine: "e".into(),
+            samples: 3,
+            tensors,
+        };
+        let text = serde_json::to_string(&r).unwrap_or_default();
+        assert!(text.contains("\"-inf\""), "{text}");
+        assert_eq!(Ranges::from_json(&text), Ok(r));
+    }
+
+    #[test]
+    fn rejects_other_formats_and_bad_ranges() {
+        assert!(Ranges::from_json("{}").is_err());
+        let bad = r#"{"format":"onnxq-ranges","version":1,"method":"m","engine":"e","samples":1,"tensors":{"t":{"min":2.0,"max":1.0}}}"#;
+        assert!(Ranges::from_json(bad).unwrap_err().contains("`t`"));
+        let future = bad.replace("\"version\":1", "\"version\":2");
+        assert!(
+            Ranges::from_json(&future)
+                .unwrap_err()
+                .contains("version 2")
+        );
     }
 }
