@@ -152,20 +152,21 @@ fn repack_keeps_layout_by_default_and_is_deterministic() {
     );
 }
 
-#[test]
-fn repack_refuses_a_threshold_that_would_break_onnx_runtime() {
+/// `onnxq repack digits-cnn -o <tmp>/m.onnx <flags>` must fail with exit 2 and `expect` in its
+/// message, writing nothing.
+fn assert_repack_refused(flags: &[&str], expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_onnxq"))
         .arg("repack")
         .arg(corpus_model("digits-cnn"))
         .arg("-o")
         .arg(dir.path().join("m.onnx"))
-        .args(["--external-data", "--size-threshold", "0"])
+        .args(flags)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("below the minimum of 1024"), "{stderr}");
+    assert!(stderr.contains(expect), "{stderr}");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
@@ -174,24 +175,16 @@ fn repack_refuses_a_threshold_that_would_break_onnx_runtime() {
 }
 
 #[test]
-fn repack_refuses_an_escaping_data_file_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_onnxq"))
-        .arg("repack")
-        .arg(corpus_model("digits-cnn"))
-        .arg("-o")
-        .arg(dir.path().join("m.onnx"))
-        .args(["--external-data", "../w.data"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("contains `..`"), "{stderr}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "wrote files"
+fn repack_refuses_a_threshold_that_would_break_onnx_runtime() {
+    assert_repack_refused(
+        &["--external-data", "--size-threshold", "0"],
+        "below the minimum of 1024",
     );
+}
+
+#[test]
+fn repack_refuses_an_escaping_data_file_name() {
+    assert_repack_refused(&["--external-data", "../w.data"], "contains `..`");
 }
 
 #[test]
