@@ -1,7 +1,8 @@
 """Calibrate with ONNX Runtime's own calibrator, the reference onnxq's ranges are compared with.
 
-Usage: python tests/py/ort_calibrate.py MODEL.onnx FEEDS.npz OUT.json [--method minmax] [--symmetric]
-           [--moving-average]
+Usage: python tests/py/ort_calibrate.py MODEL.onnx FEEDS.npz OUT.json
+           [--method minmax|entropy|percentile|distribution] [--symmetric [BOOL]] [--moving-average]
+           [--num-bins N] [--num-quantized-bins N] [--percentile P]
 
 As quantize_static does, the model first goes through ONNX shape inference (the calibrator only
 observes tensors with a known float type), then create_calibrator(...).collect_data(reader) runs every
@@ -17,7 +18,8 @@ import numpy as np
 import onnx
 from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
 
-METHODS = {"minmax": CalibrationMethod.MinMax}
+METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile, "distribution": CalibrationMethod.Distribution}
 
 
 class Reader(CalibrationDataReader):
@@ -37,13 +39,23 @@ def main():
     ap.add_argument("feeds")
     ap.add_argument("out")
     ap.add_argument("--method", choices=METHODS, default="minmax")
-    ap.add_argument("--symmetric", action="store_true")
+    ap.add_argument("--symmetric", nargs="?", const="true", default=None)
     ap.add_argument("--moving-average", action="store_true")
+    ap.add_argument("--num-bins", type=int)
+    ap.add_argument("--num-quantized-bins", type=int)
+    ap.add_argument("--percentile", type=float)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         inferred = os.path.join(d, "inferred.onnx")
         onnx.save(onnx.shape_inference.infer_shapes(onnx.load(args.model)), inferred)
-        extra = {"symmetric": args.symmetric, "moving_average": args.moving_average}
+        extra = {"moving_average": args.moving_average}
+        if args.symmetric is not None:
+            extra["symmetric"] = args.symmetric == "true"
+        elif args.method == "percentile":
+            extra["symmetric"] = True  # quantize_static's default for Percentile
+        for key in ("num_bins", "num_quantized_bins", "percentile"):
+            if getattr(args, key) is not None:
+                extra[key] = getattr(args, key)
         cal = create_calibrator(inferred, augmented_model_path=os.path.join(d, "augmented.onnx"),
                                 calibrate_method=METHODS[args.method], extra_options=extra)
         inputs = [i.name for i in onnx.load(inferred).graph.input]

@@ -7,6 +7,7 @@
 //! feeding each scalar into its tensor's observer, which keeps only a running summary.
 
 pub mod data;
+pub mod histogram;
 pub mod npy;
 mod observe;
 mod ranges;
@@ -92,8 +93,19 @@ pub fn augmented(model: &Model, names: &[String]) -> Result<Vec<u8>, Error> {
     Ok(prost::Message::encode_to_vec(&proto))
 }
 
-/// Extra outputs of a MinMax-augmented model: output name → (tensor it reduces, is it the maximum).
-pub type ReducedOutputs = BTreeMap<String, (String, bool)>;
+/// A scalar reduction added for calibration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduction {
+    /// `ReduceMin(T)`.
+    Min,
+    /// `ReduceMax(T)`.
+    Max,
+    /// `ReduceMin(Abs(T))`: where a histogram of `|x|` starts.
+    AbsMin,
+}
+
+/// Extra outputs of a reduction-augmented model: output name → (tensor, reduction).
+pub type ReducedOutputs = BTreeMap<String, (String, Reduction)>;
 
 /// For MinMax: a copy of the model that also outputs each tensor's minimum and maximum as scalars
 /// (`ReduceMin`/`ReduceMax`, keepdims = 0), as ONNX Runtime's calibrator does, so the engine keeps
@@ -102,6 +114,7 @@ pub type ReducedOutputs = BTreeMap<String, (String, bool)>;
 pub fn augmented_minmax(
     model: &Model,
     names: &[String],
+    abs_min: bool,
 ) -> Result<(Vec<u8>, ReducedOutputs), Error> {
     let mut proto = model.to_proto()?;
     let g = proto.graph.get_or_insert_with(Default::default);
@@ -113,8 +126,17 @@ pub fn augmented_minmax(
     taken.extend(g.input.iter().map(|i| i.name().to_owned()));
     taken.extend(g.initializer.iter().map(|i| i.name().to_owned()));
     let mut outputs = BTreeMap::new();
+    let reductions: &[(&str, Reduction)] = if abs_min {
+        &[
+            ("ReduceMin", Reduction::Min),
+            ("ReduceMax", Reduction::Max),
+            ("AbsReduceMin", Reduction::AbsMin),
+        ]
+    } else {
+        &[("ReduceMin", Reduction::Min), ("ReduceMax", Reduction::Max)]
+    };
     for t in names {
-        for (op, is_max) in [("ReduceMin", false), ("ReduceMax", true)] {
+        for &(op, kind) in reductions {
             let base = format!("{t}_{op}");
             let name = (0..)
                 .map(|i| {
@@ -127,11 +149,30 @@ pub fn augmented_minmax(
                 .find(|n| !taken.contains(n))
                 .unwrap_or(base);
             taken.insert(name.clone());
+            let mut input = t.clone();
+            if kind == Reduction::AbsMin {
+                input = format!("{name}_abs");
+                taken.insert(input.clone());
+                g.node.push(pb::NodeProto {
+                    input: vec![t.clone()],
+                    output: vec![input.clone()],
+                    name: Some(input.clone()),
+                    op_type: Some("Abs".into()),
+                    ..Default::default()
+                });
+            }
             g.node.push(pb::NodeProto {
-                input: vec![t.clone()],
+                input: vec![input],
                 output: vec![name.clone()],
                 name: Some(name.clone()),
-                op_type: Some(op.into()),
+                op_type: Some(
+                    if kind == Reduction::Max {
+                        "ReduceMax"
+                    } else {
+                        "ReduceMin"
+                    }
+                    .into(),
+                ),
                 attribute: vec![pb::AttributeProto {
                     name: Some("keepdims".into()),
                     r#type: Some(2),
@@ -144,7 +185,7 @@ pub fn augmented_minmax(
                 name: Some(name.clone()),
                 ..Default::default()
             });
-            outputs.insert(name, (t.clone(), is_max));
+            outputs.insert(name, (t.clone(), kind));
         }
     }
     Ok((prost::Message::encode_to_vec(&proto), outputs))
@@ -173,11 +214,15 @@ pub fn calibrate_minmax(
         }
         let mut pending: BTreeMap<&str, (f32, f32)> = BTreeMap::new();
         engine.run_each(sample, &mut |name, _dims, data| {
-            if let (Some((tensor, is_max)), DataRef::F32([v])) = (outputs.get(name), data) {
+            if let (Some((tensor, kind)), DataRef::F32([v])) = (outputs.get(name), data) {
                 let e = pending
                     .entry(tensor.as_str())
                     .or_insert((f32::NAN, f32::NAN));
-                if *is_max { e.1 = *v } else { e.0 = *v }
+                match kind {
+                    Reduction::Min => e.0 = *v,
+                    Reduction::Max => e.1 = *v,
+                    Reduction::AbsMin => {}
+                }
             }
         })?;
         for (tensor, (lo, hi)) in pending {
@@ -202,4 +247,201 @@ pub fn float_outputs(engine: &dyn Executor) -> Vec<String> {
         .filter(|(_, t)| *t == 1)
         .map(|(n, _)| n)
         .collect()
+}
+
+/// A histogram method, with ONNX Runtime's meanings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HistogramMethod {
+    /// The `percentile`-th percentile of the values (of `|x|` when `symmetric`).
+    Percentile {
+        /// Percentile in (0, 100].
+        percentile: f64,
+        /// Histogram bins.
+        num_bins: usize,
+        /// Histogram of `|x|` and a symmetric range.
+        symmetric: bool,
+    },
+    /// The symmetric threshold minimising the KL divergence of the quantized distribution.
+    Entropy {
+        /// Histogram bins.
+        num_bins: usize,
+        /// Levels of the quantized distribution; equal to `num_bins`, the search has one candidate
+        /// and gives the MinMax range (ORT's `quantize_static` default, 128/128).
+        num_quantized_bins: usize,
+    },
+    /// Mean and standard deviation (for float8), and `±max|x|` as the range.
+    Distribution {
+        /// Histogram bins.
+        num_bins: usize,
+    },
+}
+
+/// A tensor's extremes over all samples (NaN samples left out).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extremes {
+    /// Lowest value.
+    pub min: f32,
+    /// Highest value.
+    pub max: f32,
+    /// Lowest absolute value.
+    pub abs_min: f32,
+}
+
+/// Pass 1 of the histogram methods: every tensor's extremes, from a session of
+/// [`augmented_minmax`]'s model built with `abs_min`. Graph inputs come from the feeds.
+pub fn calibrate_extremes(
+    engine: &mut dyn Executor,
+    samples: &[Sample],
+    outputs: &ReducedOutputs,
+) -> Result<BTreeMap<String, Extremes>, Error> {
+    let mut all: BTreeMap<String, Extremes> = BTreeMap::new();
+    let mut merge = |name: &str, e: Extremes| {
+        if e.min.is_nan() || e.max.is_nan() || e.abs_min.is_nan() {
+            return;
+        }
+        let slot = all.entry(name.to_owned()).or_insert(Extremes {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+            abs_min: f32::INFINITY,
+        });
+        slot.min = slot.min.min(e.min);
+        slot.max = slot.max.max(e.max);
+        slot.abs_min = slot.abs_min.min(e.abs_min);
+    };
+    for sample in samples {
+        for (name, t) in sample {
+            if let onnxq_engine::Data::F32(v) = &t.data
+                && !v.is_empty()
+            {
+                let fold = |f: fn(f32, f32) -> f32, init: f32, abs: bool| {
+                    v.iter()
+                        .fold(init, |a, &x| f(a, if abs { x.abs() } else { x }))
+                };
+                merge(
+                    name,
+                    Extremes {
+                        min: fold(f32::min, f32::INFINITY, false),
+                        max: fold(f32::max, f32::NEG_INFINITY, false),
+                        abs_min: fold(f32::min, f32::INFINITY, true),
+                    },
+                );
+            }
+        }
+        let mut pending: BTreeMap<&str, Extremes> = BTreeMap::new();
+        engine.run_each(sample, &mut |name, _dims, data| {
+            if let (Some((tensor, kind)), DataRef::F32([v])) = (outputs.get(name), data) {
+                let e = pending.entry(tensor.as_str()).or_insert(Extremes {
+                    min: f32::NAN,
+                    max: f32::NAN,
+                    abs_min: f32::NAN,
+                });
+                match kind {
+                    Reduction::Min => e.min = *v,
+                    Reduction::Max => e.max = *v,
+                    Reduction::AbsMin => e.abs_min = *v,
+                }
+            }
+        })?;
+        for (tensor, e) in pending {
+            merge(tensor, e);
+        }
+    }
+    Ok(all)
+}
+
+/// Pass 2 of the histogram methods: streams every sample through a histogram per tensor over the
+/// range pass 1 fixed (so the counts equal ONNX Runtime's single `np.histogram` over all samples),
+/// then applies `method`. `engine` runs an [`augmented`] model (full tensors as outputs). Tensors
+/// with infinite values are returned in the second map with the reason (ORT's tool crashes on
+/// them).
+#[allow(clippy::type_complexity)]
+pub fn calibrate_histogram(
+    engine: &mut dyn Executor,
+    samples: &[Sample],
+    extremes: &BTreeMap<String, Extremes>,
+    method: HistogramMethod,
+    mut progress: impl FnMut(usize),
+) -> Result<(BTreeMap<String, TensorRange>, BTreeMap<String, String>), Error> {
+    use crate::histogram::Histogram;
+    let (bins, absolute) = match method {
+        HistogramMethod::Percentile {
+            num_bins,
+            symmetric,
+            ..
+        } => (num_bins, symmetric),
+        HistogramMethod::Entropy { num_bins, .. } | HistogramMethod::Distribution { num_bins } => {
+            (num_bins, false)
+        }
+    };
+    let mut hists: BTreeMap<&str, Histogram> = BTreeMap::new();
+    let mut skipped: BTreeMap<String, String> = BTreeMap::new();
+    for (name, e) in extremes {
+        let thr = e.min.abs().max(e.max.abs());
+        let (first, last) = if absolute {
+            (e.abs_min, thr)
+        } else {
+            (-thr, thr)
+        };
+        match Histogram::new(first, last, bins, absolute) {
+            Ok(h) => {
+                hists.insert(name.as_str(), h);
+            }
+            Err(reason) => {
+                skipped.insert(
+                    name.clone(),
+                    format!(
+                        "no histogram: {reason} (values reach {} .. {})",
+                        e.min, e.max
+                    ),
+                );
+            }
+        }
+    }
+    for (i, sample) in samples.iter().enumerate() {
+        for (name, t) in sample {
+            if let (Some(h), onnxq_engine::Data::F32(v)) = (hists.get_mut(name.as_str()), &t.data) {
+                h.add(v);
+            }
+        }
+        engine.run_each(sample, &mut |name, _dims, data| {
+            if let (Some(h), DataRef::F32(v)) = (hists.get_mut(name), data) {
+                h.add(v);
+            }
+        })?;
+        progress(i + 1);
+    }
+    let ranges = hists
+        .into_iter()
+        .map(|(name, h)| {
+            let e = extremes[name];
+            let observed = (e.min, e.max);
+            let range = match method {
+                HistogramMethod::Percentile { percentile, .. } => {
+                    let (min, max) = h.percentile(percentile, observed);
+                    TensorRange {
+                        min,
+                        max,
+                        avg_std: None,
+                    }
+                }
+                HistogramMethod::Entropy {
+                    num_quantized_bins, ..
+                } => {
+                    let (min, max) = h.entropy(num_quantized_bins, observed);
+                    TensorRange {
+                        min,
+                        max,
+                        avg_std: None,
+                    }
+                }
+                HistogramMethod::Distribution { .. } => TensorRange {
+                    min: h.edges[0],
+                    max: h.edges[h.edges.len() - 1],
+                    avg_std: Some(h.distribution()),
+                },
+            };
+            (name.to_owned(), range)
+        })
+        .collect();
+    Ok((ranges, skipped))
 }

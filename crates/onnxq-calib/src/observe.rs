@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use crate::histogram::numpy_sum;
 use crate::ranges::TensorRange;
 
 /// How ranges are computed.
@@ -60,29 +61,6 @@ fn sample_min_max(values: &[f32]) -> (f32, f32) {
                 }
             },
         )
-}
-
-/// numpy's float32 `sum` of a contiguous array: pairwise, 8 accumulators within blocks of 128.
-fn numpy_sum(a: &[f32]) -> f32 {
-    let n = a.len();
-    if n < 8 {
-        a.iter().fold(0.0, |s, &x| s + x)
-    } else if n <= 128 {
-        let mut r = [0.0f32; 8];
-        r.copy_from_slice(&a[..8]);
-        let whole = n - n % 8;
-        for block in a[8..whole].chunks_exact(8) {
-            for (acc, &x) in r.iter_mut().zip(block) {
-                *acc += x;
-            }
-        }
-        let res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        a[whole..].iter().fold(res, |s, &x| s + x)
-    } else {
-        let half = n / 2;
-        let half = half - half % 8;
-        numpy_sum(&a[..half]) + numpy_sum(&a[half..])
-    }
 }
 
 /// numpy's `nanmean` of float32 values that hold no NaN: the float32 sum divided in float64.
@@ -154,7 +132,11 @@ impl Observer {
                     let m = lo.abs().max(hi.abs());
                     (lo, hi) = (-m, m);
                 }
-                TensorRange { min: lo, max: hi }
+                TensorRange {
+                    min: lo,
+                    max: hi,
+                    avg_std: None,
+                }
             }
         }
     }

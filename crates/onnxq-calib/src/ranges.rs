@@ -15,6 +15,9 @@ pub struct TensorRange {
     /// Highest value.
     #[serde(with = "json_f32")]
     pub max: f32,
+    /// Distribution method: mean and standard deviation of the values (for float8 scales).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_std: Option<(f64, f64)>,
 }
 
 /// float32 as a JSON number, or "inf" / "-inf" / "nan".
@@ -71,6 +74,9 @@ pub struct Ranges {
     pub samples: usize,
     /// Range per tensor name.
     pub tensors: BTreeMap<String, TensorRange>,
+    /// Tensors the method could not calibrate, with the reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, String>,
 }
 
 impl Ranges {

@@ -127,6 +127,12 @@ pub(crate) struct QuantizeArgs {
 pub(crate) enum CalibMethod {
     /// Observed minimum and maximum
     Minmax,
+    /// The symmetric threshold minimising KL divergence (TensorRT's method)
+    Entropy,
+    /// A percentile of the values (of |x| when symmetric)
+    Percentile,
+    /// Mean and standard deviation (for float8), range ±max|x|
+    Distribution,
 }
 
 /// Which engine runs the model.
@@ -149,9 +155,20 @@ pub(crate) struct CalibrateArgs {
     /// How ranges are computed
     #[arg(long, value_enum, default_value = "minmax")]
     pub(crate) method: CalibMethod,
-    /// Symmetric ranges, ±max(|min|, |max|) (ORT's CalibTensorRangeSymmetric)
+    /// Symmetric ranges (ORT's CalibTensorRangeSymmetric): MinMax gives ±max(|min|, |max|),
+    /// Percentile takes the percentile of |x| [default: false for minmax, true for percentile]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) symmetric: Option<bool>,
+    /// Percentile method: the percentile kept
+    #[arg(long, default_value_t = 99.999)]
+    pub(crate) percentile: f64,
+    /// Histogram bins [default: 128 for entropy, 2048 for percentile and distribution]
     #[arg(long)]
-    pub(crate) symmetric: bool,
+    pub(crate) num_bins: Option<usize>,
+    /// Entropy method: levels of the quantized distribution. Equal to --num-bins (ORT's default
+    /// 128/128) the search has one candidate and gives the MinMax range; try --num-bins 2048
+    #[arg(long, default_value_t = 128)]
+    pub(crate) num_quantized_bins: usize,
     /// MinMax: average the per-sample ranges instead of taking the extremes (ORT's CalibMovingAverage)
     #[arg(long)]
     pub(crate) moving_average: bool,

@@ -5,10 +5,10 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use onnxq_calib::data::{load_samples, match_inputs};
 use onnxq_calib::{
-    MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_minmax, candidate_tensors,
-    float_outputs, input_specs,
+    HistogramMethod, MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_extremes,
+    calibrate_histogram, calibrate_minmax, candidate_tensors, float_outputs, input_specs,
 };
-use onnxq_engine::{Executor, OrtEngine, find_ort_library};
+use onnxq_engine::{OrtEngine, find_ort_library};
 
 use crate::args::{CalibMethod, CalibrateArgs, Engine};
 use crate::util::note;
@@ -31,25 +31,62 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
         .into_iter()
         .filter(|c| floats.contains(c))
         .collect();
-    let CalibMethod::Minmax = a.method;
-    let opts = MinMaxOptions {
-        symmetric: a.symmetric,
-        moving_average: a.moving_average,
-    };
-    let (bytes, outputs) = augmented_minmax(&model, &floats)?;
-    let mut engine = OrtEngine::load_bytes(&lib, &bytes, a.threads)?;
-    drop(bytes);
     let total = samples.len();
-    let tensors = calibrate_minmax(&mut engine, &samples, &outputs, opts, |done| {
-        progress(done, total)
-    })?;
+    let (tensors, skipped) = match a.method {
+        CalibMethod::Minmax => {
+            let opts = MinMaxOptions {
+                symmetric: a.symmetric.unwrap_or(false),
+                moving_average: a.moving_average,
+            };
+            let (bytes, outputs) = augmented_minmax(&model, &floats, false)?;
+            let mut engine = OrtEngine::load_bytes(&lib, &bytes, a.threads)?;
+            drop(bytes);
+            let tensors = calibrate_minmax(&mut engine, &samples, &outputs, opts, |done| {
+                progress("", done, total)
+            })?;
+            (tensors, Default::default())
+        }
+        method => {
+            let bins = a.num_bins.unwrap_or(if method == CalibMethod::Entropy {
+                128
+            } else {
+                2048
+            });
+            let hist = match method {
+                CalibMethod::Entropy => HistogramMethod::Entropy {
+                    num_bins: bins,
+                    num_quantized_bins: a.num_quantized_bins,
+                },
+                CalibMethod::Percentile => HistogramMethod::Percentile {
+                    percentile: a.percentile,
+                    num_bins: bins,
+                    symmetric: a.symmetric.unwrap_or(true),
+                },
+                _ => HistogramMethod::Distribution { num_bins: bins },
+            };
+            check_histogram_args(hist)?;
+            // Pass 1 fixes each histogram's range; pass 2 streams the samples through them.
+            let (bytes, outputs) = augmented_minmax(&model, &floats, true)?;
+            let extremes = {
+                let mut engine = OrtEngine::load_bytes(&lib, &bytes, a.threads)?;
+                calibrate_extremes(&mut engine, &samples, &outputs)?
+            };
+            drop(bytes);
+            let mut engine = OrtEngine::load_bytes(&lib, &augmented(&model, &floats)?, a.threads)?;
+            calibrate_histogram(&mut engine, &samples, &extremes, hist, |done| {
+                progress("histograms: ", done, total)
+            })?
+        }
+    };
+    let engine_name = format!("onnxruntime {}", onnxq_engine::ort_version(&lib));
     let ranges = Ranges {
         format: "onnxq-ranges".into(),
         version: Ranges::VERSION,
         method: describe(a),
-        engine: engine.name(),
+        engine: engine_name,
         samples: total,
         tensors,
+        skipped,
     };
     write_atomic(&a.output, &(serde_json::to_string_pretty(&ranges)? + "\n"))?;
     note(&format!(
@@ -64,19 +101,69 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
 
 fn describe(a: &CalibrateArgs) -> String {
     let mut m = format!("{:?}", a.method).to_lowercase();
-    if a.symmetric {
-        m += " symmetric";
-    }
-    if a.moving_average {
-        m += " moving_average";
+    match a.method {
+        CalibMethod::Minmax => {
+            if a.symmetric == Some(true) {
+                m += " symmetric";
+            }
+            if a.moving_average {
+                m += " moving_average";
+            }
+        }
+        CalibMethod::Percentile => {
+            m += &format!(
+                " {} bins={} symmetric={}",
+                a.percentile,
+                a.num_bins.unwrap_or(2048),
+                a.symmetric.unwrap_or(true)
+            );
+        }
+        CalibMethod::Entropy => {
+            m += &format!(
+                " bins={} quantized_bins={}",
+                a.num_bins.unwrap_or(128),
+                a.num_quantized_bins
+            )
+        }
+        CalibMethod::Distribution => m += &format!(" bins={}", a.num_bins.unwrap_or(2048)),
     }
     m
 }
 
+/// Refuses histogram settings the searches cannot use.
+fn check_histogram_args(m: HistogramMethod) -> Result<()> {
+    match m {
+        HistogramMethod::Percentile {
+            percentile,
+            num_bins,
+            ..
+        } => {
+            anyhow::ensure!(
+                percentile > 0.0 && percentile <= 100.0,
+                "--percentile {percentile} is not in (0, 100]"
+            );
+            anyhow::ensure!(num_bins >= 1, "--num-bins must be at least 1");
+        }
+        HistogramMethod::Entropy {
+            num_bins,
+            num_quantized_bins,
+        } => {
+            anyhow::ensure!(
+                num_quantized_bins >= 2 && num_bins >= num_quantized_bins,
+                "--num-bins {num_bins} must be at least --num-quantized-bins {num_quantized_bins} (and that at least 2)"
+            );
+        }
+        HistogramMethod::Distribution { num_bins } => {
+            anyhow::ensure!(num_bins >= 1, "--num-bins must be at least 1")
+        }
+    }
+    Ok(())
+}
+
 /// A one-line progress counter on stderr, redrawn in place.
 #[allow(clippy::print_stderr)]
-fn progress(done: usize, total: usize) {
-    eprint!("\rcalibrating: {done}/{total} samples");
+fn progress(what: &str, done: usize, total: usize) {
+    eprint!("\rcalibrating: {what}{done}/{total} samples");
     if done == total {
         eprintln!();
     }

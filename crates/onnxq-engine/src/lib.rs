@@ -7,7 +7,7 @@
 mod ort_engine;
 mod tensor;
 
-pub use ort_engine::{OrtEngine, find_ort_library};
+pub use ort_engine::{OrtEngine, find_ort_library, ort_version};
 pub use tensor::{Data, DataRef, Tensor};
 
 /// An engine failure; messages name the model, tensor or library involved.

@@ -103,7 +103,7 @@ impl OrtEngine {
             .map_err(|e| EngineError::Run(format!("ONNX Runtime cannot load the model: {e}")))?;
         Ok(OrtEngine {
             session,
-            version: version_of(lib),
+            version: ort_version(lib),
         })
     }
 }
@@ -199,7 +199,7 @@ fn onnx_code(ty: TensorElementType) -> i32 {
 }
 
 /// The version in the library's file name (`libonnxruntime.so.1.31.1` → `1.31.1`), else its path.
-fn version_of(lib: &Path) -> String {
+pub fn ort_version(lib: &Path) -> String {
     let name = lib.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     match name.split_once(".so.") {
         Some((_, v)) => v.to_owned(),
