@@ -156,7 +156,8 @@ mod tests {
             o.finish(),
             TensorRange {
                 min: f32::NEG_INFINITY,
-                max: 3.0
+                max: 3.0,
+                avg_std: None,
             }
         );
     }
@@ -187,7 +188,8 @@ mod tests {
             o.finish(),
             TensorRange {
                 min: -2.0,
-                max: 2.0
+                max: 2.0,
+                avg_std: None,
             },
             "means (-2, 1.5), then ±2"
         );

@@ -121,6 +121,7 @@ mod tests {
             TensorRange {
                 min: f32::NEG_INFINITY,
                 max: 0.1,
+                avg_std: None,
             },
         );
         tensors.insert(
@@ -128,6 +129,7 @@ mod tests {
             TensorRange {
                 min: -2.117_904,
                 max: 2.64,
+                avg_std: None,
             },
         );
         let r = Ranges {
@@ -137,6 +139,7 @@ mod tests {
             engine: "e".into(),
             samples: 3,
             tensors,
+            skipped: BTreeMap::new(),
         };
         let text = serde_json::to_string(&r).unwrap_or_default();
         assert!(text.contains("\"-inf\""), "{text}");
