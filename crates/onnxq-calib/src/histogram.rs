@@ -250,6 +250,19 @@ mod tests {
     }
 
     #[test]
+    fn memory_does_not_grow_with_samples() {
+        let mut h = Histogram::new(-4.0, 4.0, 2048, false).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = |h: &Histogram| h.counts.capacity() * 8 + h.edges.capacity() * 4;
+        let before = bytes(&h);
+        let batch: Vec<f32> = (0..10_000).map(|i| (i as f32 / 1250.0) - 4.0).collect();
+        for _ in 0..200 {
+            h.add(&batch);
+        }
+        assert_eq!(bytes(&h), before);
+        assert_eq!(h.counts.iter().sum::<u64>(), 2_000_000);
+    }
+
+    #[test]
     fn refuses_like_numpy() {
         assert!(Histogram::new(f32::NEG_INFINITY, 1.0, 8, false).is_err());
         assert!(
