@@ -2,12 +2,13 @@
 
 Usage: python tests/py/ort_calibrate.py MODEL.onnx FEEDS.npz OUT.json
            [--method minmax|entropy|percentile|distribution] [--symmetric [BOOL]] [--moving-average]
-           [--num-bins N] [--num-quantized-bins N] [--percentile P]
+           [--num-bins N] [--num-quantized-bins N] [--percentile P] [--trt-table DIR]
 
 As quantize_static does, the model first goes through ONNX shape inference (the calibrator only
 observes tensors with a known float type), then create_calibrator(...).collect_data(reader) runs every
 sample of FEEDS (key = graph input name, first axis = sample) in one call, and compute_data() gives the
 ranges. OUT gets {"tensor": [min, max], ...}, float32 values written exactly ("inf"/"-inf" as strings).
+With --trt-table, write_calibration_table(ranges, DIR) also writes ORT's TensorRT tables.
 """
 import argparse
 import json
@@ -44,6 +45,7 @@ def main():
     ap.add_argument("--num-bins", type=int)
     ap.add_argument("--num-quantized-bins", type=int)
     ap.add_argument("--percentile", type=float)
+    ap.add_argument("--trt-table")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         inferred = os.path.join(d, "inferred.onnx")
@@ -61,6 +63,10 @@ def main():
         inputs = [i.name for i in onnx.load(inferred).graph.input]
         cal.collect_data(Reader(args.feeds, inputs))
         ranges = cal.compute_data()
+        if args.trt_table:
+            from onnxruntime.quantization import write_calibration_table
+            os.makedirs(args.trt_table, exist_ok=True)
+            write_calibration_table(ranges, args.trt_table)
     def exact(v):  # float32 as a JSON number, infinities as strings (JSON has none)
         v = float(np.float32(np.asarray(v).item()))
         return v if np.isfinite(v) else ("inf" if v > 0 else "-inf" if v < 0 else "nan")

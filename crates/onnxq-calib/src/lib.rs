@@ -11,6 +11,7 @@ pub mod histogram;
 pub mod npy;
 mod observe;
 mod ranges;
+pub mod trt;
 
 pub use observe::{Method, MinMaxOptions};
 pub use ranges::{Ranges, TensorRange};

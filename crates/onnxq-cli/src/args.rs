@@ -184,4 +184,8 @@ pub(crate) struct CalibrateArgs {
     /// Where to write the ranges (JSON)
     #[arg(short, long)]
     pub(crate) output: PathBuf,
+    /// Also write TensorRT calibration tables (calibration.json / .flatbuffers / .cache, as ORT's
+    /// write_calibration_table) into DIR, with dynamic ranges max(|min|, |max|)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) trt_table: Option<PathBuf>,
 }

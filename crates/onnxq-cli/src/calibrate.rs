@@ -88,6 +88,10 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
         tensors,
         skipped,
     };
+    if let Some(dir) = &a.trt_table {
+        onnxq_calib::trt::write_tables(dir, &ranges.tensors)
+            .with_context(|| format!("cannot write TensorRT tables into `{}`", dir.display()))?;
+    }
     write_atomic(&a.output, &(serde_json::to_string_pretty(&ranges)? + "\n"))?;
     note(&format!(
         "calibrated {} tensors on {total} samples with {} ({}); wrote {}",

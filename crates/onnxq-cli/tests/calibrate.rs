@@ -209,3 +209,44 @@ fn samples_of_different_shapes() {
     assert!(stderr.contains("on 3 samples"), "{stderr}");
     assert!(ours(&out).as_object().unwrap().len() > 300);
 }
+
+/// TensorRT tables: with symmetric ranges (where ORT's `max(highest, lowest)` is the true dynamic
+/// range) the cache file equals ORT's `write_calibration_table` byte for byte, and ORT's flatbuffer
+/// reader reads onnxq's table.
+#[test]
+fn trt_tables_match_ort() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    let ours = dir.path().join("ours");
+    let (ok, stderr) = calibrate(
+        &model,
+        &[&feeds],
+        &dir.path().join("r.json"),
+        &["--symmetric", "--trt-table", ours.to_str().unwrap()],
+    );
+    assert!(ok, "{stderr}");
+    let theirs = dir.path().join("theirs");
+    let theirs_json = dir.path().join("o.json");
+    let args: [&OsStr; 6] = [
+        model.as_ref(),
+        feeds.as_ref(),
+        theirs_json.as_ref(),
+        "--symmetric".as_ref(),
+        "--trt-table".as_ref(),
+        theirs.as_ref(),
+    ];
+    let (ok, text) = run_py("ort_calibrate.py", &args);
+    assert!(ok, "{text}");
+    let read = |d: &Path| std::fs::read_to_string(d.join("calibration.cache")).unwrap();
+    assert_eq!(read(&ours), read(&theirs));
+    let script = "import sys\nfrom onnxruntime.quantization.CalTableFlatBuffers import TrtTable\n\
+        t = TrtTable.TrtTable.GetRootAsTrtTable(open(sys.argv[1], 'rb').read(), 0)\n\
+        print(''.join(sorted(f'{t.Dict(i).Key().decode()} {t.Dict(i).Value().decode()}\\n' for i in range(t.DictLength()))), end='')";
+    let o = Command::new(python())
+        .args(["-c", script])
+        .arg(ours.join("calibration.flatbuffers"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), read(&theirs));
+}
