@@ -1,19 +1,22 @@
-//! Calibration samples: where they come from, and checks against the model's inputs.
+//! Calibration samples: where they come from, streamed one at a time, and checked against the
+//! model's inputs.
 //!
 //! Accepted sources, each yielding samples (one value per model input):
-//! - a `.npz` whose keys are input names and whose first axis indexes samples;
+//! - a `.npz` whose keys are input names and whose first axis indexes samples (read one sample at a
+//!   time, one stream per array, so memory does not grow with the number of samples);
 //! - a folder of `.npz` files, one sample each (keys = input names, no sample axis);
 //! - a folder of `.npy` files, one sample each, for single-input models;
 //! - ONNX test-data folders (`input_0.pb`, `input_1.pb`, ... TensorProtos), one sample each, or a
 //!   folder of them (`test_data_set_*`).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use onnxq_engine::{Data, Tensor};
 use onnxq_ir::proto as pb;
 use prost::Message;
 
-use crate::npy::{parse_npy, read_npz};
+use crate::npy::{Header, read_data, read_header, read_npy};
 
 /// One sample: a value per model input, by name.
 pub type Sample = Vec<(String, Tensor)>;
@@ -29,29 +32,246 @@ pub struct InputSpec {
     pub rank: Option<usize>,
 }
 
-/// Loads every sample from `paths`, in order.
-pub fn load_samples(paths: &[PathBuf]) -> Result<Vec<Sample>, String> {
-    let mut samples = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            load_dir(p, &mut samples)?;
-        } else if has_ext(p, "npz") {
-            samples.extend(split_samples(read_npz(p)?, p)?);
-        } else {
-            return Err(format!(
-                "calibration data `{}` is neither a .npz file nor a folder",
-                p.display()
-            ));
+/// One place samples come from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// An archive whose arrays' first axis indexes `count` samples.
+    Stacked {
+        path: PathBuf,
+        keys: Vec<String>,
+        count: usize,
+    },
+    /// An archive holding one sample.
+    NpzSample(PathBuf),
+    /// A lone array: one sample of a single-input model.
+    Npy(PathBuf),
+    /// An ONNX test-data folder.
+    TestData(PathBuf),
+}
+
+/// The calibration samples of a run, read lazily and checked against the model's inputs.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    sources: Vec<Source>,
+    inputs: Vec<InputSpec>,
+    count: usize,
+}
+
+impl Samples {
+    /// Finds the samples in `paths` (counting them, reading only headers) for a model with `inputs`.
+    pub fn open(paths: &[PathBuf], inputs: &[InputSpec]) -> Result<Samples, String> {
+        let mut sources = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                scan_dir(p, &mut sources)?;
+            } else if has_ext(p, "npz") {
+                let (keys, count) = stacked_layout(p)?;
+                sources.push(Source::Stacked {
+                    path: p.clone(),
+                    keys,
+                    count,
+                });
+            } else if p.exists() {
+                return Err(format!(
+                    "calibration data `{}` is neither a .npz file nor a folder",
+                    p.display()
+                ));
+            } else {
+                return Err(format!("calibration data `{}` does not exist", p.display()));
+            }
         }
+        let count = sources
+            .iter()
+            .map(|s| {
+                if let Source::Stacked { count, .. } = s {
+                    *count
+                } else {
+                    1
+                }
+            })
+            .sum();
+        if count == 0 {
+            return Err("the calibration data holds no samples".into());
+        }
+        Ok(Samples {
+            sources,
+            inputs: inputs.to_vec(),
+            count,
+        })
     }
-    if samples.is_empty() {
-        return Err("the calibration data holds no samples".into());
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.count
     }
-    Ok(samples)
+
+    /// Whether there are none (never true for an opened set).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Calls `f` on every sample in order, checked and with its values in input order. Only one
+    /// sample is in memory at a time.
+    pub fn each<E: From<String>>(
+        &self,
+        mut f: impl FnMut(usize, Sample) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut index = 0;
+        for source in &self.sources {
+            match source {
+                Source::Stacked { path, keys, count } => {
+                    let what = |k: &str| format!("{}: {k}", path.display());
+                    let mut archives: Vec<zip::ZipArchive<File>> = keys
+                        .iter()
+                        .map(|_| open_zip(path))
+                        .collect::<Result<_, String>>()?;
+                    let mut streams = Vec::with_capacity(keys.len());
+                    for (archive, key) in archives.iter_mut().zip(keys) {
+                        let mut r = archive
+                            .by_name(&format!("{key}.npy"))
+                            .map_err(|e| format!("{}: {e}", what(key)))?;
+                        let h: Header = read_header(&mut r, &what(key))?;
+                        streams.push((key, r, h));
+                    }
+                    for _ in 0..*count {
+                        let sample = streams
+                            .iter_mut()
+                            .map(|(key, r, h)| {
+                                Ok(((*key).clone(), read_data(r, h, &h.dims[1..], &what(key))?))
+                            })
+                            .collect::<Result<Sample, String>>()?;
+                        f(index, self.check(index, sample)?)?;
+                        index += 1;
+                    }
+                }
+                Source::NpzSample(path) => {
+                    f(index, self.check(index, read_npz_sample(path)?)?)?;
+                    index += 1;
+                }
+                Source::Npy(path) => {
+                    let mut file = File::open(path)
+                        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                    // A lone array: the model's only input.
+                    let t = read_npy(
+                        &mut std::io::BufReader::new(&mut file),
+                        &path.display().to_string(),
+                    )?;
+                    f(index, self.check(index, vec![(String::new(), t)])?)?;
+                    index += 1;
+                }
+                Source::TestData(dir) => {
+                    f(index, self.check(index, load_pb_sample(dir)?)?)?;
+                    index += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one sample against the model's inputs (names, element types, ranks, finite floats)
+    /// and puts its values in input order; a lone unnamed array goes to a single-input model.
+    fn check(&self, i: usize, mut sample: Sample) -> Result<Sample, String> {
+        let inputs = &self.inputs;
+        if inputs.len() == 1 && sample.len() == 1 && sample[0].0.is_empty() {
+            sample[0].0 = inputs[0].name.clone();
+        }
+        inputs
+            .iter()
+            .map(|spec| {
+                let pos = sample.iter().position(|(k, _)| *k == spec.name).ok_or_else(|| {
+                    let keys: Vec<&str> = sample.iter().map(|(k, _)| k.as_str()).collect();
+                    format!("sample {i} has no value for model input `{}` (it has {keys:?})", spec.name)
+                })?;
+                let (name, t) = sample.swap_remove(pos);
+                if spec.elem_type != 0 && type_code(&t.data) != spec.elem_type {
+                    return Err(format!(
+                        "sample {i}, input `{name}`: data is {}, the model wants {}",
+                        t.data.type_name(),
+                        onnxq_ir::DataType(spec.elem_type)
+                    ));
+                }
+                if let Some(rank) = spec.rank.filter(|&r| r != t.dims.len()) {
+                    return Err(format!(
+                        "sample {i}, input `{name}`: data has rank {} (dims {:?}), the model wants rank {rank}",
+                        t.dims.len(),
+                        t.dims
+                    ));
+                }
+                let non_finite = match &t.data {
+                    Data::F32(v) => v.iter().find(|x| !x.is_finite()).map(ToString::to_string),
+                    Data::F64(v) => v.iter().find(|x| !x.is_finite()).map(ToString::to_string),
+                    _ => None,
+                };
+                if let Some(bad) = non_finite {
+                    return Err(format!("sample {i}, input `{name}` contains {bad}; calibration data must be finite"));
+                }
+                Ok((name, t))
+            })
+            .collect()
+    }
 }
 
 fn has_ext(p: &Path, ext: &str) -> bool {
     p.extension().and_then(|e| e.to_str()) == Some(ext)
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    zip::ZipArchive::new(file)
+        .map_err(|e| format!("`{}` is not a .npz archive: {e}", path.display()))
+}
+
+/// The keys of a stacked archive and its sample count, from the arrays' headers.
+fn stacked_layout(path: &Path) -> Result<(Vec<String>, usize), String> {
+    let mut zip = open_zip(path)?;
+    let mut keys = Vec::new();
+    let mut count: Option<(usize, String)> = None;
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| format!("`{}`: {e}", path.display()))?;
+        let key = entry
+            .name()
+            .strip_suffix(".npy")
+            .unwrap_or(entry.name())
+            .to_owned();
+        let h = read_header(&mut entry, &format!("{}: {key}", path.display()))?;
+        let n = *h.dims.first().ok_or_else(|| {
+            format!(
+                "`{}`: array `{key}` is a scalar, with no sample axis",
+                path.display()
+            )
+        })?;
+        if let Some((m, first)) = &count
+            && *m != n
+        {
+            return Err(format!(
+                "`{}`: array `{key}` has {n} samples on its first axis, `{first}` has {m}",
+                path.display()
+            ));
+        }
+        count.get_or_insert((n, key.clone()));
+        keys.push(key);
+    }
+    Ok((keys, count.map_or(0, |c| c.0)))
+}
+
+fn read_npz_sample(path: &Path) -> Result<Sample, String> {
+    let mut zip = open_zip(path)?;
+    (0..zip.len())
+        .map(|i| {
+            let mut entry = zip
+                .by_index(i)
+                .map_err(|e| format!("`{}`: {e}", path.display()))?;
+            let key = entry
+                .name()
+                .strip_suffix(".npy")
+                .unwrap_or(entry.name())
+                .to_owned();
+            let t = read_npy(&mut entry, &format!("{}: {key}", path.display()))?;
+            Ok((key, t))
+        })
+        .collect()
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -63,41 +283,33 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(entries)
 }
 
-fn load_dir(dir: &Path, samples: &mut Vec<Sample>) -> Result<(), String> {
+fn is_pb_input(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("input_") && n.ends_with(".pb"))
+}
+
+fn scan_dir(dir: &Path, sources: &mut Vec<Source>) -> Result<(), String> {
     let entries = sorted_entries(dir)?;
-    if entries.iter().any(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("input_") && n.ends_with(".pb"))
-    }) {
-        samples.push(load_pb_sample(dir, &entries)?);
+    if entries.iter().any(|p| is_pb_input(p)) {
+        sources.push(Source::TestData(dir.to_path_buf()));
         return Ok(());
     }
     for p in entries {
         if p.is_dir() {
-            load_dir(&p, samples)?;
+            scan_dir(&p, sources)?;
         } else if has_ext(&p, "npz") {
-            samples.push(read_npz(&p)?);
+            sources.push(Source::NpzSample(p));
         } else if has_ext(&p, "npy") {
-            let bytes =
-                std::fs::read(&p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
-            // A lone array: the model's only input, named when matched against the model.
-            samples.push(vec![(
-                String::new(),
-                parse_npy(&bytes, &p.display().to_string())?,
-            )]);
+            sources.push(Source::Npy(p));
         }
     }
     Ok(())
 }
 
-fn load_pb_sample(dir: &Path, entries: &[PathBuf]) -> Result<Sample, String> {
+fn load_pb_sample(dir: &Path) -> Result<Sample, String> {
     let mut sample = Vec::new();
-    for p in entries.iter().filter(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("input_") && n.ends_with(".pb"))
-    }) {
+    for p in sorted_entries(dir)?.iter().filter(|p| is_pb_input(p)) {
         let bytes = std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
         let t = pb::TensorProto::decode(bytes.as_slice())
             .map_err(|e| format!("`{}` is not a TensorProto: {e}", p.display()))?;
@@ -148,53 +360,6 @@ fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor, String> {
     Ok(Tensor { dims, data })
 }
 
-/// Splits arrays whose first axis indexes samples into one sample per index.
-fn split_samples(arrays: Vec<(String, Tensor)>, path: &Path) -> Result<Vec<Sample>, String> {
-    let Some(n) = arrays.first().and_then(|(_, t)| t.dims.first().copied()) else {
-        return Err(format!(
-            "`{}` holds no arrays with a sample axis",
-            path.display()
-        ));
-    };
-    for (k, t) in &arrays {
-        if t.dims.first() != Some(&n) {
-            return Err(format!(
-                "`{}`: array `{k}` has {} samples on its first axis, `{}` has {n}",
-                path.display(),
-                t.dims.first().copied().unwrap_or(0),
-                arrays[0].0
-            ));
-        }
-    }
-    Ok((0..n)
-        .map(|i| {
-            arrays
-                .iter()
-                .map(|(k, t)| (k.clone(), slice_first(t, i, n)))
-                .collect()
-        })
-        .collect())
-}
-
-fn slice_first(t: &Tensor, i: usize, n: usize) -> Tensor {
-    let per = t.data.len() / n.max(1);
-    let r = i * per..(i + 1) * per;
-    let data = match &t.data {
-        Data::F32(v) => Data::F32(v[r].to_vec()),
-        Data::F64(v) => Data::F64(v[r].to_vec()),
-        Data::F16(v) => Data::F16(v[r].to_vec()),
-        Data::I64(v) => Data::I64(v[r].to_vec()),
-        Data::I32(v) => Data::I32(v[r].to_vec()),
-        Data::I8(v) => Data::I8(v[r].to_vec()),
-        Data::U8(v) => Data::U8(v[r].to_vec()),
-        Data::Bool(v) => Data::Bool(v[r].to_vec()),
-    };
-    Tensor {
-        dims: t.dims[1..].to_vec(),
-        data,
-    }
-}
-
 fn type_code(d: &Data) -> i32 {
     match d {
         Data::F32(_) => 1,
@@ -206,52 +371,4 @@ fn type_code(d: &Data) -> i32 {
         Data::F16(_) => 10,
         Data::F64(_) => 11,
     }
-}
-
-/// Checks every sample against the model's inputs (names, element types, ranks, finite floats)
-/// and puts its values in input order; a lone unnamed array goes to a single-input model.
-pub fn match_inputs(samples: Vec<Sample>, inputs: &[InputSpec]) -> Result<Vec<Sample>, String> {
-    samples
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut sample)| {
-            if inputs.len() == 1 && sample.len() == 1 && sample[0].0.is_empty() {
-                sample[0].0 = inputs[0].name.clone();
-            }
-            inputs
-                .iter()
-                .map(|spec| {
-                    let pos = sample.iter().position(|(k, _)| *k == spec.name).ok_or_else(|| {
-                        let keys: Vec<&str> = sample.iter().map(|(k, _)| k.as_str()).collect();
-                        format!("sample {i} has no value for model input `{}` (it has {keys:?})", spec.name)
-                    })?;
-                    let (name, t) = sample.swap_remove(pos);
-                    if spec.elem_type != 0 && type_code(&t.data) != spec.elem_type {
-                        return Err(format!(
-                            "sample {i}, input `{name}`: data is {}, the model wants {}",
-                            t.data.type_name(),
-                            onnxq_ir::DataType(spec.elem_type)
-                        ));
-                    }
-                    if spec.rank.is_some_and(|r| r != t.dims.len()) {
-                        return Err(format!(
-                            "sample {i}, input `{name}`: data has rank {} (dims {:?}), the model wants rank {}",
-                            t.dims.len(),
-                            t.dims,
-                            spec.rank.unwrap_or(0)
-                        ));
-                    }
-                    let non_finite = match &t.data {
-                        Data::F32(v) => v.iter().position(|x| !x.is_finite()).map(|p| v[p].to_string()),
-                        Data::F64(v) => v.iter().position(|x| !x.is_finite()).map(|p| v[p].to_string()),
-                        _ => None,
-                    };
-                    if let Some(bad) = non_finite {
-                        return Err(format!("sample {i}, input `{name}` contains {bad}; calibration data must be finite"));
-                    }
-                    Ok((name, t))
-                })
-                .collect()
-        })
-        .collect()
 }

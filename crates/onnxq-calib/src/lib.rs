@@ -22,7 +22,7 @@ use onnxq_engine::{DataRef, Executor};
 use onnxq_ir::proto as pb;
 use onnxq_ir::{Def, Model};
 
-use crate::data::{InputSpec, Sample};
+use crate::data::{InputSpec, Samples};
 use crate::observe::Observer;
 
 /// A calibration failure (per-tensor problems are not failures).
@@ -38,6 +38,12 @@ pub enum Error {
     /// The model could not be prepared.
     #[error(transparent)]
     Model(#[from] onnxq_ir::Error),
+}
+
+impl From<String> for Error {
+    fn from(reason: String) -> Error {
+        Error::Data(reason)
+    }
 }
 
 /// The model's graph inputs that are fed at run time, with their declared types.
@@ -197,15 +203,15 @@ pub fn augmented_minmax(
 /// feeds. `progress` is called after each sample.
 pub fn calibrate_minmax(
     engine: &mut dyn Executor,
-    samples: &[Sample],
+    samples: &Samples,
     outputs: &ReducedOutputs,
     opts: MinMaxOptions,
     mut progress: impl FnMut(usize),
 ) -> Result<BTreeMap<String, TensorRange>, Error> {
     let method = Method::MinMax(opts);
     let mut observers: BTreeMap<String, Observer> = BTreeMap::new();
-    for (i, sample) in samples.iter().enumerate() {
-        for (name, t) in sample {
+    samples.each(|i, sample| {
+        for (name, t) in &sample {
             if let onnxq_engine::Data::F32(values) = &t.data {
                 observers
                     .entry(name.clone())
@@ -214,7 +220,7 @@ pub fn calibrate_minmax(
             }
         }
         let mut pending: BTreeMap<&str, (f32, f32)> = BTreeMap::new();
-        engine.run_each(sample, &mut |name, _dims, data| {
+        engine.run_each(&sample, &mut |name, _dims, data| {
             if let (Some((tensor, kind)), DataRef::F32([v])) = (outputs.get(name), data) {
                 let e = pending
                     .entry(tensor.as_str())
@@ -233,7 +239,8 @@ pub fn calibrate_minmax(
                 .observe_range(lo, hi);
         }
         progress(i + 1);
-    }
+        Ok::<(), Error>(())
+    })?;
     Ok(observers
         .into_iter()
         .map(|(k, o)| (k, o.finish()))
@@ -292,7 +299,7 @@ pub struct Extremes {
 /// [`augmented_minmax`]'s model built with `abs_min`. Graph inputs come from the feeds.
 pub fn calibrate_extremes(
     engine: &mut dyn Executor,
-    samples: &[Sample],
+    samples: &Samples,
     outputs: &ReducedOutputs,
 ) -> Result<BTreeMap<String, Extremes>, Error> {
     let mut all: BTreeMap<String, Extremes> = BTreeMap::new();
@@ -309,8 +316,8 @@ pub fn calibrate_extremes(
         slot.max = slot.max.max(e.max);
         slot.abs_min = slot.abs_min.min(e.abs_min);
     };
-    for sample in samples {
-        for (name, t) in sample {
+    samples.each(|_, sample| {
+        for (name, t) in &sample {
             if let onnxq_engine::Data::F32(v) = &t.data
                 && !v.is_empty()
             {
@@ -329,7 +336,7 @@ pub fn calibrate_extremes(
             }
         }
         let mut pending: BTreeMap<&str, Extremes> = BTreeMap::new();
-        engine.run_each(sample, &mut |name, _dims, data| {
+        engine.run_each(&sample, &mut |name, _dims, data| {
             if let (Some((tensor, kind)), DataRef::F32([v])) = (outputs.get(name), data) {
                 let e = pending.entry(tensor.as_str()).or_insert(Extremes {
                     min: f32::NAN,
@@ -346,7 +353,8 @@ pub fn calibrate_extremes(
         for (tensor, e) in pending {
             merge(tensor, e);
         }
-    }
+        Ok::<(), Error>(())
+    })?;
     Ok(all)
 }
 
@@ -358,7 +366,7 @@ pub fn calibrate_extremes(
 #[allow(clippy::type_complexity)]
 pub fn calibrate_histogram(
     engine: &mut dyn Executor,
-    samples: &[Sample],
+    samples: &Samples,
     extremes: &BTreeMap<String, Extremes>,
     method: HistogramMethod,
     mut progress: impl FnMut(usize),
@@ -398,19 +406,20 @@ pub fn calibrate_histogram(
             }
         }
     }
-    for (i, sample) in samples.iter().enumerate() {
-        for (name, t) in sample {
+    samples.each(|i, sample| {
+        for (name, t) in &sample {
             if let (Some(h), onnxq_engine::Data::F32(v)) = (hists.get_mut(name.as_str()), &t.data) {
                 h.add(v);
             }
         }
-        engine.run_each(sample, &mut |name, _dims, data| {
+        engine.run_each(&sample, &mut |name, _dims, data| {
             if let (Some(h), DataRef::F32(v)) = (hists.get_mut(name), data) {
                 h.add(v);
             }
         })?;
         progress(i + 1);
-    }
+        Ok::<(), Error>(())
+    })?;
     let ranges = hists
         .into_iter()
         .map(|(name, h)| {

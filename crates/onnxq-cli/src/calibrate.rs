@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use onnxq_calib::data::{load_samples, match_inputs};
+use onnxq_calib::data::Samples;
 use onnxq_calib::{
     HistogramMethod, MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_extremes,
     calibrate_histogram, calibrate_minmax, candidate_tensors, float_outputs, input_specs,
@@ -15,8 +15,7 @@ use crate::util::note;
 
 pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
     let model = onnxq_ir::load(&a.model)?;
-    let samples = load_samples(&a.data).map_err(onnxq_calib::Error::Data)?;
-    let samples = match_inputs(samples, &input_specs(&model)).map_err(onnxq_calib::Error::Data)?;
+    let samples = Samples::open(&a.data, &input_specs(&model)).map_err(onnxq_calib::Error::Data)?;
     let (Engine::Auto | Engine::Ort) = a.engine;
     let lib = find_ort_library(a.ort_lib.as_deref())?;
     // A session of the model with every tensor as an output tells each tensor's type without a
@@ -168,6 +167,7 @@ fn check_histogram_args(m: HistogramMethod) -> Result<()> {
 #[allow(clippy::print_stderr)]
 fn progress(what: &str, done: usize, total: usize) {
     eprint!("\rcalibrating: {what}{done}/{total} samples");
+    crate::util::PROGRESS_LINE_OPEN.store(done < total, std::sync::atomic::Ordering::Relaxed);
     if done == total {
         eprintln!();
     }

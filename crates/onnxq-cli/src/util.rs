@@ -8,6 +8,9 @@ use anyhow::{Context, Result, bail};
 #[allow(clippy::print_stderr)]
 pub(crate) fn report_error(e: &anyhow::Error) {
     let mut shown = e.to_string();
+    if PROGRESS_LINE_OPEN.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!();
+    }
     eprintln!("error: {shown}");
     for cause in e.chain().skip(1) {
         // IR errors already quote their source; print only causes that add something.
@@ -33,6 +36,10 @@ pub(crate) fn report_error(e: &anyhow::Error) {
         eprintln!("\nhint: {hint}");
     }
 }
+
+/// Whether a progress line is being redrawn on stderr (an error then starts a new line).
+pub(crate) static PROGRESS_LINE_OPEN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Prints a message line to stderr.
 #[allow(clippy::print_stderr)]
