@@ -230,11 +230,7 @@ fn stacked_layout(path: &Path) -> Result<(Vec<String>, usize), String> {
         let mut entry = zip
             .by_index(i)
             .map_err(|e| format!("`{}`: {e}", path.display()))?;
-        let key = entry
-            .name()
-            .strip_suffix(".npy")
-            .unwrap_or(entry.name())
-            .to_owned();
+        let key = array_key(entry.name());
         let h = read_header(&mut entry, &format!("{}: {key}", path.display()))?;
         let n = *h.dims.first().ok_or_else(|| {
             format!(
@@ -256,6 +252,11 @@ fn stacked_layout(path: &Path) -> Result<(Vec<String>, usize), String> {
     Ok((keys, count.map_or(0, |c| c.0)))
 }
 
+/// The array name of an npz entry (`input_ids.npy` → `input_ids`).
+fn array_key(entry: &str) -> String {
+    entry.strip_suffix(".npy").unwrap_or(entry).to_owned()
+}
+
 fn read_npz_sample(path: &Path) -> Result<Sample, String> {
     let mut zip = open_zip(path)?;
     (0..zip.len())
@@ -263,11 +264,7 @@ fn read_npz_sample(path: &Path) -> Result<Sample, String> {
             let mut entry = zip
                 .by_index(i)
                 .map_err(|e| format!("`{}`: {e}", path.display()))?;
-            let key = entry
-                .name()
-                .strip_suffix(".npy")
-                .unwrap_or(entry.name())
-                .to_owned();
+            let key = array_key(entry.name());
             let t = read_npy(&mut entry, &format!("{}: {key}", path.display()))?;
             Ok((key, t))
         })

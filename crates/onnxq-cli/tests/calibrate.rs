@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-use onnxq_testkit::{CORPUS, corpus_feeds, corpus_model, python, run_py};
+use onnxq_testkit::{CORPUS, corpus_feeds, corpus_model, python, python_ok, run_py};
 
 /// Runs `onnxq calibrate`, finding ONNX Runtime through the oracle's Python; returns (ok, stderr).
 fn calibrate(model: &Path, data: &[&Path], out: &Path, flags: &[&str]) -> (bool, String) {
@@ -133,12 +133,7 @@ fn minmax_options_match_ort() {
 /// Writes an .npz with the given arrays (Python expressions over numpy as `np`).
 fn npz(path: &Path, arrays: &str) {
     let script = format!("import sys, numpy as np; np.savez(sys.argv[1], {arrays})");
-    let o = Command::new(python())
-        .args(["-c", &script])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    python_ok(&["-c".as_ref(), script.as_ref(), path.as_ref()]);
 }
 
 #[test]
@@ -244,11 +239,9 @@ fn trt_tables_match_ort() {
     let script = "import sys\nfrom onnxruntime.quantization.CalTableFlatBuffers import TrtTable\n\
         t = TrtTable.TrtTable.GetRootAsTrtTable(open(sys.argv[1], 'rb').read(), 0)\n\
         print(''.join(sorted(f'{t.Dict(i).Key().decode()} {t.Dict(i).Value().decode()}\\n' for i in range(t.DictLength()))), end='')";
-    let o = Command::new(python())
-        .args(["-c", script])
-        .arg(ours.join("calibration.flatbuffers"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), read(&theirs));
+    let table = ours.join("calibration.flatbuffers");
+    assert_eq!(
+        python_ok(&["-c".as_ref(), script.as_ref(), table.as_ref()]),
+        read(&theirs)
+    );
 }

@@ -14,7 +14,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use onnxq_testkit::{corpus_dir, corpus_feeds, corpus_model, python, run_py};
+use onnxq_testkit::{corpus_dir, corpus_feeds, corpus_model, python_ok, run_py};
 
 /// Runs onnxq; returns (success, stderr).
 fn onnxq(args: &[&OsStr]) -> (bool, String) {
@@ -73,17 +73,9 @@ fn compare(float: &Path, ours: &Path, orts: Option<&Path>, feeds: &Path) -> Stri
 
 fn metric(model_name: &str, model: &Path) -> (String, f64) {
     let script = corpus_dir().join("eval").join(format!("{model_name}.py"));
-    let out = Command::new(python())
-        .arg(script)
-        .arg(model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let line = python_ok(&[script.as_ref(), model.as_ref()])
+        .trim()
+        .to_owned();
     let value = line
         .split_whitespace()
         .next()
@@ -394,16 +386,7 @@ fn write_with_feeds(dir: &Path, model: &onnxq_ir::proto::ModelProto) -> (PathBuf
     std::fs::write(&m, model.encode_to_vec()).unwrap();
     let feeds = dir.join("feeds.npz");
     let script = "import sys, numpy as np; np.savez(sys.argv[1], x=np.random.default_rng(0).normal(size=(8, 1, 4)).astype(np.float32))";
-    let out = Command::new(python())
-        .args(["-c", script])
-        .arg(&feeds)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_ok(&["-c".as_ref(), script.as_ref(), feeds.as_ref()]);
     (m, feeds)
 }
 

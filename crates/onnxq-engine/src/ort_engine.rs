@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
+use ort::value::{
+    DynValue, PrimitiveTensorElementType, Tensor as OrtTensor, TensorElementType, ValueType,
+};
 
 use crate::{Data, DataRef, EngineError, Executor, Result, Tensor};
 
@@ -208,34 +210,26 @@ pub fn ort_version(lib: &Path) -> String {
 }
 
 fn to_ort(name: &str, t: &Tensor) -> Result<DynValue> {
+    fn value<T: PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static>(
+        shape: Vec<i64>,
+        v: &[T],
+    ) -> ort::Result<DynValue> {
+        Ok(OrtTensor::from_array((shape, v.to_vec()))?.into_dyn())
+    }
     let shape: Vec<i64> = t.dims.iter().map(|&d| d as i64).collect();
-    let bad = |e: ort::Error| EngineError::Feed(format!("feed `{name}`: {e}"));
-    Ok(match &t.data {
-        Data::F32(v) => OrtTensor::from_array((shape, v.clone()))
-            .map_err(bad)?
-            .into_dyn(),
-        Data::F64(v) => OrtTensor::from_array((shape, v.clone()))
-            .map_err(bad)?
-            .into_dyn(),
-        Data::I64(v) => OrtTensor::from_array((shape, v.clone()))
-            .map_err(bad)?
-            .into_dyn(),
-        Data::I32(v) => OrtTensor::from_array((shape, v.clone()))
-            .map_err(bad)?
-            .into_dyn(),
-        Data::I8(v) => OrtTensor::from_array((shape, v.clone()))
-            .map_err(bad)?
-            .into_dyn(),
-        Data::U8(v) => OrtTensor::from_array((shape, v.clone()))
-            .map_err(bad)?
-            .into_dyn(),
-        Data::Bool(v) => OrtTensor::from_array((shape, v.clone()))
-            .map_err(bad)?
-            .into_dyn(),
+    match &t.data {
+        Data::F32(v) => value(shape, v),
+        Data::F64(v) => value(shape, v),
+        Data::I64(v) => value(shape, v),
+        Data::I32(v) => value(shape, v),
+        Data::I8(v) => value(shape, v),
+        Data::U8(v) => value(shape, v),
+        Data::Bool(v) => value(shape, v),
         Data::F16(_) => {
             return Err(EngineError::Feed(format!(
                 "feed `{name}`: float16 feeds are not supported yet"
             )));
         }
-    })
+    }
+    .map_err(|e| EngineError::Feed(format!("feed `{name}`: {e}")))
 }

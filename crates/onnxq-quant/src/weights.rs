@@ -42,35 +42,28 @@ fn resolve_at<'g>(
     depth: usize,
 ) -> Option<Const<'g>> {
     let value = g.value(v);
+    // A constant of an enclosing graph is named by its depth and value id there.
+    let found = |local: Source, tensor| {
+        let source = if depth == 0 {
+            local
+        } else {
+            Source::Outer { depth, value: v }
+        };
+        Some(Const {
+            source,
+            name: value.name(),
+            tensor,
+        })
+    };
     match value.def() {
-        Def::Initializer(t) => {
-            let source = if depth == 0 {
-                Source::Initializer(v)
-            } else {
-                Source::Outer { depth, value: v }
-            };
-            Some(Const {
-                source,
-                name: value.name(),
-                tensor: t,
-            })
-        }
+        Def::Initializer(t) => found(Source::Initializer(v), t),
         Def::Node { node, .. } => {
             let n = g.node(*node)?;
             match (n.domain(), n.op_type()) {
-                ("", "Constant") => {
-                    let t = n.attribute("value")?.proto.t.as_ref()?;
-                    let source = if depth == 0 {
-                        Source::Constant(*node)
-                    } else {
-                        Source::Outer { depth, value: v }
-                    };
-                    Some(Const {
-                        source,
-                        name: value.name(),
-                        tensor: t,
-                    })
-                }
+                ("", "Constant") => found(
+                    Source::Constant(*node),
+                    n.attribute("value")?.proto.t.as_ref()?,
+                ),
                 ("", "Identity") => {
                     resolve_at(g, outer, n.inputs().first().copied().flatten()?, depth)
                 }

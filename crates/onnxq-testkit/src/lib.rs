@@ -78,6 +78,21 @@ pub fn run_py(script: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs the oracle's Python with `args` (a script path or `-c CODE` and its arguments), fails the
+/// test with its stderr if it fails, and returns its stdout.
+pub fn python_ok(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(python())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python: {e}"));
+    assert!(
+        out.status.success(),
+        "python {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A float32 tensor proto with raw data.
 pub fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
