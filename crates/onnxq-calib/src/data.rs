@@ -110,6 +110,28 @@ impl Samples {
         self.count == 0
     }
 
+    /// The first sample, checked.
+    pub fn first(&self) -> Result<Sample, String> {
+        /// `each` has no early exit: this marker error stops it after the first sample.
+        enum Stop {
+            First,
+            Failed(String),
+        }
+        impl From<String> for Stop {
+            fn from(e: String) -> Stop {
+                Stop::Failed(e)
+            }
+        }
+        let mut first = None;
+        match self.each(|_, s| {
+            first = Some(s);
+            Err(Stop::First)
+        }) {
+            Err(Stop::Failed(e)) => Err(e),
+            _ => first.ok_or_else(|| "the calibration data has no samples".to_owned()),
+        }
+    }
+
     /// Calls `f` on every sample in order, checked and with its values in input order. Only one
     /// sample is in memory at a time.
     pub fn each<E: From<String>>(

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use onnxq_engine::{DataRef, Executor};
 use onnxq_ir::proto as pb;
-use onnxq_ir::{Def, Model};
+use onnxq_ir::{Attribute, Def, Model, Node, ValueId};
 
 use crate::data::{InputSpec, Samples};
 use crate::observe::Observer;
@@ -86,18 +86,24 @@ pub fn candidate_tensors(model: &Model) -> Vec<String> {
     names
 }
 
-/// A copy of the model whose graph outputs are the original ones plus every tensor in `names`.
-pub fn augmented(model: &Model, names: &[String]) -> Result<Vec<u8>, Error> {
-    let mut proto = model.to_proto()?;
-    let g = proto.graph.get_or_insert_with(Default::default);
-    let present: BTreeSet<String> = g.output.iter().map(|o| o.name().to_owned()).collect();
-    for n in names.iter().filter(|n| !present.contains(*n)) {
-        g.output.push(pb::ValueInfoProto {
-            name: Some(n.clone()),
-            ..Default::default()
-        });
+/// A copy of the model whose graph outputs are the original ones plus every tensor in `names`
+/// (tensor bytes are shared with `model`, not copied).
+pub fn augmented(model: &Model, names: &[String]) -> Result<Model, Error> {
+    let mut m = model.clone();
+    let g = &mut m.graph;
+    let present: BTreeSet<ValueId> = g.outputs().iter().map(|p| p.value).collect();
+    for n in names {
+        let v = value(g, n)?;
+        if !present.contains(&v) {
+            g.add_output(v, Default::default())?;
+        }
     }
-    Ok(prost::Message::encode_to_vec(&proto))
+    Ok(m)
+}
+
+fn value(g: &onnxq_ir::Graph, name: &str) -> Result<ValueId, Error> {
+    g.value_by_name(name)
+        .ok_or_else(|| Error::Data(format!("the model has no tensor `{name}` to calibrate")))
 }
 
 /// A scalar reduction added for calibration.
@@ -122,16 +128,9 @@ pub fn augmented_minmax(
     model: &Model,
     names: &[String],
     abs_min: bool,
-) -> Result<(Vec<u8>, ReducedOutputs), Error> {
-    let mut proto = model.to_proto()?;
-    let g = proto.graph.get_or_insert_with(Default::default);
-    let mut taken: BTreeSet<String> = g
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter().cloned())
-        .collect();
-    taken.extend(g.input.iter().map(|i| i.name().to_owned()));
-    taken.extend(g.initializer.iter().map(|i| i.name().to_owned()));
+) -> Result<(Model, ReducedOutputs), Error> {
+    let mut m = model.clone();
+    let g = &mut m.graph;
     let mut outputs = BTreeMap::new();
     let reductions: &[(&str, Reduction)] = if abs_min {
         &[
@@ -142,60 +141,37 @@ pub fn augmented_minmax(
     } else {
         &[("ReduceMin", Reduction::Min), ("ReduceMax", Reduction::Max)]
     };
+    let keepdims = pb::AttributeProto {
+        name: Some("keepdims".into()),
+        r#type: Some(2),
+        i: Some(0),
+        ..Default::default()
+    };
     for t in names {
-        for &(op, kind) in reductions {
-            let base = format!("{t}_{op}");
-            let name = (0..)
-                .map(|i| {
-                    if i == 0 {
-                        base.clone()
-                    } else {
-                        format!("{base}_{i}")
-                    }
-                })
-                .find(|n| !taken.contains(n))
-                .unwrap_or(base);
-            taken.insert(name.clone());
-            let mut input = t.clone();
+        let tensor = value(g, t)?;
+        for &(suffix, kind) in reductions {
+            let name = g.fresh_name(&format!("{t}_{suffix}"));
+            let mut input = tensor;
             if kind == Reduction::AbsMin {
-                input = format!("{name}_abs");
-                taken.insert(input.clone());
-                g.node.push(pb::NodeProto {
-                    input: vec![t.clone()],
-                    output: vec![input.clone()],
-                    name: Some(input.clone()),
-                    op_type: Some("Abs".into()),
-                    ..Default::default()
-                });
+                let abs = g.fresh_name(&format!("{name}_abs"));
+                let node = Node::new("Abs", "", Some(abs.clone()));
+                input = g.add_node(node, &[Some(tensor)], &[Some(&abs)])?.1[0]
+                    .ok_or_else(|| Error::Data(format!("cannot add `{abs}`")))?;
             }
-            g.node.push(pb::NodeProto {
-                input: vec![input],
-                output: vec![name.clone()],
-                name: Some(name.clone()),
-                op_type: Some(
-                    if kind == Reduction::Max {
-                        "ReduceMax"
-                    } else {
-                        "ReduceMin"
-                    }
-                    .into(),
-                ),
-                attribute: vec![pb::AttributeProto {
-                    name: Some("keepdims".into()),
-                    r#type: Some(2),
-                    i: Some(0),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            });
-            g.output.push(pb::ValueInfoProto {
-                name: Some(name.clone()),
-                ..Default::default()
-            });
+            let op = if kind == Reduction::Max {
+                "ReduceMax"
+            } else {
+                "ReduceMin"
+            };
+            let mut node = Node::new(op, "", Some(name.clone()));
+            node.attributes.push(Attribute::new(keepdims.clone()));
+            let out = g.add_node(node, &[Some(input)], &[Some(&name)])?.1[0]
+                .ok_or_else(|| Error::Data(format!("cannot add `{name}`")))?;
+            g.add_output(out, Default::default())?;
             outputs.insert(name, (t.clone(), kind));
         }
     }
-    Ok((prost::Message::encode_to_vec(&proto), outputs))
+    Ok((m, outputs))
 }
 
 /// Runs `samples` through `engine`, a session of [`augmented_minmax`]'s model (whose extra outputs
@@ -247,14 +223,16 @@ pub fn calibrate_minmax(
         .collect())
 }
 
-/// Float32 tensors among the engine's outputs (its resolved types of an [`augmented`] model).
-pub fn float_outputs(engine: &dyn Executor) -> Vec<String> {
-    engine
-        .output_types()
+/// Float32 tensors among the engine's outputs (its resolved types of an [`augmented`] model, for
+/// inputs like the first sample's).
+pub fn float_outputs(engine: &mut dyn Executor, samples: &Samples) -> Result<Vec<String>, Error> {
+    let first = samples.first()?;
+    Ok(engine
+        .output_types(&first)?
         .into_iter()
         .filter(|(_, t)| *t == 1)
         .map(|(n, _)| n)
-        .collect()
+        .collect())
 }
 
 /// A histogram method, with ONNX Runtime's meanings.
@@ -296,11 +274,13 @@ pub struct Extremes {
 }
 
 /// Pass 1 of the histogram methods: every tensor's extremes, from a session of
-/// [`augmented_minmax`]'s model built with `abs_min`. Graph inputs come from the feeds.
+/// [`augmented_minmax`]'s model built with `abs_min`. Graph inputs come from the feeds. `progress`
+/// is called after each sample.
 pub fn calibrate_extremes(
     engine: &mut dyn Executor,
     samples: &Samples,
     outputs: &ReducedOutputs,
+    mut progress: impl FnMut(usize),
 ) -> Result<BTreeMap<String, Extremes>, Error> {
     let mut all: BTreeMap<String, Extremes> = BTreeMap::new();
     let mut merge = |name: &str, e: Extremes| {
@@ -316,7 +296,7 @@ pub fn calibrate_extremes(
         slot.max = slot.max.max(e.max);
         slot.abs_min = slot.abs_min.min(e.abs_min);
     };
-    samples.each(|_, sample| {
+    samples.each(|i, sample| {
         for (name, t) in &sample {
             if let onnxq_engine::Data::F32(v) = &t.data
                 && !v.is_empty()
@@ -353,6 +333,7 @@ pub fn calibrate_extremes(
         for (tensor, e) in pending {
             merge(tensor, e);
         }
+        progress(i + 1);
         Ok::<(), Error>(())
     })?;
     Ok(all)

@@ -138,10 +138,12 @@ pub(crate) enum CalibMethod {
 /// Which engine runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Engine {
-    /// ONNX Runtime when its library is found
+    /// ONNX Runtime when its library is found, else tract
     Auto,
     /// ONNX Runtime (library from --ort-lib, ORT_DYLIB_PATH or the onnxruntime Python package)
     Ort,
+    /// tract-onnx, the embedded pure-Rust engine (needs the default `tract` cargo feature)
+    Tract,
 }
 
 #[derive(Debug, Args)]

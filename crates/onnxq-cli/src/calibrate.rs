@@ -8,24 +8,22 @@ use onnxq_calib::{
     HistogramMethod, MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_extremes,
     calibrate_histogram, calibrate_minmax, candidate_tensors, float_outputs, input_specs,
 };
-use onnxq_engine::{OrtEngine, find_ort_library};
 
-use crate::args::{CalibMethod, CalibrateArgs, Engine};
-use crate::util::note;
+use crate::args::{CalibMethod, CalibrateArgs};
+use crate::engine::Backend;
+use crate::util::{Progress, note};
 
 pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
     let model = onnxq_ir::load(&a.model)?;
     let samples = Samples::open(&a.data, &input_specs(&model)).map_err(onnxq_calib::Error::Data)?;
-    let (Engine::Auto | Engine::Ort) = a.engine;
-    let lib = find_ort_library(a.ort_lib.as_deref())?;
+    let backend = Backend::choose(a.engine, a.ort_lib.as_deref())?;
     // A session of the model with every tensor as an output tells each tensor's type without a
     // run; only float32 tensors are calibrated.
     let candidates = candidate_tensors(&model);
-    let floats = float_outputs(&OrtEngine::load_bytes(
-        &lib,
-        &augmented(&model, &candidates)?,
-        a.threads,
-    )?);
+    let floats = float_outputs(
+        &mut *backend.load(&augmented(&model, &candidates)?, a.threads)?,
+        &samples,
+    )?;
     let floats: Vec<String> = candidates
         .into_iter()
         .filter(|c| floats.contains(c))
@@ -37,12 +35,12 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
                 symmetric: a.symmetric.unwrap_or(false),
                 moving_average: a.moving_average,
             };
-            let (bytes, outputs) = augmented_minmax(&model, &floats, false)?;
-            let mut engine = OrtEngine::load_bytes(&lib, &bytes, a.threads)?;
-            drop(bytes);
-            let tensors = calibrate_minmax(&mut engine, &samples, &outputs, opts, |done| {
-                progress("", done, total)
-            })?;
+            let (augmented_model, outputs) = augmented_minmax(&model, &floats, false)?;
+            let mut engine = backend.load(&augmented_model, a.threads)?;
+            drop(augmented_model);
+            let bar = Progress::new("calibrating", total, "samples");
+            let tensors =
+                calibrate_minmax(&mut *engine, &samples, &outputs, opts, |done| bar.set(done))?;
             (tensors, Default::default())
         }
         method => {
@@ -65,24 +63,25 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
             };
             check_histogram_args(hist)?;
             // Pass 1 fixes each histogram's range; pass 2 streams the samples through them.
-            let (bytes, outputs) = augmented_minmax(&model, &floats, true)?;
+            let (augmented_model, outputs) = augmented_minmax(&model, &floats, true)?;
             let extremes = {
-                let mut engine = OrtEngine::load_bytes(&lib, &bytes, a.threads)?;
-                calibrate_extremes(&mut engine, &samples, &outputs)?
+                let mut engine = backend.load(&augmented_model, a.threads)?;
+                let bar = Progress::new("ranges (pass 1 of 2)", total, "samples");
+                calibrate_extremes(&mut *engine, &samples, &outputs, |done| bar.set(done))?
             };
-            drop(bytes);
-            let mut engine = OrtEngine::load_bytes(&lib, &augmented(&model, &floats)?, a.threads)?;
-            calibrate_histogram(&mut engine, &samples, &extremes, hist, |done| {
-                progress("histograms: ", done, total)
+            drop(augmented_model);
+            let mut engine = backend.load(&augmented(&model, &floats)?, a.threads)?;
+            let bar = Progress::new("histograms (pass 2 of 2)", total, "samples");
+            calibrate_histogram(&mut *engine, &samples, &extremes, hist, |done| {
+                bar.set(done)
             })?
         }
     };
-    let engine_name = format!("onnxruntime {}", onnxq_engine::ort_version(&lib));
     let ranges = Ranges {
         format: "onnxq-ranges".into(),
         version: Ranges::VERSION,
         method: describe(a),
-        engine: engine_name,
+        engine: backend.name(),
         samples: total,
         tensors,
         skipped,
@@ -161,16 +160,6 @@ fn check_histogram_args(m: HistogramMethod) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A one-line progress counter on stderr, redrawn in place.
-#[allow(clippy::print_stderr)]
-fn progress(what: &str, done: usize, total: usize) {
-    eprint!("\rcalibrating: {what}{done}/{total} samples");
-    crate::util::PROGRESS_LINE_OPEN.store(done < total, std::sync::atomic::Ordering::Relaxed);
-    if done == total {
-        eprintln!();
-    }
 }
 
 fn write_atomic(path: &std::path::Path, text: &str) -> Result<()> {

@@ -6,6 +6,7 @@
 mod args;
 mod calibrate;
 mod config;
+mod engine;
 mod inspect;
 mod quantize;
 mod repack;

@@ -8,9 +8,6 @@ use anyhow::{Context, Result, bail};
 #[allow(clippy::print_stderr)]
 pub(crate) fn report_error(e: &anyhow::Error) {
     let mut shown = e.to_string();
-    if PROGRESS_LINE_OPEN.swap(false, std::sync::atomic::Ordering::Relaxed) {
-        eprintln!();
-    }
     eprintln!("error: {shown}");
     for cause in e.chain().skip(1) {
         // IR errors already quote their source; print only causes that add something.
@@ -37,9 +34,39 @@ pub(crate) fn report_error(e: &anyhow::Error) {
     }
 }
 
-/// Whether a progress line is being redrawn on stderr (an error then starts a new line).
-pub(crate) static PROGRESS_LINE_OPEN: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+/// A progress bar on stderr (drawn only when stderr is a terminal). Dropped unfinished, as when an
+/// error cuts a run short, it stays on screen at its last position so the error starts a new line.
+pub(crate) struct Progress(indicatif::ProgressBar);
+
+impl Progress {
+    /// A bar of `total` steps counted in `unit`, labelled `what`.
+    pub(crate) fn new(what: &str, total: usize, unit: &str) -> Progress {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        let template = format!(
+            "{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed_precise}} (eta {{eta}})"
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(what.to_owned());
+        Progress(bar)
+    }
+
+    /// Sets the count of finished steps.
+    pub(crate) fn set(&self, done: usize) {
+        self.0.set_position(done as u64);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.0.position() >= self.0.length().unwrap_or(0) {
+            self.0.finish_and_clear();
+        } else {
+            self.0.abandon();
+        }
+    }
+}
 
 /// Prints a message line to stderr.
 #[allow(clippy::print_stderr)]

@@ -200,11 +200,92 @@ fn samples_of_different_shapes() {
             ),
         );
     }
+    for engine in ["ort", "tract"] {
+        let out = dir.path().join("r.json");
+        let (ok, stderr) = calibrate(
+            &corpus_model("minilm-l6-v2"),
+            &[&data],
+            &out,
+            &["--engine", engine],
+        );
+        assert!(ok, "{engine}: {stderr}");
+        assert!(stderr.contains("on 3 samples"), "{engine}: {stderr}");
+        assert!(ours(&out).as_object().unwrap().len() > 300, "{engine}");
+    }
+}
+
+/// The embedded tract engine gives the ranges ONNX Runtime gives, within float tolerance (the two
+/// engines sum in different orders): same tensors, each bound within 1e-4 of the tensor's range.
+#[test]
+fn both_engines_agree_on_the_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 6] = [
+        ("digits-cnn", &[]),
+        ("mobilenetv2", &[]),
+        ("minilm-l6-v2", &[]),
+        ("ppocr-rec", &[]),
+        ("bytegpt", &[]),
+        ("digits-cnn", &["--method", "percentile"]),
+    ];
+    for (name, flags) in cases {
+        let run = |engine: &str| {
+            let out = dir.path().join(format!("{engine}.json"));
+            let mut args = flags.to_vec();
+            args.extend(["--engine", engine]);
+            let (ok, stderr) = calibrate(&corpus_model(name), &[&corpus_feeds(name)], &out, &args);
+            assert!(ok, "{name} {engine}: {stderr}");
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+            assert!(
+                v["engine"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(if engine == "ort" {
+                        "onnxruntime"
+                    } else {
+                        "tract-onnx"
+                    })
+            );
+            v["tensors"].as_object().unwrap().clone()
+        };
+        let (ort, tract) = (run("ort"), run("tract"));
+        assert_eq!(
+            ort.keys().collect::<Vec<_>>(),
+            tract.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
+        for (tensor, a) in &ort {
+            let b = &tract[tensor];
+            let (lo, hi) = (f32_of(&a["min"]), f32_of(&a["max"]));
+            let span = lo.abs().max(hi.abs());
+            for key in ["min", "max"] {
+                let (x, y) = (f32_of(&a[key]), f32_of(&b[key]));
+                assert!(
+                    x == y || (x - y).abs() <= 1e-4 * span + 1e-6,
+                    "{name} {flags:?} `{tensor}` {key}: ORT {x}, tract {y}"
+                );
+            }
+        }
+    }
+}
+
+/// tract cannot prepare silero-vad (its shape analysis fails inside the `If` branches): a clear
+/// error that points at ONNX Runtime, and no ranges file.
+#[test]
+fn tract_failure_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let (ok, stderr) = calibrate(&corpus_model("minilm-l6-v2"), &[&data], &out, &[]);
-    assert!(ok, "{stderr}");
-    assert!(stderr.contains("on 3 samples"), "{stderr}");
-    assert!(ours(&out).as_object().unwrap().len() > 300);
+    let (ok, stderr) = calibrate(
+        &corpus_model("silero-vad"),
+        &[&corpus_feeds("silero-vad")],
+        &out,
+        &["--engine", "tract"],
+    );
+    assert!(
+        !ok && stderr.contains("tract") && stderr.contains("--engine ort"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }
 
 /// TensorRT tables: with symmetric ranges (where ORT's `max(highest, lowest)` is the true dynamic

@@ -6,9 +6,13 @@
 
 mod ort_engine;
 mod tensor;
+#[cfg(feature = "tract")]
+mod tract_engine;
 
 pub use ort_engine::{OrtEngine, find_ort_library, ort_version};
 pub use tensor::{Data, DataRef, Tensor};
+#[cfg(feature = "tract")]
+pub use tract_engine::{TRACT_VERSION, TractEngine};
 
 /// An engine failure; messages name the model, tensor or library involved.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +52,9 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 pub trait Executor {
     /// The engine's name for reports ("onnxruntime 1.31.1").
     fn name(&self) -> String;
-    /// The model's outputs with their element types as the engine resolved them (ONNX codes: 1 =
-    /// float32, 7 = int64, ...; 0 when not a tensor). Known before any run.
-    fn output_types(&self) -> Vec<(String, i32)>;
+    /// The model's outputs with their element types as the engine resolves them for inputs like
+    /// `feeds` (ONNX codes: 1 = float32, 7 = int64, ...; 0 when not a tensor), without a run.
+    fn output_types(&mut self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, i32)>>;
 
     /// Runs one set of feeds; returns every model output by name, in the model's output order.
     fn run(&mut self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::{
     DynValue, PrimitiveTensorElementType, Tensor as OrtTensor, TensorElementType, ValueType,
 };
@@ -91,9 +91,22 @@ pub struct OrtEngine {
 }
 
 impl OrtEngine {
-    /// Loads a serialized model. `dir` is the folder external data is resolved against (write the
-    /// model beside its data and use [`OrtEngine::load_file`] for models with external data).
+    /// Loads a serialized model with every tensor inline (use [`OrtEngine::load_file`] for models
+    /// with external data).
     pub fn load_bytes(lib: &Path, model: &[u8], threads: usize) -> Result<OrtEngine> {
+        Self::load(lib, threads, |b| b.commit_from_memory(model))
+    }
+
+    /// Loads a model file; its external data is resolved against its folder.
+    pub fn load_file(lib: &Path, model: &Path, threads: usize) -> Result<OrtEngine> {
+        Self::load(lib, threads, |b| b.commit_from_file(model))
+    }
+
+    fn load(
+        lib: &Path,
+        threads: usize,
+        commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<Session>,
+    ) -> Result<OrtEngine> {
         let env = environment(lib)?;
         let session = Session::builder(env)
             .and_then(|b| {
@@ -101,7 +114,7 @@ impl OrtEngine {
                     .map_err(Into::into)
             })
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_memory(model))
+            .and_then(|mut b| commit(&mut b))
             .map_err(|e| EngineError::Run(format!("ONNX Runtime cannot load the model: {e}")))?;
         Ok(OrtEngine {
             session,
@@ -115,8 +128,10 @@ impl Executor for OrtEngine {
         format!("onnxruntime {}", self.version)
     }
 
-    fn output_types(&self) -> Vec<(String, i32)> {
-        self.session
+    fn output_types(&mut self, _feeds: &[(String, Tensor)]) -> Result<Vec<(String, i32)>> {
+        // The session resolved every type when it loaded.
+        Ok(self
+            .session
             .outputs()
             .iter()
             .map(|o| {
@@ -126,7 +141,7 @@ impl Executor for OrtEngine {
                 };
                 (o.name().to_owned(), code)
             })
-            .collect()
+            .collect())
     }
 
     fn run_each(

@@ -390,6 +390,17 @@ impl Graph {
         Ok((id, outs))
     }
 
+    /// Appends `value` to the graph outputs (with `info`'s type and doc; its name is the value's).
+    pub fn add_output(&mut self, value: ValueId, mut info: pb::ValueInfoProto) -> Result<()> {
+        self.check_live(value)?;
+        info.name = None;
+        self.values[value.index()]
+            .uses
+            .push(Use::Output(self.outputs.len()));
+        self.outputs.push(Port { value, info });
+        Ok(())
+    }
+
     /// Points input `slot` of `node` at `value` (or leaves it empty).
     pub fn set_input(&mut self, node: NodeId, slot: usize, value: Option<ValueId>) -> Result<()> {
         let n = self.live_node(node)?;
