@@ -35,32 +35,58 @@ pub(crate) enum Observer {
     },
 }
 
-/// Min and max of `values`, NaN if any value is NaN (as ONNX Runtime's ReduceMin/ReduceMax give it).
-fn sample_min_max(values: &[f32]) -> (f32, f32) {
-    let pair = |(lo, hi): (f32, f32), x: f32| {
-        if x.is_nan() || lo.is_nan() {
-            (f32::NAN, f32::NAN)
-        } else {
-            (lo.min(x), hi.max(x))
+/// Lanes folded side by side: plain `<`/`>` selects on fixed-size arrays compile to SIMD min/max.
+const LANES: usize = 16;
+/// Values per parallel task: large tensors are split across threads.
+const CHUNK: usize = 1 << 16;
+
+/// Min and max of a slice, NaN if it holds a NaN. The NaN check is a lane count rather than a
+/// branch so the loop stays vectorized.
+fn fold_chunk(values: &[f32]) -> (f32, f32) {
+    let mut lo = [f32::INFINITY; LANES];
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    let mut nan = [0u32; LANES];
+    let mut blocks = values.chunks_exact(LANES);
+    for block in &mut blocks {
+        for j in 0..LANES {
+            let x = block[j];
+            lo[j] = if x < lo[j] { x } else { lo[j] };
+            hi[j] = if x > hi[j] { x } else { hi[j] };
+            nan[j] |= u32::from(x.is_nan());
         }
-    };
-    let init = (f32::INFINITY, f32::NEG_INFINITY);
-    if values.len() < 1 << 16 {
-        return values.iter().copied().fold(init, pair);
     }
-    values
-        .par_chunks(1 << 16)
-        .map(|c| c.iter().copied().fold(init, pair))
-        .reduce(
-            || init,
-            |a, b| {
-                if a.0.is_nan() || b.0.is_nan() {
-                    (f32::NAN, f32::NAN)
-                } else {
-                    (a.0.min(b.0), a.1.max(b.1))
-                }
-            },
-        )
+    let mut out = (f32::INFINITY, f32::NEG_INFINITY);
+    for j in 0..LANES {
+        if nan[j] != 0 {
+            return (f32::NAN, f32::NAN);
+        }
+        out = (out.0.min(lo[j]), out.1.max(hi[j]));
+    }
+    for &x in blocks.remainder() {
+        if x.is_nan() {
+            return (f32::NAN, f32::NAN);
+        }
+        out = (out.0.min(x), out.1.max(x));
+    }
+    out
+}
+
+/// Min and max of `values` (in parallel when large), NaN if any value is NaN (as ONNX Runtime's
+/// ReduceMin/ReduceMax give it).
+fn sample_min_max(values: &[f32]) -> (f32, f32) {
+    if values.len() < 2 * CHUNK {
+        return fold_chunk(values);
+    }
+    values.par_chunks(CHUNK).map(fold_chunk).reduce(
+        || (f32::INFINITY, f32::NEG_INFINITY),
+        |a, b| {
+            if a.0.is_nan() || b.0.is_nan() {
+                (f32::NAN, f32::NAN)
+            } else {
+                (a.0.min(b.0), a.1.max(b.1))
+            }
+        },
+    )
 }
 
 /// numpy's `nanmean` of float32 values that hold no NaN: the float32 sum divided in float64.
