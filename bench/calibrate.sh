@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark calibration side by side on one machine: `onnxq calibrate` (ONNX Runtime engine) against
+# Benchmark calibration side by side on one machine: `onnxq calibrate` (ONNX Runtime and tract engines) against
 # ONNX Runtime's own calibrator (tests/py/ort_calibrate.py: shape inference, create_calibrator,
 # collect_data over all samples, compute_data) for MinMax, Entropy and Percentile on mobilenetv2 (its
 # 64 calibration samples, and the same samples repeated 4x to show whether memory stays flat) and
@@ -41,7 +41,9 @@ echo "machine: $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, $(da
 for case in "mobilenetv2|$CORPUS/data/mobilenetv2/calib.npz|64" "mobilenetv2|$OUT/mobilenetv2-x4.npz|256" "ppocr-rec|$CORPUS/data/ppocr-rec/calib.npz|64"; do
     IFS='|' read -r model data n <<<"$case"
     for method in minmax entropy percentile; do
-        measure "onnxq $method ($model, $n samples)" "$ONNXQ" calibrate "$CORPUS/models/$model/model.onnx" --data "$data" --method "$method" -o "$OUT/r.json"
+        for engine in ort tract; do
+            measure "onnxq $engine $method ($model, $n samples)" "$ONNXQ" calibrate "$CORPUS/models/$model/model.onnx" --data "$data" --method "$method" --engine "$engine" -o "$OUT/r.json"
+        done
         measure "ORT $method ($model, $n samples)" "$PY" "$ROOT/tests/py/ort_calibrate.py" "$CORPUS/models/$model/model.onnx" "$data" "$OUT/o.json" --method "$method"
     done
 done

@@ -91,7 +91,33 @@ def more(items, what):
     return [f"... {len(items) - SHOWN} more {what} (see --report)"] if len(items) > SHOWN else []
 
 
+ARGS = None  # the parsed command line, set by main()
+
+
+def fold_constant_qdq(model):
+    """A copy of model (ORT's) where each Constant node whose float output ORT quantizes at run time
+    (Constant -> QuantizeLinear -> DequantizeLinear) reads as onnxq stores it: a quantized initializer behind
+    one DequantizeLinear (anchored at the constant's name). Numerically the same: ORT's calibrated range of a
+    constant is its min/max."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    g = model.graph
+    constants = {n.output[0]: i for i, n in enumerate(g.node)
+                 if n.op_type == "Constant" and n.domain in ("", "ai.onnx")}
+    drop = set()
+    for i, q in enumerate(g.node):
+        if q.op_type == "QuantizeLinear" and q.input[0] in constants:
+            for d in g.node:
+                if d.op_type == "DequantizeLinear" and d.input[0] == q.output[0]:
+                    d.input[0] = q.input[0] + QUANT_SUFFIX
+            drop.update({i, constants[q.input[0]]})
+    for i in sorted(drop, reverse=True):
+        del g.node[i]
+    return model
+
+
 def check_pattern(ours, orts):
+    if ARGS.fold_constants:
+        orts = fold_constant_qdq(orts)
     ca, cb = op_counts(ours), op_counts(orts)
     aa, ab = anchors(ours), anchors(orts)
     op_diffs = [{"domain": d, "op_type": t, "ours": ca[(d, t)], "orts": cb[(d, t)]}
@@ -278,8 +304,13 @@ def main():
                     help="outputs: run both quantized models without value_info. ORT's tool adds the value_info of "
                          "ONNX shape inference, with which ONNX Runtime fuses some float ops differently, so the "
                          "same graph computes slightly different numbers")
+    ap.add_argument("--fold-constants", action="store_true",
+                    help="pattern: read ORT's Constant -> QuantizeLinear -> DequantizeLinear as onnxq's quantized "
+                         "constant behind one DequantizeLinear (static QDQ stores Constant-node tensors quantized)")
     ap.add_argument("--report", help="write all numbers to this JSON file")
     args = ap.parse_args()
+    global ARGS
+    ARGS = args
 
     report = {"float": args.float, "ours": args.ours, "orts": None if args.orts == "-" else args.orts, "checks": {}}
 

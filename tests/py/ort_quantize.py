@@ -2,6 +2,12 @@
 
 Usage: python tests/py/ort_quantize.py dynamic MODEL OUT [--per-channel] [--reduce-range]
            [--weight-type int8|uint8] [--op-types A,B] [--exclude n1,n2] [--extra KEY=VALUE ...]
+       python tests/py/ort_quantize.py static MODEL OUT --data CALIB.npz [--format qdq|qoperator]
+           [--activation-type T] [--weight-type T] [--method minmax|entropy|percentile|distribution]
+           [--per-channel] [--reduce-range] [--op-types A,B] [--exclude n1,n2] [--extra KEY=VALUE ...]
+
+`static` calls quantize_static with a data reader over CALIB.npz (key = graph input name, first axis = sample,
+samples in order, one at a time), so its MinMax ranges equal `onnxq calibrate`'s bit for bit.
 
 `dynamic` calls onnxruntime.quantization.quantize_dynamic(MODEL, OUT, ...) with these settings: --op-types is
 op_types_to_quantize, --exclude is nodes_to_exclude (node names), --extra sets extra_options keys, each value
@@ -23,9 +29,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from onnxruntime.quantization import QuantType, quantize_dynamic
+import numpy as np
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quantize_dynamic, quantize_static)
 
-WEIGHT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+WEIGHT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8, "int16": QuantType.QInt16,
+                "uint16": QuantType.QUInt16, "int4": QuantType.QInt4, "uint4": QuantType.QUInt4}
+METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile, "distribution": CalibrationMethod.Distribution}
 
 
 def names(text):
@@ -55,6 +66,19 @@ def parse_args(argv):
     dyn.add_argument("--exclude", type=names, default=None, help="comma-separated node names to leave float")
     dyn.add_argument("--extra", type=key_value, nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                      help="extra_options entries")
+    st = modes.add_parser("static", help="onnxruntime.quantization.quantize_static")
+    st.add_argument("model")
+    st.add_argument("out")
+    st.add_argument("--data", required=True)
+    st.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
+    st.add_argument("--activation-type", choices=WEIGHT_TYPES, default="int8")
+    st.add_argument("--weight-type", choices=WEIGHT_TYPES, default="int8")
+    st.add_argument("--method", choices=METHODS, default="minmax")
+    st.add_argument("--per-channel", action="store_true")
+    st.add_argument("--reduce-range", action="store_true")
+    st.add_argument("--op-types", type=names, default=None)
+    st.add_argument("--exclude", type=names, default=None)
+    st.add_argument("--extra", type=key_value, nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     if not Path(args.out).resolve().parent.is_dir():
         ap.error(f"folder of {args.out} does not exist")  # else ORT's save would fail and read as ORT's failure
@@ -85,12 +109,46 @@ def run_dynamic(args, model):
     )
 
 
+class Reader(CalibrationDataReader):
+    """One sample at a time, in order, from an .npz whose first axis indexes samples."""
+
+    def __init__(self, path):
+        data = np.load(path)
+        self.arrays = {k: data[k] for k in data.files}
+        self.count = len(next(iter(self.arrays.values())))
+        self.i = 0
+
+    def get_next(self):
+        if self.i >= self.count:
+            return None
+        sample = {k: v[self.i] for k, v in self.arrays.items()}
+        self.i += 1
+        return sample
+
+
+def run_static(args, model):
+    quantize_static(
+        model,
+        args.out,
+        Reader(args.data),
+        quant_format=QuantFormat.QDQ if args.format == "qdq" else QuantFormat.QOperator,
+        op_types_to_quantize=args.op_types,
+        per_channel=args.per_channel,
+        reduce_range=args.reduce_range,
+        activation_type=WEIGHT_TYPES[args.activation_type],
+        weight_type=WEIGHT_TYPES[args.weight_type],
+        nodes_to_exclude=args.exclude,
+        calibrate_method=METHODS[args.method],
+        extra_options=dict(args.extra),
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ort_quantize.") as folder:
         model = staged(args.model, folder)
         try:
-            run_dynamic(args, model)
+            (run_dynamic if args.mode == "dynamic" else run_static)(args, model)
         except Exception as e:  # anything ORT's tool raises: InferenceError, ValueError, RuntimeError, ...
             message = str(e).strip().splitlines()
             print(f"ort-failed: {type(e).__name__}: {message[0] if message else ''}")

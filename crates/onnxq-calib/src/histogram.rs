@@ -6,6 +6,8 @@
 //! each histogram's range, then streams the samples through histograms over that range: the counts
 //! are those of the single call, in memory that does not depend on the number of samples.
 
+use rayon::prelude::*;
+
 /// A histogram over `[first, last]` with equal-width bins.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
@@ -23,6 +25,30 @@ fn linspace(first: f32, last: f32, bins: usize) -> Vec<f32> {
     let mut edges: Vec<f32> = (0..=bins).map(|i| i as f32 * step + first).collect();
     edges[bins] = last;
     edges
+}
+
+/// Adds `values` to `counts`, binned as numpy bins them over `edges`.
+fn count(edges: &[f32], absolute: bool, values: &[f32], counts: &mut [u64]) {
+    let n = counts.len();
+    let (first, last) = (edges[0], edges[n]);
+    let denom = last - first;
+    for &v in values {
+        let x = if absolute { v.abs() } else { v };
+        if !(x >= first && x <= last) {
+            continue;
+        }
+        // numpy: index from float32 arithmetic, then corrected against the edges within 1 ulp.
+        let mut i = (((x - first) / denom) * n as f32) as usize;
+        if i == n {
+            i -= 1;
+        }
+        if x < edges[i] {
+            i -= 1;
+        } else if i + 1 < n && x >= edges[i + 1] {
+            i += 1;
+        }
+        counts[i] += 1;
+    }
 }
 
 impl Histogram {
@@ -54,27 +80,31 @@ impl Histogram {
         })
     }
 
-    /// Counts `values` (NaN and values outside the range are ignored, as numpy does).
+    /// Counts `values` (NaN and values outside the range are ignored, as numpy does). Large
+    /// tensors are counted in parallel chunks whose counts are summed, which is exact.
     pub fn add(&mut self, values: &[f32]) {
+        const CHUNK: usize = 1 << 16;
+        if values.len() < 2 * CHUNK {
+            count(&self.edges, self.absolute, values, &mut self.counts);
+            return;
+        }
         let n = self.counts.len();
-        let (first, last) = (self.edges[0], self.edges[n]);
-        let denom = last - first;
-        for &v in values {
-            let x = if self.absolute { v.abs() } else { v };
-            if !(x >= first && x <= last) {
-                continue;
-            }
-            // numpy: index from float32 arithmetic, then corrected against the edges within 1 ulp.
-            let mut i = (((x - first) / denom) * n as f32) as usize;
-            if i == n {
-                i -= 1;
-            }
-            if x < self.edges[i] {
-                i -= 1;
-            } else if i + 1 < n && x >= self.edges[i + 1] {
-                i += 1;
-            }
-            self.counts[i] += 1;
+        let (edges, absolute) = (&self.edges, self.absolute);
+        let counts = values
+            .par_chunks(CHUNK)
+            .fold(
+                || vec![0u64; n],
+                |mut c, chunk| {
+                    count(edges, absolute, chunk, &mut c);
+                    c
+                },
+            )
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            });
+        if let Some(c) = counts {
+            self.counts.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
         }
     }
 
@@ -260,6 +290,24 @@ mod tests {
         }
         assert_eq!(bytes(&h), before);
         assert_eq!(h.counts.iter().sum::<u64>(), 2_000_000);
+    }
+
+    #[test]
+    fn parallel_counts_equal_sequential_ones() {
+        let values: Vec<f32> = (0..1_000_003u64)
+            .map(|i| ((i * 7919) % 10_007) as f32 / 1000.0 - 5.0)
+            .collect();
+        let mut whole = Histogram::new(-5.0, 5.0, 2048, true).unwrap_or_else(|e| panic!("{e}"));
+        whole.add(&values);
+        let mut pieces = whole.clone();
+        pieces.counts.iter_mut().for_each(|c| *c = 0);
+        values.chunks(1000).for_each(|c| pieces.add(c));
+        assert_eq!(whole, pieces);
+        assert_eq!(
+            whole.counts.iter().sum::<u64>(),
+            999_403,
+            "values above 5 are out of range"
+        );
     }
 
     #[test]

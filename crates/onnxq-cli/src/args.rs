@@ -20,7 +20,8 @@ pub(crate) enum Command {
     /// Rewrite a model, moving large tensors (initializers and Constant values) to an external data
     /// file or back inline
     Repack(RepackArgs),
-    /// Quantize a model (dynamic: int8 weights, activations quantized at run time)
+    /// Quantize a model (dynamic: int8 weights, activations quantized at run time; static: QDQ with
+    /// calibrated activation ranges)
     Quantize(QuantizeArgs),
     /// Run the float model on calibration data and write each activation's range (for static
     /// quantization); memory does not grow with the number of samples
@@ -63,16 +64,36 @@ pub(crate) struct RepackArgs {
 pub(crate) enum Mode {
     /// Weights quantized offline, activations at run time (ONNX Runtime's `quantize_dynamic`)
     Dynamic,
+    /// Weights and activations quantized with calibrated ranges (ONNX Runtime's `quantize_static`)
+    Static,
 }
 
-/// A weight type for dynamic quantization.
+/// The static quantization format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum WeightType {
-    /// Signed 8-bit, symmetric by default
+pub(crate) enum Format {
+    /// QuantizeLinear/DequantizeLinear pairs around float ops (ORT's QuantFormat.QDQ)
+    Qdq,
+    /// Quantized operators (QLinearConv, QLinearMatMul, ...; ORT's QuantFormat.QOperator)
+    Qoperator,
+}
+
+/// An integer quantization type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum QType {
+    /// Signed 8-bit (weights symmetric by default)
     Int8,
-    /// Unsigned 8-bit, asymmetric by default
+    /// Unsigned 8-bit (asymmetric by default)
     Uint8,
+    /// Signed 16-bit (static only)
+    Int16,
+    /// Unsigned 16-bit (static only)
+    Uint16,
+    /// Signed 4-bit (static weights only)
+    Int4,
+    /// Unsigned 4-bit (static weights only)
+    Uint4,
 }
 
 #[derive(Debug, Args)]
@@ -85,10 +106,22 @@ pub(crate) struct QuantizeArgs {
     /// Quantization mode [default: dynamic]
     #[arg(long, value_enum)]
     pub(crate) mode: Option<Mode>,
+    /// Static quantization format [default: qdq]
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<Format>,
     /// Weight type [default: int8]
     #[arg(long, value_enum)]
-    pub(crate) weight_type: Option<WeightType>,
-    /// Quantize weights per channel (MatMul along the last axis)
+    pub(crate) weight_type: Option<QType>,
+    /// Static: activation type [default: int8, asymmetric, as ORT's quantize_static]
+    #[arg(long, value_enum)]
+    pub(crate) activation_type: Option<QType>,
+    /// Static: a ranges file from `onnxq calibrate` instead of calibrating here with --data
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub(crate) ranges: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) calib: CalibSettings,
+    /// Quantize weights per channel (dynamic: MatMul along the last axis; static: Conv axis 0,
+    /// Gemm by transB, MatMul axis 1)
     #[arg(long)]
     pub(crate) per_channel: bool,
     /// Quantize Conv weights per output channel (onnxq extension: ORT's ConvInteger path is per
@@ -123,7 +156,8 @@ pub(crate) struct QuantizeArgs {
 }
 
 /// A calibration method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum CalibMethod {
     /// Observed minimum and maximum
     Minmax,
@@ -146,17 +180,16 @@ pub(crate) enum Engine {
     Tract,
 }
 
-#[derive(Debug, Args)]
-pub(crate) struct CalibrateArgs {
-    /// The float model (.onnx)
-    pub(crate) model: PathBuf,
+/// How activation ranges are calibrated (shared by `calibrate` and `quantize --mode static`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CalibSettings {
     /// Calibration data: a .npz (keys = input names, first axis = samples), or a folder of .npz /
     /// .npy files or ONNX test-data folders (one sample each)
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, num_args = 1..)]
     pub(crate) data: Vec<PathBuf>,
-    /// How ranges are computed
-    #[arg(long, value_enum, default_value = "minmax")]
-    pub(crate) method: CalibMethod,
+    /// How ranges are computed [default: minmax]
+    #[arg(long, value_enum)]
+    pub(crate) method: Option<CalibMethod>,
     /// Symmetric ranges (ORT's CalibTensorRangeSymmetric): MinMax gives ±max(|min|, |max|),
     /// Percentile takes the percentile of |x| [default: false for minmax, true for percentile]
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -183,6 +216,14 @@ pub(crate) struct CalibrateArgs {
     /// Engine threads
     #[arg(long, default_value_t = 2)]
     pub(crate) threads: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CalibrateArgs {
+    /// The float model (.onnx)
+    pub(crate) model: PathBuf,
+    #[command(flatten)]
+    pub(crate) calib: CalibSettings,
     /// Where to write the ranges (JSON)
     #[arg(short, long)]
     pub(crate) output: PathBuf,

@@ -8,34 +8,59 @@ use onnxq_calib::{
     HistogramMethod, MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_extremes,
     calibrate_histogram, calibrate_minmax, candidate_tensors, float_outputs, input_specs,
 };
+use onnxq_ir::Model;
 
-use crate::args::{CalibMethod, CalibrateArgs};
+use crate::args::{CalibMethod, CalibSettings, CalibrateArgs};
 use crate::engine::Backend;
 use crate::util::{Progress, note};
 
-pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
-    let model = onnxq_ir::load(&a.model)?;
-    let samples = Samples::open(&a.data, &input_specs(&model)).map_err(onnxq_calib::Error::Data)?;
+pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
+    let model = onnxq_ir::load(&args.model)?;
+    let ranges = calibrate(&model, &args.calib)?;
+    let (a, total) = (args, ranges.samples);
+    if let Some(dir) = &a.trt_table {
+        onnxq_calib::trt::write_tables(dir, &ranges.tensors)
+            .with_context(|| format!("cannot write TensorRT tables into `{}`", dir.display()))?;
+    }
+    write_atomic(&a.output, &(serde_json::to_string_pretty(&ranges)? + "\n"))?;
+    note(&format!(
+        "calibrated {} tensors on {total} samples with {} ({}); wrote {}",
+        ranges.tensors.len(),
+        ranges.engine,
+        ranges.method,
+        a.output.display()
+    ));
+    Ok(())
+}
+
+/// Runs `model` on the calibration data of `a` and returns every float activation's range.
+pub(crate) fn calibrate(model: &Model, a: &CalibSettings) -> Result<Ranges> {
+    anyhow::ensure!(
+        !a.data.is_empty(),
+        "no calibration data: give --data with a .npz, a folder of samples or ONNX test-data folders"
+    );
+    let samples = Samples::open(&a.data, &input_specs(model)).map_err(onnxq_calib::Error::Data)?;
     let backend = Backend::choose(a.engine, a.ort_lib.as_deref())?;
     // A session of the model with every tensor as an output tells each tensor's type without a
     // run; only float32 tensors are calibrated.
-    let candidates = candidate_tensors(&model);
+    let candidates = candidate_tensors(model);
     let floats = float_outputs(
-        &mut *backend.load(&augmented(&model, &candidates)?, a.threads)?,
+        &mut *backend.load(&augmented(model, &candidates)?, a.threads)?,
         &samples,
     )?;
+    let floats: std::collections::BTreeSet<String> = floats.into_iter().collect();
     let floats: Vec<String> = candidates
         .into_iter()
         .filter(|c| floats.contains(c))
         .collect();
     let total = samples.len();
-    let (tensors, skipped) = match a.method {
+    let (tensors, skipped) = match a.method.unwrap_or(CalibMethod::Minmax) {
         CalibMethod::Minmax => {
             let opts = MinMaxOptions {
                 symmetric: a.symmetric.unwrap_or(false),
                 moving_average: a.moving_average,
             };
-            let (augmented_model, outputs) = augmented_minmax(&model, &floats, false)?;
+            let (augmented_model, outputs) = augmented_minmax(model, &floats, false)?;
             let mut engine = backend.load(&augmented_model, a.threads)?;
             drop(augmented_model);
             let bar = Progress::new("calibrating", total, "samples");
@@ -63,21 +88,21 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
             };
             check_histogram_args(hist)?;
             // Pass 1 fixes each histogram's range; pass 2 streams the samples through them.
-            let (augmented_model, outputs) = augmented_minmax(&model, &floats, true)?;
+            let (augmented_model, outputs) = augmented_minmax(model, &floats, true)?;
             let extremes = {
                 let mut engine = backend.load(&augmented_model, a.threads)?;
                 let bar = Progress::new("ranges (pass 1 of 2)", total, "samples");
                 calibrate_extremes(&mut *engine, &samples, &outputs, |done| bar.set(done))?
             };
             drop(augmented_model);
-            let mut engine = backend.load(&augmented(&model, &floats)?, a.threads)?;
+            let mut engine = backend.load(&augmented(model, &floats)?, a.threads)?;
             let bar = Progress::new("histograms (pass 2 of 2)", total, "samples");
             calibrate_histogram(&mut *engine, &samples, &extremes, hist, |done| {
                 bar.set(done)
             })?
         }
     };
-    let ranges = Ranges {
+    Ok(Ranges {
         format: "onnxq-ranges".into(),
         version: Ranges::VERSION,
         method: describe(a),
@@ -85,25 +110,13 @@ pub(crate) fn run(a: &CalibrateArgs) -> Result<()> {
         samples: total,
         tensors,
         skipped,
-    };
-    if let Some(dir) = &a.trt_table {
-        onnxq_calib::trt::write_tables(dir, &ranges.tensors)
-            .with_context(|| format!("cannot write TensorRT tables into `{}`", dir.display()))?;
-    }
-    write_atomic(&a.output, &(serde_json::to_string_pretty(&ranges)? + "\n"))?;
-    note(&format!(
-        "calibrated {} tensors on {total} samples with {} ({}); wrote {}",
-        ranges.tensors.len(),
-        ranges.engine,
-        ranges.method,
-        a.output.display()
-    ));
-    Ok(())
+    })
 }
 
-fn describe(a: &CalibrateArgs) -> String {
-    let mut m = format!("{:?}", a.method).to_lowercase();
-    match a.method {
+fn describe(a: &CalibSettings) -> String {
+    let method = a.method.unwrap_or(CalibMethod::Minmax);
+    let mut m = format!("{method:?}").to_lowercase();
+    match method {
         CalibMethod::Minmax => {
             if a.symmetric == Some(true) {
                 m += " symmetric";

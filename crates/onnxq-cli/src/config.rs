@@ -6,12 +6,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::args::{Mode, WeightType};
+use crate::args::{CalibMethod, Format, Mode, QType};
 
 /// Shown under any config error.
-pub(crate) const HINT: &str = "keys: mode, weight_type, per_channel, conv_per_channel, reduce_range, op_types (op_types_to_quantize), \
-     include (nodes_to_quantize), exclude (nodes_to_exclude), and [extra_options] with MatMulConstBOnly, \
-     EnableSubgraph, WeightSymmetric";
+pub(crate) const HINT: &str = "keys: mode, format (quant_format), weight_type, activation_type, per_channel, \
+     conv_per_channel, reduce_range, op_types (op_types_to_quantize), include (nodes_to_quantize), \
+     exclude (nodes_to_exclude), method (calibrate_method), and [extra_options] with MatMulConstBOnly, \
+     EnableSubgraph, WeightSymmetric, ActivationSymmetric, QuantizeBias, QDQKeepRemovableActivations, \
+     QDQDisableWeightAdjustForInt32Bias, ForceQuantizeNoInputCheck, OpTypesToExcludeOutputQuantization, \
+     UseQDQContribOps, CalibTensorRangeSymmetric, CalibMovingAverage, CalibPercentile";
 
 /// A config problem (its message names the key).
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +26,12 @@ pub(crate) struct ConfigError(String);
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     pub(crate) mode: Option<Mode>,
-    pub(crate) weight_type: Option<WeightType>,
+    #[serde(alias = "quant_format")]
+    pub(crate) format: Option<Format>,
+    pub(crate) weight_type: Option<QType>,
+    pub(crate) activation_type: Option<QType>,
+    #[serde(alias = "calibrate_method")]
+    pub(crate) method: Option<CalibMethod>,
     pub(crate) per_channel: Option<bool>,
     pub(crate) reduce_range: Option<bool>,
     pub(crate) conv_per_channel: Option<bool>,
@@ -37,7 +45,7 @@ pub(crate) struct Config {
     pub(crate) extra_options: ExtraOptions,
 }
 
-/// ONNX Runtime's `extra_options` that dynamic quantization honours, under ORT's names.
+/// ONNX Runtime's `extra_options` that onnxq honours, under ORT's names.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExtraOptions {
@@ -47,6 +55,26 @@ pub(crate) struct ExtraOptions {
     pub(crate) enable_subgraph: Option<bool>,
     #[serde(rename = "WeightSymmetric")]
     pub(crate) weight_symmetric: Option<bool>,
+    #[serde(rename = "ActivationSymmetric")]
+    pub(crate) activation_symmetric: Option<bool>,
+    #[serde(rename = "QuantizeBias")]
+    pub(crate) quantize_bias: Option<bool>,
+    #[serde(rename = "QDQKeepRemovableActivations")]
+    pub(crate) keep_removable_activations: Option<bool>,
+    #[serde(rename = "QDQDisableWeightAdjustForInt32Bias")]
+    pub(crate) disable_weight_adjust: Option<bool>,
+    #[serde(rename = "ForceQuantizeNoInputCheck")]
+    pub(crate) force_quantize_no_input_check: Option<bool>,
+    #[serde(rename = "OpTypesToExcludeOutputQuantization")]
+    pub(crate) exclude_output_quantization: Option<Vec<String>>,
+    #[serde(rename = "UseQDQContribOps")]
+    pub(crate) contrib_ops: Option<bool>,
+    #[serde(rename = "CalibTensorRangeSymmetric")]
+    pub(crate) calib_symmetric: Option<bool>,
+    #[serde(rename = "CalibMovingAverage")]
+    pub(crate) calib_moving_average: Option<bool>,
+    #[serde(rename = "CalibPercentile")]
+    pub(crate) calib_percentile: Option<f64>,
 }
 
 /// Reads and checks a config file.

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use onnxq_ir::{Layout, load, save};
 use onnxq_quant::numerics::QuantType;
+use onnxq_quant::qdq::Ranges;
 use onnxq_quant::report::Outcome;
-use onnxq_quant::{DynamicOptions, Report, quantize_dynamic};
+use onnxq_quant::{DynamicOptions, Report, StaticOptions, quantize_dynamic, quantize_qdq};
 
-use crate::args::{Mode, QuantizeArgs, WeightType};
+use crate::args::{CalibMethod, Format, Mode, QType, QuantizeArgs};
+use crate::config::Config;
 use crate::util::{check_output, human_bytes, note};
 
 pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
@@ -16,39 +18,23 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         Some(p) => crate::config::load(p)?,
         None => crate::config::Config::default(),
     };
-    let Mode::Dynamic = a.mode.or(cfg.mode).unwrap_or(Mode::Dynamic);
-    let weight_type = match a
-        .weight_type
-        .or(cfg.weight_type)
-        .unwrap_or(WeightType::Int8)
-    {
-        WeightType::Int8 => QuantType::I8,
-        WeightType::Uint8 => QuantType::U8,
-    };
-    let pick = |flag: &Vec<String>, file: &Option<Vec<String>>| {
-        if flag.is_empty() {
-            file.clone().unwrap_or_default()
-        } else {
-            flag.clone()
-        }
-    };
-    let x = &cfg.extra_options;
-    let opts = DynamicOptions {
-        weight_type,
-        per_channel: a.per_channel || cfg.per_channel.unwrap_or(false),
-        reduce_range: a.reduce_range || cfg.reduce_range.unwrap_or(false),
-        op_types: pick(&a.op_types, &cfg.op_types),
-        include: pick(&a.include, &cfg.include),
-        exclude: pick(&a.exclude, &cfg.exclude),
-        matmul_const_b_only: !a.dynamic_b && x.matmul_const_b_only.unwrap_or(true),
-        enable_subgraph: a.enable_subgraph || x.enable_subgraph.unwrap_or(false),
-        weight_symmetric: x.weight_symmetric,
-        conv_per_channel: a.conv_per_channel || cfg.conv_per_channel.unwrap_or(false),
-    };
-
+    let mode = a.mode.or(cfg.mode).unwrap_or(Mode::Dynamic);
     let mut model = load(&a.model)?;
     check_output(&a.model, &a.output)?;
-    let report = quantize_dynamic(&mut model, &opts)?;
+    let report = match mode {
+        Mode::Dynamic => quantize_dynamic(&mut model, &dynamic_options(a, &cfg)?)?,
+        Mode::Static => {
+            let format = a.format.or(cfg.format).unwrap_or(Format::Qdq);
+            anyhow::ensure!(
+                format == Format::Qdq,
+                "--format qoperator is not implemented yet; use --format qdq (ONNX Runtime fuses \
+                 QDQ models into the same quantized kernels when it loads them)"
+            );
+            let opts = static_options(a, &cfg)?;
+            let ranges = static_ranges(a, &cfg, &model)?;
+            quantize_qdq(&mut model, &ranges, &opts)?
+        }
+    };
     let layout = if model.external_files().is_empty() {
         Layout::Inline
     } else {
@@ -80,6 +66,139 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     }
     note(&msg);
     Ok(())
+}
+
+fn qtype(t: QType) -> QuantType {
+    match t {
+        QType::Int8 => QuantType::I8,
+        QType::Uint8 => QuantType::U8,
+        QType::Int16 => QuantType::I16,
+        QType::Uint16 => QuantType::U16,
+        QType::Int4 => QuantType::I4,
+        QType::Uint4 => QuantType::U4,
+    }
+}
+
+/// A list flag if given, else the config's list.
+fn pick(flag: &[String], file: &Option<Vec<String>>) -> Vec<String> {
+    if flag.is_empty() {
+        file.clone().unwrap_or_default()
+    } else {
+        flag.to_vec()
+    }
+}
+
+fn dynamic_options(a: &QuantizeArgs, cfg: &Config) -> Result<DynamicOptions> {
+    let weight_type = qtype(a.weight_type.or(cfg.weight_type).unwrap_or(QType::Int8));
+    anyhow::ensure!(
+        matches!(weight_type, QuantType::I8 | QuantType::U8),
+        "dynamic quantization takes int8 or uint8 weights (ONNX Runtime's integer kernels)"
+    );
+    anyhow::ensure!(
+        a.activation_type.or(cfg.activation_type).is_none(),
+        "--activation-type is for --mode static; dynamic activations are uint8, chosen at run time"
+    );
+    let x = &cfg.extra_options;
+    Ok(DynamicOptions {
+        weight_type,
+        per_channel: a.per_channel || cfg.per_channel.unwrap_or(false),
+        reduce_range: a.reduce_range || cfg.reduce_range.unwrap_or(false),
+        op_types: pick(&a.op_types, &cfg.op_types),
+        include: pick(&a.include, &cfg.include),
+        exclude: pick(&a.exclude, &cfg.exclude),
+        matmul_const_b_only: !a.dynamic_b && x.matmul_const_b_only.unwrap_or(true),
+        enable_subgraph: a.enable_subgraph || x.enable_subgraph.unwrap_or(false),
+        weight_symmetric: x.weight_symmetric,
+        conv_per_channel: a.conv_per_channel || cfg.conv_per_channel.unwrap_or(false),
+    })
+}
+
+fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
+    anyhow::ensure!(
+        !a.conv_per_channel && !a.dynamic_b && !a.enable_subgraph,
+        "--conv-per-channel, --dynamic-b and --enable-subgraph are dynamic-mode options"
+    );
+    let x = &cfg.extra_options;
+    let activation_type = qtype(
+        a.activation_type
+            .or(cfg.activation_type)
+            .unwrap_or(QType::Int8),
+    );
+    anyhow::ensure!(
+        activation_type.storage_bits() != 4,
+        "4-bit activations are not supported; 4-bit types are for weights"
+    );
+    let weight_type = qtype(a.weight_type.or(cfg.weight_type).unwrap_or(QType::Int8));
+    anyhow::ensure!(
+        !(activation_type == QuantType::I8 && weight_type == QuantType::U8),
+        "int8 activations with uint8 weights is not a combination ONNX Runtime has kernels for \
+         (its tool refuses it too); use int8 weights"
+    );
+    let d = StaticOptions::default();
+    Ok(StaticOptions {
+        activation_type,
+        weight_type,
+        per_channel: a.per_channel || cfg.per_channel.unwrap_or(false),
+        reduce_range: a.reduce_range || cfg.reduce_range.unwrap_or(false),
+        op_types: pick(&a.op_types, &cfg.op_types),
+        include: pick(&a.include, &cfg.include),
+        exclude: pick(&a.exclude, &cfg.exclude),
+        activation_symmetric: x.activation_symmetric.unwrap_or(d.activation_symmetric),
+        weight_symmetric: x.weight_symmetric,
+        quantize_bias: x.quantize_bias.unwrap_or(d.quantize_bias),
+        keep_removable_activations: x
+            .keep_removable_activations
+            .unwrap_or(d.keep_removable_activations),
+        disable_weight_adjust: x.disable_weight_adjust.unwrap_or(d.disable_weight_adjust),
+        force_quantize_no_input_check: x
+            .force_quantize_no_input_check
+            .unwrap_or(d.force_quantize_no_input_check),
+        exclude_output_quantization: x.exclude_output_quantization.clone().unwrap_or_default(),
+        contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
+    })
+}
+
+/// The activation ranges: read from `--ranges`, or calibrated here from `--data`.
+fn static_ranges(a: &QuantizeArgs, cfg: &Config, model: &onnxq_ir::Model) -> Result<Ranges> {
+    let ranges = match &a.ranges {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read ranges `{}`", path.display()))?;
+            onnxq_calib::Ranges::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("ranges `{}`: {e}", path.display()))?
+        }
+        None => {
+            anyhow::ensure!(
+                !a.calib.data.is_empty(),
+                "static quantization needs activation ranges: give --data (calibration samples) \
+                 or --ranges (a file from `onnxq calibrate`)"
+            );
+            let x = &cfg.extra_options;
+            let mut c = a.calib.clone();
+            c.method = c.method.or(cfg.method).or(Some(CalibMethod::Minmax));
+            c.symmetric = c.symmetric.or(x.calib_symmetric);
+            c.moving_average |= x.calib_moving_average.unwrap_or(false);
+            if let Some(p) = x.calib_percentile {
+                c.percentile = p;
+            }
+            crate::calibrate::calibrate(model, &c)?
+        }
+    };
+    let known = ranges
+        .tensors
+        .keys()
+        .filter(|t| model.graph.value_by_name(t).is_some())
+        .count();
+    anyhow::ensure!(
+        known > 0 || ranges.tensors.is_empty(),
+        "none of the {} tensors in the ranges names a tensor of this model; calibrate this model",
+        ranges.tensors.len()
+    );
+    Ok(ranges
+        .tensors
+        .iter()
+        .map(|(k, r)| (k.clone(), (r.min, r.max)))
+        .collect())
 }
 
 /// Below this weight SQNR the summary warns: per-tensor 8-bit weights normally reach 30-45 dB.

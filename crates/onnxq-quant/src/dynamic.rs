@@ -186,6 +186,7 @@ pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Repo
         mode: "dynamic".into(),
         nodes: Vec::new(),
         opset: (opset, new_opset),
+        notes: Vec::new(),
     };
     let mut domains = BTreeSet::new();
     let sources = model.sources().clone();

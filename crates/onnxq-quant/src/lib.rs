@@ -9,11 +9,13 @@ pub mod numerics;
 pub mod ops;
 mod opset;
 pub mod options;
+pub mod qdq;
 pub mod report;
 mod weights;
 
 pub use dynamic::quantize_dynamic;
-pub use options::DynamicOptions;
+pub use options::{DynamicOptions, StaticOptions};
+pub use qdq::quantize_qdq;
 pub use report::Report;
 
 /// Why a quantization run could not proceed. Per-node problems are report entries, not errors.

@@ -402,27 +402,52 @@ pub fn quantize_weight(
     symmetric: bool,
     reduce_range: bool,
 ) -> QuantizedTensor {
+    let params = weight_params(data, dims, axis, qtype, symmetric, reduce_range);
+    quantize_with(data, dims, axis, params, qtype)
+}
+
+/// The parameters [`quantize_weight`] picks: one set per tensor, or per channel along `axis`.
+pub fn weight_params(
+    data: F32Data<'_>,
+    dims: &[usize],
+    axis: Option<usize>,
+    qtype: QuantType,
+    symmetric: bool,
+    reduce_range: bool,
+) -> Vec<QParams> {
     let qrange = qtype.qrange(reduce_range, symmetric);
-    let (channels, inner, params) = match axis {
+    match axis {
         None => {
             let (lo, hi) = min_max(data);
-            (
-                1,
-                data.len().max(1),
-                vec![compute_qparams(lo, hi, qrange, symmetric, None)],
-            )
+            vec![compute_qparams(lo, hi, qrange, symmetric, None)]
         }
         Some(axis) => {
             let channels = dims[axis];
             let inner: usize = dims[axis + 1..].iter().product();
             let outer: usize = dims[..axis].iter().product();
-            let stats = channel_min_max(data, outer, channels, inner);
-            let params = stats
+            channel_min_max(data, outer, channels, inner)
                 .into_iter()
                 .map(|(lo, hi)| compute_qparams(lo, hi, qrange, symmetric, None))
-                .collect();
-            (channels, inner.max(1), params)
+                .collect()
         }
+    }
+}
+
+/// Quantizes a float tensor of shape `dims` with given parameters (one set, or one per channel
+/// along `axis`).
+pub fn quantize_with(
+    data: F32Data<'_>,
+    dims: &[usize],
+    axis: Option<usize>,
+    params: Vec<QParams>,
+    qtype: QuantType,
+) -> QuantizedTensor {
+    let (channels, inner) = match axis {
+        None => (1, data.len().max(1)),
+        Some(axis) => (
+            dims[axis],
+            dims[axis + 1..].iter().product::<usize>().max(1),
+        ),
     };
     let range = qtype.full_range();
     let n = data.len();

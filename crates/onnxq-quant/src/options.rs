@@ -55,6 +55,69 @@ impl DynamicOptions {
     }
 }
 
+/// Options of `quantize --mode static` in the QDQ format (ORT's `quantize_static` arguments and
+/// extra options, with its defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticOptions {
+    /// Activation type (ORT's default for `quantize_static`: int8, asymmetric).
+    pub activation_type: QuantType,
+    /// Weight type (default int8).
+    pub weight_type: QuantType,
+    /// Per-channel weights (Conv axis 0, ConvTranspose 1, Gemm 0 or 1 by `transB`, MatMul 1).
+    pub per_channel: bool,
+    /// 7-bit ranges for every quantized constant (ORT applies the flag to all of them in QDQ).
+    pub reduce_range: bool,
+    /// Op types to quantize; empty means the static registry's default list.
+    pub op_types: Vec<String>,
+    /// Node names or glob patterns to quantize; empty means all selected op types.
+    pub include: Vec<String>,
+    /// Node names or glob patterns never to quantize.
+    pub exclude: Vec<String>,
+    /// Symmetric activation ranges (ORT's `ActivationSymmetric`; keeps Relu/Clip).
+    pub activation_symmetric: bool,
+    /// Symmetric per-tensor weights; `None` means symmetric for signed types. Per-channel weights
+    /// are always symmetric, as in ORT's QDQ.
+    pub weight_symmetric: Option<bool>,
+    /// Quantize biases to int32 (ORT's `QuantizeBias`, default true).
+    pub quantize_bias: bool,
+    /// Keep Relu/Clip nodes instead of folding them into the producer's range
+    /// (`QDQKeepRemovableActivations`).
+    pub keep_removable_activations: bool,
+    /// Do not enlarge weight scales whose int32 bias scale would be too small
+    /// (`QDQDisableWeightAdjustForInt32Bias`).
+    pub disable_weight_adjust: bool,
+    /// Quantize data-movement ops even when their input is not quantized
+    /// (`ForceQuantizeNoInputCheck`).
+    pub force_quantize_no_input_check: bool,
+    /// Op types whose outputs get no Q/DQ (`OpTypesToExcludeOutputQuantization`).
+    pub exclude_output_quantization: Vec<String>,
+    /// Q/DQ nodes in the `com.microsoft` domain (`UseQDQContribOps`); also chosen automatically
+    /// where the model's opset lacks what the types or per-channel axes need.
+    pub contrib_ops: bool,
+}
+
+impl Default for StaticOptions {
+    fn default() -> Self {
+        StaticOptions {
+            activation_type: QuantType::I8,
+            weight_type: QuantType::I8,
+            per_channel: false,
+            reduce_range: false,
+            op_types: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            activation_symmetric: false,
+            weight_symmetric: None,
+            quantize_bias: true,
+            keep_removable_activations: false,
+            disable_weight_adjust: false,
+            force_quantize_no_input_check: false,
+            exclude_output_quantization: Vec::new(),
+            contrib_ops: false,
+        }
+    }
+}
+
 /// Whether `name` matches a pattern: exact, or a glob with `*` (any run) and `?` (one character).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());

@@ -46,6 +46,9 @@ pub struct Report {
     pub nodes: Vec<Entry>,
     /// Opset of the default domain before and after (raised when a pattern needs it).
     pub opset: (i64, i64),
+    /// Findings that concern tensors rather than nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Report {

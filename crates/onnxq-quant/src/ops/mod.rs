@@ -1,5 +1,5 @@
-//! The op-quantizer registry. Adding an op is two edits: a file here implementing the trait, and
-//! one line in the registry slice.
+//! The op-quantizer registries. Dynamic: adding an op is two edits, a file here implementing the
+//! trait and one line in the registry slice. Static (QDQ): one row in [`static_ops::STATIC_OPS`].
 
 mod attention;
 mod conv;
@@ -8,6 +8,7 @@ mod gather;
 mod gemm;
 mod lstm;
 mod matmul;
+pub mod static_ops;
 
 use onnxq_ir::{Graph, NodeId};
 

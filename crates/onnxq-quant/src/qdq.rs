@@ -1,0 +1,947 @@
+//! Static quantization in the QDQ format (ONNX Runtime's `quantize_static` with
+//! `QuantFormat.QDQ`): every selected float tensor gets a QuantizeLinear → DequantizeLinear pair
+//! whose parameters come from calibrated ranges; constants are stored quantized behind a lone
+//! DequantizeLinear; biases become int32 with scale = input scale × weight scale.
+//!
+//! Two phases, as in ORT: **mark** (each selected node's [`Rule`] records which of its tensors are
+//! quantized, as activation or weight, per-channel or sharing another tensor's parameters; the only
+//! edit here is folding a removable Relu/Clip into its producer) and **apply** (quantize the marked
+//! constants in parallel, then insert the Q/DQ pairs and bias dequantizers). Names follow ORT's
+//! (`<T>_QuantizeLinear`, `<W>_quantized`, `<B>_quantized_scale`, ...), so models can be compared.
+//!
+//! Where ORT's tool writes a wrong model, onnxq does not: a Gemm's `beta` is folded into its int32
+//! bias instead of dropped, per-channel axes at opset 11/12 use the `com.microsoft` Q/DQ ops, and
+//! constants held in `Constant` nodes are quantized as constants.
+
+use std::collections::BTreeMap;
+
+use onnxq_ir::proto as pb;
+use onnxq_ir::{Def, Graph, Model, Node, NodeId, Use, ValueId};
+use rayon::prelude::*;
+
+use crate::dynamic::{int_attr, node_label};
+use crate::numerics::{
+    F32Data, QParams, QuantType, QuantizedTensor, compute_qparams, quantize_with, weight_params,
+};
+use crate::ops::static_ops::{Rule, STATIC_OPS, rule};
+use crate::options::{StaticOptions, glob_match};
+use crate::report::{Entry, Outcome, Report};
+use crate::weights::{dims, f32_data, remove_if_unused, resolve};
+use crate::{Error, Result};
+
+/// Calibrated ranges by tensor name.
+pub type Ranges = BTreeMap<String, (f32, f32)>;
+
+/// How a marked tensor is quantized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Activation,
+    Weight {
+        axis: Option<usize>,
+    },
+    /// Reuses the scale and zero point of another tensor (data-movement ops).
+    SameAs(ValueId),
+}
+
+/// An int32 bias and what its scale derives from.
+#[derive(Debug, Clone)]
+struct Bias {
+    /// The node reading it (a Gemm's `beta` becomes 1 once the bias holds `beta · C`).
+    node: NodeId,
+    input: ValueId,
+    weight: ValueId,
+    /// Gemm's `alpha` (the bias scale is `alpha · s_in · s_w`) and `beta` (folded into the data).
+    alpha: f32,
+    beta: f32,
+}
+
+/// The marking state (ORT's `tensors_to_quantize` and `bias_to_quantize`).
+struct Marks<'a> {
+    opts: &'a StaticOptions,
+    params: &'a BTreeMap<ValueId, QParams>,
+    order: Vec<ValueId>,
+    roles: BTreeMap<ValueId, Role>,
+    biases: BTreeMap<ValueId, Bias>,
+}
+
+impl Marks<'_> {
+    /// A float32 constant (initializer or `Constant` node), or a tensor with a calibrated range.
+    fn quantizable(&self, g: &Graph, v: ValueId) -> bool {
+        match resolve(g, &[], v) {
+            Some(c) => c.tensor.data_type() == 1,
+            None => self.params.contains_key(&v),
+        }
+    }
+
+    fn set(&mut self, v: ValueId, role: Role, overwrite: bool) {
+        match self.roles.get_mut(&v) {
+            Some(r) if overwrite => *r = role,
+            Some(_) => {}
+            None => {
+                self.order.push(v);
+                self.roles.insert(v, role);
+            }
+        }
+    }
+
+    fn activation(&mut self, g: &Graph, v: Option<ValueId>) {
+        if let Some(v) = v.filter(|&v| self.quantizable(g, v)) {
+            self.set(v, Role::Activation, false);
+        }
+    }
+
+    /// A weight, per channel along `default_axis` when per-channel applies to it.
+    fn weight(&mut self, g: &Graph, v: Option<ValueId>, default_axis: usize) {
+        let Some(v) = v.filter(|&v| self.quantizable(g, v)) else {
+            return;
+        };
+        let rank = resolve(g, &[], v).map(|c| c.tensor.dims.len());
+        match rank {
+            Some(rank) if self.opts.per_channel && default_axis < rank => {
+                self.set(
+                    v,
+                    Role::Weight {
+                        axis: Some(default_axis),
+                    },
+                    true,
+                );
+            }
+            Some(_) => self.set(v, Role::Weight { axis: None }, false),
+            // Not a constant: quantized at run time like any activation.
+            None => self.set(v, Role::Activation, false),
+        }
+    }
+
+    fn same_as(&mut self, g: &Graph, out: Option<ValueId>, input: Option<ValueId>) {
+        if let (Some(out), Some(input)) = (out, input)
+            && self.quantizable(g, out)
+        {
+            self.set(out, Role::SameAs(input), true);
+        }
+    }
+
+    fn marked(&self, v: Option<ValueId>) -> bool {
+        v.is_some_and(|v| self.roles.contains_key(&v) || self.biases.contains_key(&v))
+    }
+
+    fn bias(&mut self, g: &Graph, b: Option<ValueId>, bias: Bias) {
+        if let Some(b) = b
+            && resolve(g, &[], b).is_some_and(|c| c.tensor.data_type() == 1)
+        {
+            self.biases.entry(b).or_insert(bias);
+        }
+    }
+}
+
+fn input(n: &Node, i: usize) -> Option<ValueId> {
+    n.inputs().get(i).copied().flatten()
+}
+
+fn output(n: &Node, i: usize) -> Option<ValueId> {
+    n.outputs().get(i).copied().flatten()
+}
+
+fn float_attr(n: &Node, name: &str, default: f32) -> f32 {
+    n.attribute(name).and_then(|a| a.proto.f).unwrap_or(default)
+}
+
+fn int_attr_of(n: &Node, name: &str, default: i64) -> i64 {
+    n.attribute(name).and_then(|a| a.proto.i).unwrap_or(default)
+}
+
+/// Quantizes `model` statically in the QDQ format with `ranges` (float tensors without a range
+/// stay float) and reports what happened to every node of a selected op type.
+pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) -> Result<Report> {
+    let opset = crate::opset::require(model, 11)?;
+    check_selection(&model.graph, opts)?;
+    let g = &mut model.graph;
+    let op_types: Vec<String> = if opts.op_types.is_empty() {
+        STATIC_OPS.iter().map(|(t, _)| (*t).to_owned()).collect()
+    } else {
+        opts.op_types.clone()
+    };
+    let selected = |n: &Node| -> Result<(), String> {
+        if !n.domain().is_empty() && n.op_type() != "EmbedLayerNormalization" {
+            return Err(format!("domain `{}` is not quantized", n.domain()));
+        }
+        if !op_types.iter().any(|t| t == n.op_type()) {
+            return Err("op type not selected (--op-types)".into());
+        }
+        if let Some(p) = opts.exclude.iter().find(|p| glob_match(p, n.name())) {
+            return Err(format!("excluded by `{p}`"));
+        }
+        if !opts.include.is_empty() && !opts.include.iter().any(|p| glob_match(p, n.name())) {
+            return Err("not matched by --include".into());
+        }
+        Ok(())
+    };
+
+    // Activation parameters, from the ranges after ORT's adjustments: a Relu/Clip input that feeds
+    // only it takes the output's range (the producer's Q/DQ then clips), a Softmax output is [0, 1].
+    let mut range: BTreeMap<ValueId, (f32, f32)> = ranges
+        .iter()
+        .filter_map(|(name, r)| g.value_by_name(name).map(|v| (v, *r)))
+        .collect();
+    for (_, n) in g.nodes() {
+        if selected(n).is_err() {
+            continue;
+        }
+        match n.op_type() {
+            "Relu" | "Clip" => {
+                if let (Some(i), Some(o)) = (input(n, 0), output(n, 0))
+                    && consumers(g, i) == 1
+                    && range.contains_key(&i)
+                    && let Some(&r) = range.get(&o)
+                {
+                    range.insert(i, r);
+                }
+            }
+            "Softmax" => {
+                if let Some(o) = output(n, 0) {
+                    range.insert(o, (0.0, 1.0));
+                }
+            }
+            _ => {}
+        }
+    }
+    let act = opts.activation_type;
+    let params: BTreeMap<ValueId, QParams> = range
+        .iter()
+        .map(|(&v, &(lo, hi))| {
+            let qrange = act.qrange(false, opts.activation_symmetric);
+            (
+                v,
+                compute_qparams(lo, hi, qrange, opts.activation_symmetric, None),
+            )
+        })
+        .collect();
+
+    // Mark, node by node in graph order.
+    let mut marks = Marks {
+        opts,
+        params: &params,
+        order: Vec::new(),
+        roles: BTreeMap::new(),
+        biases: BTreeMap::new(),
+    };
+    let mut report = Report {
+        mode: "static-qdq".into(),
+        nodes: Vec::new(),
+        opset: (opset, opset),
+        notes: Vec::new(),
+    };
+    let ids: Vec<NodeId> = g.nodes().map(|(id, _)| id).collect();
+    for id in ids {
+        let Some(n) = g.node(id) else { continue };
+        let known = STATIC_OPS.iter().any(|(t, _)| *t == n.op_type());
+        let wanted = op_types.iter().any(|t| t == n.op_type());
+        if !known && !wanted {
+            continue;
+        }
+        let label = node_label(g, n);
+        let op_type = n.op_type().to_owned();
+        let outcome = match selected(n) {
+            Err(reason) => Outcome::Skipped { reason },
+            Ok(()) => {
+                let before = (marks.roles.clone(), marks.biases.len());
+                match mark_node(g, id, opset, &mut marks)? {
+                    true => Outcome::Quantized {
+                        pattern: "removed (its range clips the producer's output)".into(),
+                    },
+                    false if marks.roles != before.0 || marks.biases.len() != before.1 => {
+                        Outcome::Quantized {
+                            pattern: "QDQ".into(),
+                        }
+                    }
+                    false => Outcome::Skipped {
+                        reason: "no float tensor of it to quantize (input not quantized, or no calibrated range)".into(),
+                    },
+                }
+            }
+        };
+        report.nodes.push(Entry {
+            graph: "main".into(),
+            node: label,
+            op_type,
+            outcome,
+            weight_sqnr_db: None,
+        });
+    }
+
+    // Q/DQ nodes go to com.microsoft where the opset lacks what the types or axes need.
+    let contrib = opts.contrib_ops
+        || (opts.per_channel && opset < 13)
+        || ([opts.activation_type, opts.weight_type]
+            .iter()
+            .any(|t| t.storage_bits() != 8)
+            && opset < 21);
+    let domain = if contrib { "com.microsoft" } else { "" };
+    apply(g, &marks, &params, opts, &mut report, domain)?;
+    if contrib && model.opset("com.microsoft").is_none() {
+        model.proto.opset_import.push(pb::OperatorSetIdProto {
+            domain: Some("com.microsoft".into()),
+            version: Some(1),
+        });
+    }
+    model
+        .graph
+        .validate()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(report)
+}
+
+/// How many node inputs of this graph read `v` (ORT's `input_name_to_nodes` count), or more than
+/// one if anything else (a graph output, a subgraph) reads it too.
+fn consumers(g: &Graph, v: ValueId) -> usize {
+    let uses = g.value(v).uses();
+    if uses.iter().any(|u| !matches!(u, Use::Node { .. })) {
+        return usize::MAX;
+    }
+    let mut nodes: Vec<NodeId> = uses
+        .iter()
+        .filter_map(|u| match u {
+            Use::Node { node, .. } => Some(*node),
+            _ => None,
+        })
+        .collect();
+    nodes.dedup();
+    nodes.len()
+}
+
+/// Applies `id`'s rule; returns whether the node was removed (a folded Relu/Clip).
+fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result<bool> {
+    let Some(n) = g.node(id) else {
+        return Ok(false);
+    };
+    let opts = m.opts;
+    let skip_output = opts
+        .exclude_output_quantization
+        .iter()
+        .any(|t| t == n.op_type());
+    let (i0, o0) = (input(n, 0), output(n, 0));
+    match rule(n.op_type()) {
+        Rule::Generic => {
+            let (ins, outs) = (n.inputs().to_vec(), n.outputs().to_vec());
+            for v in ins {
+                m.activation(g, v);
+            }
+            if !skip_output {
+                for v in outs {
+                    m.activation(g, v);
+                }
+            }
+        }
+        Rule::Conv { weight_axis } => {
+            m.activation(g, i0);
+            if !skip_output {
+                m.activation(g, o0);
+            }
+            m.weight(g, input(n, 1), weight_axis);
+            if let (Some(x), Some(w)) = (i0, input(n, 1)) {
+                m.bias(
+                    g,
+                    input(n, 2),
+                    Bias {
+                        node: id,
+                        input: x,
+                        weight: w,
+                        alpha: 1.0,
+                        beta: 1.0,
+                    },
+                );
+            }
+        }
+        Rule::Gemm => {
+            m.activation(g, i0);
+            if !skip_output {
+                m.activation(g, o0);
+            }
+            let axis = if int_attr_of(n, "transB", 0) != 0 {
+                0
+            } else {
+                1
+            };
+            m.weight(g, input(n, 1), axis);
+            let (alpha, beta) = (float_attr(n, "alpha", 1.0), float_attr(n, "beta", 1.0));
+            if let (Some(x), Some(w), Some(b)) = (i0, input(n, 1), input(n, 2))
+                && resolve(g, &[], b).is_some()
+            {
+                m.bias(
+                    g,
+                    Some(b),
+                    Bias {
+                        node: id,
+                        input: x,
+                        weight: w,
+                        alpha,
+                        beta,
+                    },
+                );
+            }
+        }
+        Rule::MatMul => {
+            let ins = n.inputs().to_vec();
+            for v in ins {
+                if v.is_some_and(|v| resolve(g, &[], v).is_some()) {
+                    m.weight(g, v, 1);
+                } else {
+                    m.activation(g, v);
+                }
+            }
+            if !skip_output {
+                m.activation(g, o0);
+            }
+        }
+        Rule::Removable => {
+            if !m.marked(i0) {
+                return Ok(false);
+            }
+            let (Some(u), Some(r)) = (i0, o0) else {
+                return Ok(false);
+            };
+            let foldable = !opts.activation_symmetric
+                && !opts.keep_removable_activations
+                && m.params.contains_key(&r)
+                && consumers(g, u) == 1
+                && matches!(g.value(u).def(), Def::Node { .. });
+            if foldable {
+                // The producer now writes the activation's output: `u` takes `r`'s name and uses.
+                g.substitute(r, u)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                g.remove_node(id)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                m.roles.remove(&u);
+                m.order.retain(|&v| v != u);
+                if !skip_output {
+                    m.activation(g, Some(u));
+                }
+                return Ok(true);
+            }
+            m.activation(g, Some(u));
+            if !skip_output {
+                m.activation(g, Some(r));
+            }
+        }
+        Rule::Direct8Bit { min_opset } => {
+            if opset < min_opset {
+                return Ok(false);
+            }
+            if opts.force_quantize_no_input_check {
+                m.activation(g, i0);
+                if !skip_output {
+                    m.same_as(g, o0, i0);
+                }
+            } else if m.marked(i0) && !skip_output {
+                m.same_as(g, o0, i0);
+            }
+        }
+        Rule::Split => {
+            if !m.marked(i0) {
+                m.activation(g, i0);
+            }
+            if !skip_output {
+                for o in n.outputs().to_vec() {
+                    m.same_as(g, o, i0);
+                }
+            }
+        }
+        Rule::Gather => {
+            let constant = i0.is_some_and(|v| resolve(g, &[], v).is_some());
+            if constant || opts.force_quantize_no_input_check {
+                m.activation(g, i0);
+                if !skip_output {
+                    m.same_as(g, o0, i0);
+                }
+            } else if m.marked(i0) && !skip_output {
+                m.same_as(g, o0, i0);
+            }
+        }
+        Rule::Where => {
+            let (a, b) = (input(n, 1), input(n, 2));
+            if opts.force_quantize_no_input_check {
+                m.activation(g, a);
+                m.activation(g, b);
+                if !skip_output {
+                    m.activation(g, o0);
+                }
+            } else if m.marked(a) && m.marked(b) && !skip_output {
+                m.activation(g, o0);
+            }
+        }
+        Rule::Normalization => {
+            m.activation(g, i0);
+            let scale = input(n, 1);
+            // The scale is per channel along axis 1 where it has one (ORT's default axis).
+            m.weight(g, scale, 1);
+            if let (Some(x), Some(s)) = (i0, scale)
+                && n.op_type() != "BatchNormalization"
+            {
+                m.bias(
+                    g,
+                    input(n, 2),
+                    Bias {
+                        node: id,
+                        input: x,
+                        weight: s,
+                        alpha: 1.0,
+                        beta: 1.0,
+                    },
+                );
+            }
+            if !skip_output {
+                for o in n.outputs().to_vec() {
+                    m.activation(g, o);
+                }
+            }
+        }
+        Rule::Pad => {
+            let mode = n
+                .attribute("mode")
+                .and_then(|a| a.proto.s.as_ref())
+                .map(|s| s.to_vec())
+                .unwrap_or_else(|| b"constant".to_vec());
+            let zero_pad = match mode.as_slice() {
+                b"reflect" | b"edge" | b"wrap" => true,
+                _ if opset < 11 => float_attr(n, "value", 0.0) == 0.0,
+                _ => match input(n, 2) {
+                    None => true,
+                    Some(c) => resolve(g, &[], c)
+                        .and_then(|c| f32_data(c.tensor).filter(|d| d.len() == 1))
+                        .is_some_and(|d| d.get(0) == 0.0),
+                },
+            };
+            for v in n.inputs().to_vec() {
+                m.activation(g, v);
+            }
+            if !skip_output {
+                if zero_pad {
+                    m.same_as(g, o0, i0);
+                } else {
+                    m.activation(g, o0);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The scale and zero-point values standing for a quantized tensor.
+#[derive(Debug, Clone, Copy)]
+struct Quantized {
+    scale: ValueId,
+    zero_point: ValueId,
+    params: QParams,
+}
+
+/// A marked constant after quantization.
+struct DoneWeight {
+    value: ValueId,
+    qtype: QuantType,
+    q: QuantizedTensor,
+    dims: Vec<usize>,
+}
+
+fn apply(
+    g: &mut Graph,
+    marks: &Marks<'_>,
+    params: &BTreeMap<ValueId, QParams>,
+    opts: &StaticOptions,
+    report: &mut Report,
+    domain: &str,
+) -> Result<()> {
+    let weight_symmetric = opts
+        .weight_symmetric
+        .unwrap_or_else(|| opts.weight_type.signed());
+    // Constants: quantize each in parallel, with the int32-bias scale adjustment (§3.9).
+    let constants: Vec<(ValueId, QuantType, Option<usize>, bool)> = marks
+        .order
+        .iter()
+        .filter(|v| resolve(g, &[], **v).is_some())
+        .filter_map(|&v| match marks.roles[&v] {
+            Role::Weight { axis } => Some((
+                v,
+                opts.weight_type,
+                axis,
+                axis.is_some() || weight_symmetric,
+            )),
+            Role::Activation => Some((v, opts.activation_type, None, opts.activation_symmetric)),
+            Role::SameAs(_) => None,
+        })
+        .collect();
+    let scale_of = |v: ValueId| -> Option<f32> {
+        let mut v = v;
+        while let Some(Role::SameAs(p)) = marks.roles.get(&v) {
+            v = *p;
+        }
+        params.get(&v).map(|p| p.scale)
+    };
+    let done: Vec<DoneWeight> = {
+        let g = &*g;
+        constants
+            .par_iter()
+            .map(|&(v, qtype, axis, symmetric)| {
+                let c = resolve(g, &[], v)
+                    .ok_or_else(|| Error::Internal("marked constant vanished".into()))?;
+                let data = f32_data(c.tensor)
+                    .ok_or_else(|| Error::Internal("marked constant is not float32".into()))?;
+                let d = dims(c.tensor);
+                let mut p = weight_params(data, &d, axis, qtype, symmetric, opts.reduce_range);
+                if !opts.disable_weight_adjust
+                    && matches!(qtype, QuantType::I8 | QuantType::I16)
+                    && p.iter().all(|p| p.zero_point == 0)
+                    && let Some((b, bias)) = marks.biases.iter().find(|(_, b)| b.weight == v)
+                    && let Some(s_in) = scale_of(bias.input)
+                    && let Some(bc) = resolve(g, &[], *b)
+                    && let Some(bd) = f32_data(bc.tensor)
+                {
+                    adjust_for_bias(&mut p, s_in, bd, bias.beta);
+                }
+                let q = quantize_with(data, &d, axis, p, qtype);
+                Ok(DoneWeight {
+                    value: v,
+                    qtype,
+                    q,
+                    dims: d,
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+
+    // Quantized constants, stored behind a lone DequantizeLinear each.
+    let mut quantized: BTreeMap<ValueId, Quantized> = BTreeMap::new();
+    let mut weights: BTreeMap<ValueId, (ValueId, Vec<QParams>)> = BTreeMap::new();
+    let mut sqnr: BTreeMap<String, f64> = BTreeMap::new();
+    for w in done {
+        let name = g.value(w.value).name().to_owned();
+        let pdims: Vec<i64> = match w.q.axis {
+            Some(_) => vec![w.q.params.len() as i64],
+            None => Vec::new(),
+        };
+        let data = tensor(
+            w.dims.iter().map(|&d| d as i64).collect(),
+            w.qtype.onnx_type(),
+            w.q.data,
+        );
+        let (scale, zp) = param_tensors(&w.q.params, w.qtype, pdims);
+        let qv = init(g, &format!("{name}_quantized"), data)?;
+        let sv = init(g, &format!("{name}_scale"), scale)?;
+        let zv = init(g, &format!("{name}_zero_point"), zp)?;
+        let attrs =
+            w.q.axis
+                .map(|a| vec![int_attr("axis", a as i64)])
+                .unwrap_or_default();
+        let (_, dq) = add(
+            g,
+            ("DequantizeLinear", domain),
+            &format!("{name}_DequantizeLinear"),
+            &[Some(qv), Some(sv), Some(zv)],
+            &format!("{name}_DequantizeLinear_Output"),
+            attrs,
+        )?;
+        if let Some(db) = w.q.sqnr_db {
+            for u in g.value(w.value).uses() {
+                if let Use::Node { node, .. } = u
+                    && let Some(n) = g.node(*node)
+                {
+                    let e = sqnr.entry(node_label(g, n)).or_insert(db);
+                    *e = e.min(db);
+                }
+            }
+        }
+        g.replace_uses(w.value, dq, |_| false)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if w.q.params.len() == 1 {
+            quantized.insert(
+                w.value,
+                Quantized {
+                    scale: sv,
+                    zero_point: zv,
+                    params: w.q.params[0],
+                },
+            );
+        }
+        weights.insert(w.value, (sv, w.q.params));
+        remove_if_unused(g, w.value);
+    }
+
+    // Activations with parameters of their own, then those sharing another tensor's.
+    let runtime: Vec<ValueId> = marks
+        .order
+        .iter()
+        .copied()
+        .filter(|v| !weights.contains_key(v))
+        .collect();
+    let mut unranged = Vec::new();
+    for &v in &runtime {
+        if marks.roles[&v] != Role::Activation {
+            continue;
+        }
+        let Some(&p) = params.get(&v) else {
+            unranged.push(g.value(v).name().to_owned());
+            continue;
+        };
+        let name = g.value(v).name().to_owned();
+        let (scale, zp) = param_tensors(&[p], opts.activation_type, Vec::new());
+        let sv = init(g, &format!("{name}_scale"), scale)?;
+        let zv = init(g, &format!("{name}_zero_point"), zp)?;
+        let q = Quantized {
+            scale: sv,
+            zero_point: zv,
+            params: p,
+        };
+        qdq_pair(g, v, q, domain)?;
+        quantized.insert(v, q);
+    }
+    let mut pending: Vec<(ValueId, ValueId)> = runtime
+        .iter()
+        .filter_map(|&v| match marks.roles[&v] {
+            Role::SameAs(p) => Some((v, p)),
+            _ => None,
+        })
+        .collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut left = Vec::new();
+        for (v, p) in pending {
+            match quantized.get(&p).copied() {
+                Some(q) => {
+                    qdq_pair(g, v, q, domain)?;
+                    quantized.insert(v, q);
+                }
+                None if marks
+                    .roles
+                    .get(&p)
+                    .is_some_and(|r| matches!(r, Role::SameAs(_))) =>
+                {
+                    left.push((v, p))
+                }
+                // The provider was never quantized (no range): this tensor stays float too.
+                None => {}
+            }
+        }
+        if left.len() == before {
+            break;
+        }
+        pending = left;
+    }
+
+    // Biases: int32 with scale alpha · s_in · s_w, dequantized under the bias's own name.
+    for (&b, bias) in &marks.biases {
+        if !opts.quantize_bias {
+            break;
+        }
+        let (Some(x), Some((_, w_params))) =
+            (quantized.get(&bias.input), weights.get(&bias.weight))
+        else {
+            continue;
+        };
+        let Some(c) = resolve(g, &[], b) else {
+            continue;
+        };
+        let Some(data) = f32_data(c.tensor) else {
+            continue;
+        };
+        let name = c.name.to_owned();
+        let bdims = c.tensor.dims.clone();
+        let n = data.len();
+        let scales: Vec<f32> = w_params
+            .iter()
+            .map(|w| bias.alpha * (x.params.scale * w.scale))
+            .collect();
+        if scales.len() != 1 && scales.len() != n {
+            continue;
+        }
+        let q: Vec<i32> = (0..n)
+            .map(|i| {
+                let s = scales[if scales.len() == 1 { 0 } else { i }];
+                let v = f64::from(bias.beta * data.get(i)) / f64::from(s);
+                v.round_ties_even()
+                    .clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+            })
+            .collect();
+        let per_channel = scales.len() > 1;
+        let qt = tensor(bdims, 6, q.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let st = tensor(
+            vec![scales.len() as i64],
+            1,
+            scales.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        );
+        let zt = tensor(
+            if per_channel {
+                vec![scales.len() as i64]
+            } else {
+                Vec::new()
+            },
+            6,
+            vec![0; 4 * if per_channel { scales.len() } else { 1 }],
+        );
+        let qv = init(g, &format!("{name}_quantized"), qt)?;
+        let sv = init(g, &format!("{name}_quantized_scale"), st)?;
+        let zv = init(g, &format!("{name}_quantized_zero_point"), zt)?;
+        let attrs = if per_channel {
+            vec![int_attr("axis", 0)]
+        } else {
+            Vec::new()
+        };
+        let (_, dq) = add(
+            g,
+            ("DequantizeLinear", domain),
+            &format!("{name}_DequantizeLinear"),
+            &[Some(qv), Some(sv), Some(zv)],
+            &format!("{name}_DequantizeLinear_Output"),
+            attrs,
+        )?;
+        g.substitute(b, dq)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        remove_if_unused(g, b);
+        // The int32 bias holds beta · C (ORT keeps C and drops beta: a wrong model for beta != 1).
+        if let Some(n) = g.node_mut(bias.node) {
+            for a in &mut n.attributes {
+                if a.name() == "beta" {
+                    a.proto.f = Some(1.0);
+                }
+            }
+        }
+    }
+
+    for e in &mut report.nodes {
+        e.weight_sqnr_db = sqnr.get(&e.node).copied();
+    }
+    if !unranged.is_empty() {
+        report.notes.push(format!(
+            "left in float for lack of a calibrated range: {}",
+            unranged.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// A tensor proto from raw little-endian bytes.
+fn tensor(dims: Vec<i64>, data_type: i32, raw: Vec<u8>) -> pb::TensorProto {
+    pb::TensorProto {
+        dims,
+        data_type: Some(data_type),
+        raw_data: Some(raw.into()),
+        ..Default::default()
+    }
+}
+
+/// Scale (float32) and zero-point (`qtype`) tensors of shape `dims` for `params`.
+fn param_tensors(
+    params: &[QParams],
+    qtype: QuantType,
+    dims: Vec<i64>,
+) -> (pb::TensorProto, pb::TensorProto) {
+    let scales = params.iter().flat_map(|p| p.scale.to_le_bytes()).collect();
+    let zps: Vec<i32> = params.iter().map(|p| p.zero_point).collect();
+    (
+        tensor(dims.clone(), 1, scales),
+        tensor(
+            dims,
+            qtype.onnx_type(),
+            crate::numerics::to_storage(&zps, qtype),
+        ),
+    )
+}
+
+/// Adds an initializer under a fresh name built from `name`.
+fn init(g: &mut Graph, name: &str, t: pb::TensorProto) -> Result<ValueId> {
+    let name = g.fresh_name(name);
+    g.add_initializer(&name, t)
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Adds a one-output node named `name` (made unique) writing a fresh value named from `output`.
+fn add(
+    g: &mut Graph,
+    (op, domain): (&str, &str),
+    name: &str,
+    inputs: &[Option<ValueId>],
+    output: &str,
+    attrs: Vec<pb::AttributeProto>,
+) -> Result<(NodeId, ValueId)> {
+    let mut node = Node::new(op, domain, Some(name.to_owned()));
+    node.attributes = attrs.into_iter().map(onnxq_ir::Attribute::new).collect();
+    let out = g.fresh_name(output);
+    let (id, outs) = g
+        .add_node(node, inputs, &[Some(&out)])
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let v = outs[0].ok_or_else(|| Error::Internal("node without output".into()))?;
+    Ok((id, v))
+}
+
+/// `T → QuantizeLinear → DequantizeLinear → (every node that read T)`. A graph output keeps its
+/// name: the DequantizeLinear writes it and the producer's tensor becomes `<T>_QuantizeLinear_Input`.
+fn qdq_pair(g: &mut Graph, v: ValueId, q: Quantized, domain: &str) -> Result<()> {
+    let name = g.value(v).name().to_owned();
+    let params = [Some(q.scale), Some(q.zero_point)];
+    let (q_node, qv) = add(
+        g,
+        ("QuantizeLinear", domain),
+        &format!("{name}_QuantizeLinear"),
+        &[Some(v), params[0], params[1]],
+        &format!("{name}_QuantizeLinear_Output"),
+        Vec::new(),
+    )?;
+    let (_, dq) = add(
+        g,
+        ("DequantizeLinear", domain),
+        &format!("{name}_DequantizeLinear"),
+        &[Some(qv), params[0], params[1]],
+        &format!("{name}_DequantizeLinear_Output"),
+        Vec::new(),
+    )?;
+    let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
+    if g.outputs().iter().any(|p| p.value == v) {
+        g.substitute(v, dq).map_err(edit)?;
+        g.set_input(q_node, 0, Some(v)).map_err(edit)?;
+        let input_name = g.fresh_name(&format!("{name}_QuantizeLinear_Input"));
+        g.rename(v, &input_name).map_err(edit)?;
+    } else {
+        g.replace_uses(
+            v,
+            dq,
+            |u| matches!(u, Use::Node { node, .. } if *node == q_node),
+        )
+        .map_err(edit)?;
+    }
+    Ok(())
+}
+
+/// ORT's weight-scale enlargement for int32 biases (§3.9): where `s_in · s_w` is below what the
+/// bias needs to fit int32 (`1.0001 · 2 · |bias| / (2^32 - 2)`), the weight scale grows to it.
+fn adjust_for_bias(p: &mut [QParams], s_in: f32, bias: F32Data<'_>, beta: f32) {
+    const QRANGE: f64 = 4_294_967_294.0;
+    let per_channel = p.len() > 1 && p.len() == bias.len();
+    let absmax = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| f64::from((beta * bias.get(i)).abs()))
+            .fold(0.0, f64::max)
+    };
+    for (i, w) in p.iter_mut().enumerate() {
+        let a = if per_channel {
+            absmax(i..i + 1)
+        } else {
+            absmax(0..bias.len())
+        };
+        let smallest = 1.0001 * 2.0 * a / QRANGE;
+        let candidate = f64::from(s_in) * f64::from(w.scale);
+        if candidate > 0.0 && candidate < smallest {
+            w.scale = (f64::from(w.scale) * (smallest / candidate)) as f32;
+        }
+    }
+}
+
+/// Fails on an include or exclude entry that matches no node.
+fn check_selection(g: &Graph, opts: &StaticOptions) -> Result<()> {
+    for (flag, list) in [("--include", &opts.include), ("--exclude", &opts.exclude)] {
+        for p in list {
+            if !g.nodes().any(|(_, n)| glob_match(p, n.name())) {
+                return Err(Error::Selection(format!(
+                    "{flag} `{p}` matches no node of the model"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
