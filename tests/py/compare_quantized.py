@@ -43,6 +43,7 @@ ANCHOR_INPUTS = {  # quantized op type -> indices of the inputs that name the fl
     "DequantizeLinear": (0,),
     "Gather": (0,),  # only when its data is quantized
 }
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 SHOWN = 8  # differences printed per kind; --report has them all
 
 
@@ -58,8 +59,11 @@ def graphs(graph, scope=""):
 
 
 def op_counts(model):
-    return Counter((n.domain if n.domain != "ai.onnx" else "", n.op_type)
-                   for _, g in graphs(model.graph) for n in g.node)
+    def domain(n):
+        if n.domain == "ai.onnx" or (ARGS and ARGS.ignore_qdq_domain and n.op_type in QDQ_OPS):
+            return ""
+        return n.domain
+    return Counter((domain(n), n.op_type) for _, g in graphs(model.graph) for n in g.node)
 
 
 def anchors(model):
@@ -307,6 +311,9 @@ def main():
     ap.add_argument("--fold-constants", action="store_true",
                     help="pattern: read ORT's Constant -> QuantizeLinear -> DequantizeLinear as onnxq's quantized "
                          "constant behind one DequantizeLinear (static QDQ stores Constant-node tensors quantized)")
+    ap.add_argument("--ignore-qdq-domain", action="store_true",
+                    help="pattern: count com.microsoft QuantizeLinear/DequantizeLinear as the ONNX ones (onnxq uses the "
+                         "contrib ops where ORT's tool raises the opset to 21 for 16-bit types)")
     ap.add_argument("--report", help="write all numbers to this JSON file")
     args = ap.parse_args()
     global ARGS

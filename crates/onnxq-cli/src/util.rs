@@ -28,6 +28,10 @@ pub(crate) fn report_error(e: &anyhow::Error) {
                 c.downcast_ref::<crate::config::ConfigError>()
                     .map(|_| crate::config::HINT)
             })
+            .or_else(|| {
+                c.downcast_ref::<onnxq_engine::EngineError>()
+                    .and_then(onnxq_engine::EngineError::hint)
+            })
     });
     if let Some(hint) = hint {
         eprintln!("\nhint: {hint}");

@@ -12,79 +12,11 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use onnxq_testkit::{corpus_dir, corpus_feeds, corpus_model, python_ok, run_py};
+mod common;
 
-/// Runs onnxq; returns (success, stderr).
-fn onnxq(args: &[&OsStr]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_onnxq"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn quantize(model: &Path, out: &Path, flags: &[&str]) -> String {
-    let mut args: Vec<&OsStr> = vec![
-        "quantize".as_ref(),
-        model.as_ref(),
-        "-o".as_ref(),
-        out.as_ref(),
-    ];
-    args.extend(flags.iter().map(OsStr::new));
-    let (ok, stderr) = onnxq(&args);
-    assert!(
-        ok,
-        "onnxq quantize {flags:?} on {} failed:\n{stderr}",
-        model.display()
-    );
-    stderr
-}
-
-/// ORT's tool on the same model; `None` when it fails (its message is returned for the record).
-fn ort_quantize(model: &Path, out: &Path, flags: &[&str]) -> Result<(), String> {
-    let mut args: Vec<&OsStr> = vec!["dynamic".as_ref(), model.as_ref(), out.as_ref()];
-    args.extend(flags.iter().map(OsStr::new));
-    let (ok, text) = run_py("ort_quantize.py", &args);
-    if ok { Ok(()) } else { Err(text) }
-}
-
-fn compare(float: &Path, ours: &Path, orts: Option<&Path>, feeds: &Path) -> String {
-    let orts: &OsStr = orts.map_or("-".as_ref(), |p| p.as_os_str());
-    // ORT's tool also writes the value_info of ONNX shape inference, with which ONNX Runtime fuses
-    // some float ops (LayerNorm, ...) differently; both run without value_info, the same graphs
-    // compute identical bits.
-    let args: [&OsStr; 6] = [
-        float.as_ref(),
-        ours.as_ref(),
-        orts,
-        "--feeds".as_ref(),
-        feeds.as_ref(),
-        "--strip-value-info".as_ref(),
-    ];
-    let (ok, text) = run_py("compare_quantized.py", &args);
-    assert!(ok, "{} vs ORT:\n{text}", ours.display());
-    text
-}
-
-fn metric(model_name: &str, model: &Path) -> (String, f64) {
-    let script = corpus_dir().join("eval").join(format!("{model_name}.py"));
-    let line = python_ok(&[script.as_ref(), model.as_ref()])
-        .trim()
-        .to_owned();
-    let value = line
-        .split_whitespace()
-        .next()
-        .and_then(|kv| kv.split('=').nth(1))
-        .unwrap()
-        .parse()
-        .unwrap();
-    (line, value)
-}
+use common::{compare, metric, onnxq, ort_quantize, quantize};
+use onnxq_testkit::{corpus_feeds, corpus_model, python_ok, run_py};
 
 /// The option sets of the parity test: (label, onnxq flags, ORT flags).
 fn option_sets(exclude: &str) -> Vec<(&'static str, Vec<String>, Vec<String>)> {
@@ -127,12 +59,13 @@ fn parity(model_name: &str, exclude: &str) {
             &ours_flags.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         ort_quantize(
+            "dynamic",
             &float,
             &orts,
             &ort_flags.iter().map(String::as_str).collect::<Vec<_>>(),
         )
         .unwrap_or_else(|e| panic!("{model_name} {label}: ORT's tool failed: {e}"));
-        let text = compare(&float, &ours, Some(&orts), &feeds);
+        let text = compare(&float, &ours, Some(&orts), &feeds, &[]);
         assert!(
             text.contains("weights: ok"),
             "{model_name} {label}:\n{text}"
@@ -175,7 +108,7 @@ fn corpus_metrics_not_below_ort() {
         let ours = dir.path().join(format!("{name}-onnxq.onnx"));
         let orts = dir.path().join(format!("{name}-ort.onnx"));
         quantize(&corpus_model(name), &ours, &[]);
-        ort_quantize(&corpus_model(name), &orts, &[]).unwrap();
+        ort_quantize("dynamic", &corpus_model(name), &orts, &[]).unwrap();
         let ((ol, o), (rl, r)) = (metric(name, &ours), metric(name, &orts));
         let worse = if lower_is_better { o - r } else { r - o };
         assert!(worse <= 1e-3, "{name}: onnxq `{ol}` is below ORT's `{rl}`");
@@ -197,13 +130,13 @@ fn models_ort_cannot_quantize() {
     ] {
         let float = corpus_model(name);
         assert!(
-            ort_quantize(&float, &dir.path().join("ort.onnx"), &[]).is_err(),
+            ort_quantize("dynamic", &float, &dir.path().join("ort.onnx"), &[]).is_err(),
             "{name}: ORT's tool now succeeds"
         );
         let ours = dir.path().join(format!("{name}.onnx"));
         let msg = quantize(&float, &ours, &flags);
         assert!(!msg.contains("quantized 0 of"), "{name}: {msg}");
-        compare(&float, &ours, None, &corpus_feeds(name));
+        compare(&float, &ours, None, &corpus_feeds(name), &[]);
         let (line, value) = metric(name, &ours);
         assert!(value >= floor, "{name}: {line}");
     }
@@ -225,7 +158,7 @@ fn silero_subgraphs() {
     let sub = dir.path().join("sub.onnx");
     let msg = quantize(&float, &sub, &["--enable-subgraph", "--conv-per-channel"]);
     assert!(msg.contains("ConvInteger (per-channel scales) 12"), "{msg}");
-    compare(&float, &sub, None, &corpus_feeds("silero-vad"));
+    compare(&float, &sub, None, &corpus_feeds("silero-vad"), &[]);
     let (line, auc) = metric("silero-vad", &sub);
     assert!(auc >= 0.88, "{line}");
 }
@@ -348,8 +281,8 @@ fn contrib_ops_match_ort() {
             let orts = dir.path().join(format!("{name}-ort.onnx"));
             let msg = quantize(&float, &ours, flags);
             assert!(msg.contains("quantized 1 of 1"), "{name}: {msg}");
-            ort_quantize(&float, &orts, flags).unwrap();
-            let text = compare(&float, &ours, Some(&orts), &feeds);
+            ort_quantize("dynamic", &float, &orts, flags).unwrap();
+            let text = compare(&float, &ours, Some(&orts), &feeds, &[]);
             assert!(text.contains("weights: ok"), "{name} {flags:?}:\n{text}");
         }
     }
@@ -468,7 +401,7 @@ fn gemm_with_a_shared_weight() {
     );
     assert!(cos_to_float(&float, &ours, &feeds) > 0.999);
     let orts = dir.path().join("ort.onnx");
-    ort_quantize(&float, &orts, &[]).unwrap();
+    ort_quantize("dynamic", &float, &orts, &[]).unwrap();
     assert!(
         cos_to_float(&float, &orts, &feeds) < 0.99,
         "ORT's tool no longer breaks the shared weight"
