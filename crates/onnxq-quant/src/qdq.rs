@@ -242,22 +242,30 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         let op_type = n.op_type().to_owned();
         let outcome = match selected(n) {
             Err(reason) => Outcome::Skipped { reason },
-            Ok(()) => {
-                let before = (marks.roles.clone(), marks.biases.len());
-                match mark_node(g, id, opset, &mut marks)? {
-                    true => Outcome::Quantized {
-                        pattern: "removed (its range clips the producer's output)".into(),
-                    },
-                    false if marks.roles != before.0 || marks.biases.len() != before.1 => {
+            Ok(()) => match mark_node(g, id, opset, &mut marks)? {
+                true => Outcome::Quantized {
+                    pattern: "removed (its range clips the producer's output)".into(),
+                },
+                false => {
+                    let n = g
+                        .node(id)
+                        .ok_or_else(|| Error::Internal("marked node vanished".into()))?;
+                    let marked = |vs: &[Option<ValueId>]| vs.iter().any(|v| marks.marked(*v));
+                    if marked(n.outputs()) {
                         Outcome::Quantized {
                             pattern: "QDQ".into(),
                         }
+                    } else if marked(n.inputs()) {
+                        Outcome::Quantized {
+                            pattern: "QDQ (inputs only)".into(),
+                        }
+                    } else {
+                        Outcome::Skipped {
+                            reason: "input not quantized, or no calibrated range".into(),
+                        }
                     }
-                    false => Outcome::Skipped {
-                        reason: "no float tensor of it to quantize (input not quantized, or no calibrated range)".into(),
-                    },
                 }
-            }
+            },
         };
         report.nodes.push(Entry {
             graph: "main".into(),
