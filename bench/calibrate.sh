@@ -16,6 +16,8 @@ CORPUS=$ROOT/../shared/corpus
 OUT=$(mktemp -d /tmp/onnxq-calbench.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 export ONNXQ_PYTHON=$PY
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # mobilenetv2's samples repeated 4 times (256 samples).
 "$PY" -c "import sys, numpy as np; z = np.load(sys.argv[1]); np.savez(sys.argv[2], **{k: np.concatenate([z[k]] * 4) for k in z.files})" \
@@ -26,10 +28,8 @@ measure() {  # LABEL CMD...
     local label=$1 run wall rss rc
     shift
     for run in $(seq "$RUNS"); do
-        /usr/bin/time -v -o "$OUT/time.txt" "$@" >"$OUT/cmd.txt" 2>&1
-        rc=$?
-        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s }' "$OUT/time.txt")
-        rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$OUT/time.txt")
+        timed "$@"
+        rc=$RC wall=$WALL rss=$RSS
         note=""
         ((rc == 0)) || note=$(grep -E "Error|error" "$OUT/cmd.txt" | tail -n 1 | cut -c1-120 | tr '|' '/')
         rows+=("| $label | $wall | $rss | $rc | $note |")

@@ -34,17 +34,17 @@ else:
             os.symlink(os.path.join(folder, e), os.path.join(d, e))
         quantize_dynamic(os.path.join(d, os.path.basename(src)), out)'
 
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 rows=()
 measure() {  # LABEL CMD...
     local label=$1 run wall rss rc
     shift
     for run in $(seq "$RUNS"); do
         rm -rf "$OUT/o" && mkdir -p "$OUT/o"
-        /usr/bin/time -v -o "$OUT/time.txt" "$@" >"$OUT/cmd.txt" 2>&1
-        rc=$?
+        timed "$@"
+        rc=$RC wall=$WALL rss=$RSS
         { echo "## $label, run $run: $*"; cat "$OUT/cmd.txt" "$OUT/time.txt"; echo; } >>"$LOG"
-        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s }' "$OUT/time.txt")
-        rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$OUT/time.txt")
         rows+=("| $label | $run | $wall | $rss | $rc |")
         echo "$label, run $run: ${wall} s, ${rss} MB, exit $rc" >&2
     done

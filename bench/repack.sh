@@ -28,6 +28,8 @@ onnx.save_model(m, sys.argv[2], save_as_external_data=True, all_tensors_to_one_f
 PY_ONE='import sys, onnx
 onnx.save_model(onnx.load(sys.argv[1]), sys.argv[2])'
 
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 rows=()
 # measure LABEL SUBDIR CMD...: run CMD $RUNS times, emptying $OUT/SUBDIR first; one table row per run
 measure() {
@@ -35,13 +37,9 @@ measure() {
     shift 2
     for run in $(seq "$RUNS"); do
         rm -rf "$dir" && mkdir -p "$dir"
-        /usr/bin/time -v -o "$OUT/time.txt" "$@" >"$OUT/cmd.txt" 2>&1
-        rc=$?
+        timed "$@"
+        rc=$RC wall=$WALL rss=$RSS
         { echo "## $label, run $run: $*"; cat "$OUT/cmd.txt" "$OUT/time.txt"; echo; } >>"$LOG"
-        # "Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.34" -> seconds
-        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
-            n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s }' "$OUT/time.txt")
-        rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$OUT/time.txt")
         size=$(du -sb "$dir" | awk '{printf "%.1f", $1 / 1e6}')
         note=""
         ((rc == 0)) || note=$(grep -v '^[[:space:]]*$' "$OUT/cmd.txt" | tail -n 1 | cut -c1-200 | tr '|' '/')
