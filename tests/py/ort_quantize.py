@@ -126,7 +126,34 @@ class Reader(CalibrationDataReader):
         return sample
 
 
+ZP_DTYPES = {"QInt8": np.int8, "QUInt8": np.uint8, "QInt16": np.int16, "QUInt16": np.uint16}
+
+
+def ort_overrides(overrides):
+    """TensorQuantOverrides from JSON to what ORT's tool expects: QuantType members, numpy scale/zero point."""
+    out = {}
+    for tensor, entries in overrides.items():
+        converted = []
+        for e in entries:
+            e = dict(e)
+            qtype = e.get("quant_type", entries[0].get("quant_type", "QInt8"))
+            if "quant_type" in e:
+                e["quant_type"] = QuantType[e["quant_type"]]
+            for key in ("rmin", "rmax"):
+                if key in e:
+                    e[key] = np.array(e[key], np.float32)
+            if "scale" in e:
+                e["scale"] = np.array(e["scale"], np.float32)
+                e["zero_point"] = np.array(e["zero_point"], ZP_DTYPES[qtype])
+            converted.append(e)
+        out[tensor] = converted
+    return out
+
+
 def run_static(args, model):
+    extra = dict(args.extra)
+    if "TensorQuantOverrides" in extra:
+        extra["TensorQuantOverrides"] = ort_overrides(extra["TensorQuantOverrides"])
     quantize_static(
         model,
         args.out,
@@ -139,7 +166,7 @@ def run_static(args, model):
         weight_type=WEIGHT_TYPES[args.weight_type],
         nodes_to_exclude=args.exclude,
         calibrate_method=METHODS[args.method],
-        extra_options=dict(args.extra),
+        extra_options=extra,
     )
 
 

@@ -115,6 +115,10 @@ pub(crate) struct QuantizeArgs {
     /// Static: activation type [default: int8, asymmetric, as ORT's quantize_static]
     #[arg(long, value_enum)]
     pub(crate) activation_type: Option<QType>,
+    /// Static: per-tensor overrides, ONNX Runtime's TensorQuantOverrides as JSON
+    /// ({"tensor": [{"quant_type": "QUInt16", "symmetric": true, ...}]}); wins over the config's
+    #[arg(long, value_name = "FILE")]
+    pub(crate) overrides: Option<PathBuf>,
     /// Static: a ranges file from `onnxq calibrate` instead of calibrating here with --data
     #[arg(long, value_name = "FILE", conflicts_with = "data")]
     pub(crate) ranges: Option<PathBuf>,

@@ -14,7 +14,7 @@ pub(crate) const HINT: &str = "keys: mode, format (quant_format), weight_type, a
      exclude (nodes_to_exclude), method (calibrate_method), and [extra_options] with MatMulConstBOnly, \
      EnableSubgraph, WeightSymmetric, ActivationSymmetric, QuantizeBias, QDQKeepRemovableActivations, \
      QDQDisableWeightAdjustForInt32Bias, ForceQuantizeNoInputCheck, OpTypesToExcludeOutputQuantization, \
-     UseQDQContribOps, CalibTensorRangeSymmetric, CalibMovingAverage, CalibPercentile";
+     UseQDQContribOps, TensorQuantOverrides, CalibTensorRangeSymmetric, CalibMovingAverage, CalibPercentile";
 
 /// A config problem (its message names the key).
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,8 @@ pub(crate) struct ExtraOptions {
     pub(crate) calib_moving_average: Option<bool>,
     #[serde(rename = "CalibPercentile")]
     pub(crate) calib_percentile: Option<f64>,
+    #[serde(rename = "TensorQuantOverrides")]
+    pub(crate) tensor_quant_overrides: Option<onnxq_quant::overrides::Overrides>,
 }
 
 /// Reads and checks a config file.

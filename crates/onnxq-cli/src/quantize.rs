@@ -31,6 +31,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
                  QDQ models into the same quantized kernels when it loads them)"
             );
             let opts = static_options(a, &cfg)?;
+            onnxq_quant::overrides::validate(&model.graph, &opts.overrides)?;
             let ranges = static_ranges(a, &cfg, &model)?;
             quantize_qdq(&mut model, &ranges, &opts)?
         }
@@ -95,6 +96,10 @@ fn dynamic_options(a: &QuantizeArgs, cfg: &Config) -> Result<DynamicOptions> {
         "dynamic quantization takes int8 or uint8 weights (ONNX Runtime's integer kernels)"
     );
     anyhow::ensure!(
+        a.overrides.is_none() && cfg.extra_options.tensor_quant_overrides.is_none(),
+        "tensor overrides are for --mode static"
+    );
+    anyhow::ensure!(
         a.activation_type.or(cfg.activation_type).is_none(),
         "--activation-type is for --mode static; dynamic activations are uint8, chosen at run time"
     );
@@ -155,6 +160,15 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
             .unwrap_or(d.force_quantize_no_input_check),
         exclude_output_quantization: x.exclude_output_quantization.clone().unwrap_or_default(),
         contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
+        overrides: match &a.overrides {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read overrides `{}`", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("overrides `{}`", path.display()))?
+            }
+            None => x.tensor_quant_overrides.clone().unwrap_or_default(),
+        },
     })
 }
 
@@ -248,6 +262,9 @@ fn summary(r: &Report) -> String {
                 }
             );
         }
+    }
+    for n in &r.notes {
+        s += &format!("\n  note: {n}");
     }
     for ((op, reason), nodes) in &skips {
         let first: Vec<&str> = nodes.iter().take(3).copied().collect();

@@ -17,7 +17,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{compare, metric, ort_quantize, quantize};
+use common::{compare, metric, onnxq, ort_quantize, quantize};
 use onnxq_testkit::{corpus_feeds, corpus_model, python_ok, repo_root, run_py};
 
 /// (label, flags for both tools, extra comparison flags).
@@ -212,5 +212,101 @@ fn where_ort_goes_wrong() {
             "PerChannelOpset12" => assert!(theirs.is_err(), "ORT's model now loads?"),
             _ => assert!(theirs.unwrap() >= 30.0),
         }
+    }
+}
+
+/// ORT's `TensorQuantOverrides`, given to both tools: a range on the input, a type on an
+/// activation, fixed parameters on a tensor a Relu folding renames (ignored by both, and onnxq
+/// says so), a per-channel weight, an unsigned asymmetric weight and a bias quantized as a weight.
+#[test]
+fn overrides_match_ort() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = r#"{"input": [{"rmin": -0.5, "rmax": 2.5}],
+        "relu": [{"quant_type": "QUInt8", "symmetric": false}],
+        "getitem_3": [{"scale": 0.05, "zero_point": 3}],
+        "f.3.weight": [{"axis": 0, "symmetric": true}],
+        "f.7.weight": [{"quant_type": "QUInt8", "symmetric": false}],
+        "head.4.bias": [{"quant_type": "QInt8"}]}"#;
+    let file = dir.path().join("overrides.json");
+    std::fs::write(&file, overrides).unwrap();
+    let (float, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    let (mine, orts) = (dir.path().join("q.onnx"), dir.path().join("o.onnx"));
+    let stderr = ours(
+        &float,
+        &feeds,
+        &mine,
+        &["--overrides", file.to_str().unwrap()],
+    );
+    assert!(
+        stderr.contains("override of `getitem_3` does not apply"),
+        "{stderr}"
+    );
+    let extra = format!("TensorQuantOverrides={}", overrides.replace('\n', ""));
+    ort_quantize(
+        "static",
+        &float,
+        &orts,
+        &["--data", feeds.to_str().unwrap(), "--extra", &extra],
+    )
+    .unwrap();
+    let text = compare(&float, &mine, Some(&orts), &feeds, &[]);
+    assert!(text.contains("weights: ok"), "{text}");
+}
+
+/// Every override is checked before anything is quantized; errors name the tensor and the key.
+#[test]
+fn bad_overrides_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (float, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    let cases = [
+        (
+            r#"{"nope": [{"symmetric": true}]}"#,
+            "no tensor of the model",
+        ),
+        (r#"{"relu": [{"scale": 0.1}]}"#, "go together"),
+        (
+            r#"{"relu": [{"scale": 0.1, "zero_point": 0, "rmin": 0.0}]}"#,
+            "cannot be combined",
+        ),
+        (r#"{"relu": [{"reduce_range": true}]}"#, "constants only"),
+        (r#"{"relu": [{"axis": 1}]}"#, "constants only"),
+        (r#"{"f.0.weight": [{"axis": 4}]}"#, "out of range"),
+        (
+            r#"{"f.0.weight": [{"axis": 0}, {"axis": 0}, {"axis": 0}]}"#,
+            "3 entries for 32 channels",
+        ),
+        (
+            r#"{"relu": [{"quant_type": "QFloat9"}]}"#,
+            "unknown quant_type",
+        ),
+        (
+            r#"{"relu": [{"convert": {"quant_type": "QUInt16"}}]}"#,
+            "not supported yet",
+        ),
+        (
+            r#"{"relu": [{"scale": 0.1, "zero_point": 300}]}"#,
+            "outside",
+        ),
+        (r#"{"relu": [{"bogus": 1}]}"#, "unknown field"),
+    ];
+    for (i, (json, expect)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("o{i}.json"));
+        std::fs::write(&file, json).unwrap();
+        let out = dir.path().join(format!("q{i}.onnx"));
+        let (ok, stderr) = onnxq(&[
+            "quantize".as_ref(),
+            float.as_ref(),
+            "-o".as_ref(),
+            out.as_ref(),
+            "--mode".as_ref(),
+            "static".as_ref(),
+            "--data".as_ref(),
+            feeds.as_ref(),
+            "--overrides".as_ref(),
+            file.as_ref(),
+        ]);
+        assert!(!ok && stderr.contains(expect), "{json}: {stderr}");
+        assert!(!out.exists(), "{json}: wrote a model");
+        assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }

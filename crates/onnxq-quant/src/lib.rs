@@ -9,6 +9,7 @@ pub mod numerics;
 pub mod ops;
 mod opset;
 pub mod options;
+pub mod overrides;
 pub mod qdq;
 pub mod report;
 mod weights;

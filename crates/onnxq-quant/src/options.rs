@@ -94,6 +94,8 @@ pub struct StaticOptions {
     /// Q/DQ nodes in the `com.microsoft` domain (`UseQDQContribOps`); also chosen automatically
     /// where the model's opset lacks what the types or per-channel axes need.
     pub contrib_ops: bool,
+    /// Per-tensor settings (`TensorQuantOverrides`).
+    pub overrides: crate::overrides::Overrides,
 }
 
 impl Default for StaticOptions {
@@ -114,6 +116,7 @@ impl Default for StaticOptions {
             force_quantize_no_input_check: false,
             exclude_output_quantization: Vec::new(),
             contrib_ops: false,
+            overrides: Default::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::numerics::{
 };
 use crate::ops::static_ops::{Rule, STATIC_OPS, rule};
 use crate::options::{StaticOptions, glob_match};
+use crate::overrides::{Resolved, resolve_all};
 use crate::report::{Entry, Outcome, Report};
 use crate::weights::{dims, f32_data, remove_if_unused, resolve};
 use crate::{Error, Result};
@@ -58,7 +59,13 @@ struct Bias {
 /// The marking state (ORT's `tensors_to_quantize` and `bias_to_quantize`).
 struct Marks<'a> {
     opts: &'a StaticOptions,
-    params: &'a BTreeMap<ValueId, QParams>,
+    params: &'a BTreeMap<ValueId, (QParams, QuantType)>,
+    overridden: &'a BTreeMap<ValueId, Resolved>,
+    /// A producer output that took over a folded Relu/Clip's output: its parameters are the
+    /// folded output's (range and overrides), as in ORT where the tensor is renamed.
+    alias: BTreeMap<ValueId, ValueId>,
+    /// Findings for the report.
+    notes: Vec<String>,
     order: Vec<ValueId>,
     roles: BTreeMap<ValueId, Role>,
     biases: BTreeMap<ValueId, Bias>,
@@ -69,8 +76,13 @@ impl Marks<'_> {
     fn quantizable(&self, g: &Graph, v: ValueId) -> bool {
         match resolve(g, &[], v) {
             Some(c) => c.tensor.data_type() == 1,
-            None => self.params.contains_key(&v),
+            None => self.params.contains_key(&self.key(v)),
         }
+    }
+
+    /// The value whose parameters `v` uses.
+    fn key(&self, v: ValueId) -> ValueId {
+        self.alias.get(&v).copied().unwrap_or(v)
     }
 
     fn set(&mut self, v: ValueId, role: Role, overwrite: bool) {
@@ -128,7 +140,12 @@ impl Marks<'_> {
         if let Some(b) = b
             && resolve(g, &[], b).is_some_and(|c| c.tensor.data_type() == 1)
         {
-            self.biases.entry(b).or_insert(bias);
+            // A bias with overrides is quantized like any weight, as in ORT.
+            if self.overridden.contains_key(&b) {
+                self.set(b, Role::Weight { axis: None }, false);
+            } else {
+                self.biases.entry(b).or_insert(bias);
+            }
         }
     }
 }
@@ -204,22 +221,40 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
             _ => {}
         }
     }
-    let act = opts.activation_type;
-    let params: BTreeMap<ValueId, QParams> = range
-        .iter()
-        .map(|(&v, &(lo, hi))| {
-            let qrange = act.qrange(false, opts.activation_symmetric);
-            (
-                v,
-                compute_qparams(lo, hi, qrange, opts.activation_symmetric, None),
-            )
-        })
+    // Overrides (validated in full first), then parameters of every activation with a range or
+    // fixed override parameters.
+    let overrides: BTreeMap<ValueId, Resolved> = resolve_all(g, &opts.overrides)?
+        .into_iter()
+        .filter_map(|(name, r)| g.value_by_name(&name).map(|v| (v, r)))
         .collect();
+    let mut params: BTreeMap<ValueId, (QParams, QuantType)> = BTreeMap::new();
+    for (&v, &(lo, hi)) in &range {
+        let o = overrides.get(&v);
+        let qtype = o.and_then(|o| o.quant_type).unwrap_or(opts.activation_type);
+        let symmetric = o
+            .and_then(|o| o.symmetric)
+            .unwrap_or(opts.activation_symmetric);
+        let (lo, hi) = o.map_or((lo, hi), |o| {
+            (o.range.0.unwrap_or(lo), o.range.1.unwrap_or(hi))
+        });
+        let qrange = qtype.qrange(false, symmetric);
+        params.insert(v, (compute_qparams(lo, hi, qrange, symmetric, None), qtype));
+    }
+    for (&v, o) in &overrides {
+        if let Some(p) = &o.params
+            && resolve(g, &[], v).is_none()
+        {
+            params.insert(v, (p[0], o.quant_type.unwrap_or(opts.activation_type)));
+        }
+    }
 
     // Mark, node by node in graph order.
     let mut marks = Marks {
         opts,
         params: &params,
+        overridden: &overrides,
+        alias: BTreeMap::new(),
+        notes: Vec::new(),
         order: Vec::new(),
         roles: BTreeMap::new(),
         biases: BTreeMap::new(),
@@ -277,14 +312,17 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
     }
 
     // Q/DQ nodes go to com.microsoft where the opset lacks what the types or axes need.
+    let per_channel = opts.per_channel || overrides.values().any(|o| o.axis.is_some());
     let contrib = opts.contrib_ops
-        || (opts.per_channel && opset < 13)
+        || (per_channel && opset < 13)
         || ([opts.activation_type, opts.weight_type]
-            .iter()
+            .into_iter()
+            .chain(overrides.values().filter_map(|o| o.quant_type))
             .any(|t| t.storage_bits() != 8)
             && opset < 21);
     let domain = if contrib { "com.microsoft" } else { "" };
-    apply(g, &marks, &params, opts, &mut report, domain)?;
+    report.notes.append(&mut marks.notes);
+    apply(g, &marks, &params, &overrides, opts, &mut report, domain)?;
     if contrib && model.opset("com.microsoft").is_none() {
         model.proto.opset_import.push(pb::OperatorSetIdProto {
             domain: Some("com.microsoft".into()),
@@ -413,6 +451,14 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
                 && consumers(g, u) == 1
                 && matches!(g.value(u).def(), Def::Node { .. });
             if foldable {
+                if m.overridden.contains_key(&u) {
+                    m.notes.push(format!(
+                        "the override of `{}` does not apply: the tensor became `{}` when the {} was folded",
+                        g.value(u).name(),
+                        g.value(r).name(),
+                        n.op_type()
+                    ));
+                }
                 // The producer now writes the activation's output: `u` takes `r`'s name and uses.
                 g.substitute(r, u)
                     .map_err(|e| Error::Internal(e.to_string()))?;
@@ -420,6 +466,7 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
                     .map_err(|e| Error::Internal(e.to_string()))?;
                 m.roles.remove(&u);
                 m.order.retain(|&v| v != u);
+                m.alias.insert(u, r);
                 if !skip_output {
                     m.activation(g, Some(u));
                 }
@@ -552,7 +599,8 @@ struct DoneWeight {
 fn apply(
     g: &mut Graph,
     marks: &Marks<'_>,
-    params: &BTreeMap<ValueId, QParams>,
+    params: &BTreeMap<ValueId, (QParams, QuantType)>,
+    overrides: &BTreeMap<ValueId, Resolved>,
     opts: &StaticOptions,
     report: &mut Report,
     domain: &str,
@@ -565,15 +613,26 @@ fn apply(
         .order
         .iter()
         .filter(|v| resolve(g, &[], **v).is_some())
-        .filter_map(|&v| match marks.roles[&v] {
-            Role::Weight { axis } => Some((
-                v,
-                opts.weight_type,
-                axis,
-                axis.is_some() || weight_symmetric,
-            )),
-            Role::Activation => Some((v, opts.activation_type, None, opts.activation_symmetric)),
-            Role::SameAs(_) => None,
+        .filter_map(|&v| {
+            let (qtype, axis, symmetric) = match marks.roles[&v] {
+                Role::Weight { axis } => {
+                    (opts.weight_type, axis, axis.is_some() || weight_symmetric)
+                }
+                Role::Activation => (opts.activation_type, None, opts.activation_symmetric),
+                Role::SameAs(_) => return None,
+            };
+            Some(match overrides.get(&v) {
+                None => (v, qtype, axis, symmetric),
+                Some(o) => {
+                    let axis = o.axis.or(axis);
+                    (
+                        v,
+                        o.quant_type.unwrap_or(qtype),
+                        axis,
+                        o.symmetric.unwrap_or(symmetric || axis.is_some()),
+                    )
+                }
+            })
         })
         .collect();
     let scale_of = |v: ValueId| -> Option<f32> {
@@ -581,7 +640,7 @@ fn apply(
         while let Some(Role::SameAs(p)) = marks.roles.get(&v) {
             v = *p;
         }
-        params.get(&v).map(|p| p.scale)
+        params.get(&marks.key(v)).map(|p| p.0.scale)
     };
     let done: Vec<DoneWeight> = {
         let g = &*g;
@@ -593,7 +652,31 @@ fn apply(
                 let data = f32_data(c.tensor)
                     .ok_or_else(|| Error::Internal("marked constant is not float32".into()))?;
                 let d = dims(c.tensor);
-                let mut p = weight_params(data, &d, axis, qtype, symmetric, opts.reduce_range);
+                let o = overrides.get(&v);
+                let reduce_range = o.and_then(|o| o.reduce_range).unwrap_or(opts.reduce_range);
+                let mut p = match o {
+                    Some(Resolved {
+                        params: Some(fixed),
+                        ..
+                    }) => match (axis, fixed.len()) {
+                        (Some(a), 1) => vec![fixed[0]; d[a]],
+                        _ => fixed.clone(),
+                    },
+                    Some(Resolved {
+                        range: (lo, hi), ..
+                    }) if axis.is_none() && (lo.is_some() || hi.is_some()) => {
+                        let (min, max) = crate::numerics::min_max(data);
+                        let qrange = qtype.qrange(reduce_range, symmetric);
+                        vec![compute_qparams(
+                            lo.unwrap_or(min),
+                            hi.unwrap_or(max),
+                            qrange,
+                            symmetric,
+                            None,
+                        )]
+                    }
+                    _ => weight_params(data, &d, axis, qtype, symmetric, reduce_range),
+                };
                 if !opts.disable_weight_adjust
                     && matches!(qtype, QuantType::I8 | QuantType::I16)
                     && p.iter().all(|p| p.zero_point == 0)
@@ -684,12 +767,12 @@ fn apply(
         if marks.roles[&v] != Role::Activation {
             continue;
         }
-        let Some(&p) = params.get(&v) else {
+        let Some(&(p, qtype)) = params.get(&marks.key(v)) else {
             unranged.push(g.value(v).name().to_owned());
             continue;
         };
         let name = g.value(v).name().to_owned();
-        let (scale, zp) = param_tensors(&[p], opts.activation_type, Vec::new());
+        let (scale, zp) = param_tensors(&[p], qtype, Vec::new());
         let sv = init(g, &format!("{name}_scale"), scale)?;
         let zv = init(g, &format!("{name}_zero_point"), zp)?;
         let q = Quantized {
