@@ -154,6 +154,10 @@ pub(crate) struct QuantizeArgs {
     /// [extra_options]; command-line flags win
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// An ONNX Runtime extra option, KEY=VALUE (e.g. ActivationSymmetric=true,
+    /// DedicatedQDQPair=true); repeatable; set over the config file's [extra_options]
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) extra: Vec<String>,
     /// Write the per-node report as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,

@@ -14,7 +14,7 @@ pub(crate) const HINT: &str = "keys: mode, format (quant_format), weight_type, a
      exclude (nodes_to_exclude), method (calibrate_method), and [extra_options] with MatMulConstBOnly, \
      EnableSubgraph, WeightSymmetric, ActivationSymmetric, QuantizeBias, QDQKeepRemovableActivations, \
      QDQDisableWeightAdjustForInt32Bias, ForceQuantizeNoInputCheck, OpTypesToExcludeOutputQuantization, \
-     UseQDQContribOps, TensorQuantOverrides, CalibTensorRangeSymmetric, CalibMovingAverage, CalibPercentile";
+     UseQDQContribOps, DedicatedQDQPair, TensorQuantOverrides, CalibTensorRangeSymmetric, CalibMovingAverage, CalibPercentile";
 
 /// A config problem (its message names the key).
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +75,42 @@ pub(crate) struct ExtraOptions {
     pub(crate) calib_moving_average: Option<bool>,
     #[serde(rename = "CalibPercentile")]
     pub(crate) calib_percentile: Option<f64>,
+    #[serde(rename = "DedicatedQDQPair")]
+    pub(crate) dedicated_qdq_pair: Option<bool>,
     #[serde(rename = "TensorQuantOverrides")]
     pub(crate) tensor_quant_overrides: Option<onnxq_quant::overrides::Overrides>,
 }
 
-/// Reads and checks a config file.
-pub(crate) fn load(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config `{}`", path.display()))?;
-    toml::from_str(&text)
-        .map_err(|e| ConfigError(format!("config `{}`: {}", path.display(), e.message())).into())
+/// Reads and checks the config file (if any) with `extra` entries (`KEY=VALUE`, ORT's
+/// `extra_options` names; the value in TOML syntax, else taken as a string) set over its
+/// `[extra_options]`.
+pub(crate) fn load(path: Option<&Path>, extra: &[String]) -> Result<Config> {
+    let (mut table, source) = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config `{}`", path.display()))?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                ConfigError(format!("config `{}`: {}", path.display(), e.message()))
+            })?;
+            (table, format!("config `{}`", path.display()))
+        }
+        None => (toml::Table::new(), "--extra".to_owned()),
+    };
+    for entry in extra {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| ConfigError(format!("--extra `{entry}`: expected KEY=VALUE")))?;
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+        let options = table
+            .entry("extra_options")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(options) = options else {
+            return Err(ConfigError(format!("{source}: `extra_options` is not a table")).into());
+        };
+        options.insert(key.trim().to_owned(), value);
+    }
+    Config::deserialize(table).map_err(|e| ConfigError(format!("{source}: {}", e.message())).into())
 }

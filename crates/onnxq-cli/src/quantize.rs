@@ -14,10 +14,7 @@ use crate::config::Config;
 use crate::util::{check_output, human_bytes, note};
 
 pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
-    let cfg = match &a.config {
-        Some(p) => crate::config::load(p)?,
-        None => crate::config::Config::default(),
-    };
+    let cfg = crate::config::load(a.config.as_deref(), &a.extra)?;
     let mode = a.mode.or(cfg.mode).unwrap_or(Mode::Dynamic);
     let mut model = load(&a.model)?;
     check_output(&a.model, &a.output)?;
@@ -160,6 +157,7 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
             .unwrap_or(d.force_quantize_no_input_check),
         exclude_output_quantization: x.exclude_output_quantization.clone().unwrap_or_default(),
         contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
+        dedicated_qdq_pair: x.dedicated_qdq_pair.unwrap_or(d.dedicated_qdq_pair),
         overrides: match &a.overrides {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

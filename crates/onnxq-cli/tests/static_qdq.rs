@@ -39,6 +39,27 @@ const INT16: Config = (
     &["--activation-type", "int16"],
     &["--ignore-qdq-domain"],
 );
+const INT4_PER_CHANNEL: Config = (
+    "int4-weights-per-channel",
+    &["--weight-type", "int4", "--per-channel"],
+    &[],
+);
+const REDUCE_RANGE: Config = ("reduce-range", &["--reduce-range"], &[]);
+const SYMMETRIC: Config = (
+    "activation-symmetric",
+    &["--extra", "ActivationSymmetric=true"],
+    &[],
+);
+const DEDICATED: Config = (
+    "dedicated-pairs",
+    &["--extra", "DedicatedQDQPair=true"],
+    &[],
+);
+const KEEP_RELU: Config = (
+    "keep-relu",
+    &["--extra", "QDQKeepRemovableActivations=true"],
+    &[],
+);
 const ENTROPY: Config = ("qdq-entropy", &["--method", "entropy"], &[]);
 const PERCENTILE: Config = ("qdq-percentile", &["--method", "percentile"], &[]);
 
@@ -74,13 +95,33 @@ fn parity(model: &str, configs: &[Config]) {
 fn digits_cnn_matches_ort() {
     parity(
         "digits-cnn",
-        &[MINMAX, PER_CHANNEL, U8U8, INT16, ENTROPY, PERCENTILE],
+        &[
+            MINMAX,
+            PER_CHANNEL,
+            U8U8,
+            INT16,
+            ENTROPY,
+            PERCENTILE,
+            KEEP_RELU,
+        ],
     );
 }
 
 #[test]
 fn mobilenetv2_matches_ort() {
-    parity("mobilenetv2", &[MINMAX, PER_CHANNEL, U8U8, INT16]);
+    parity(
+        "mobilenetv2",
+        &[
+            MINMAX,
+            PER_CHANNEL,
+            U8U8,
+            INT16,
+            INT4_PER_CHANNEL,
+            REDUCE_RANGE,
+            SYMMETRIC,
+            DEDICATED,
+        ],
+    );
 }
 
 #[test]

@@ -94,6 +94,8 @@ pub struct StaticOptions {
     /// Q/DQ nodes in the `com.microsoft` domain (`UseQDQContribOps`); also chosen automatically
     /// where the model's opset lacks what the types or per-channel axes need.
     pub contrib_ops: bool,
+    /// One Q/DQ pair per quantized consumer instead of one shared pair (`DedicatedQDQPair`).
+    pub dedicated_qdq_pair: bool,
     /// Per-tensor settings (`TensorQuantOverrides`).
     pub overrides: crate::overrides::Overrides,
 }
@@ -116,6 +118,7 @@ impl Default for StaticOptions {
             force_quantize_no_input_check: false,
             exclude_output_quantization: Vec::new(),
             contrib_ops: false,
+            dedicated_qdq_pair: false,
             overrides: Default::default(),
         }
     }

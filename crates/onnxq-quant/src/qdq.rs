@@ -66,6 +66,8 @@ struct Marks<'a> {
     alias: BTreeMap<ValueId, ValueId>,
     /// Findings for the report.
     notes: Vec<String>,
+    /// The quantized nodes reading each tensor, in graph order (for `DedicatedQDQPair`).
+    receivers: BTreeMap<ValueId, Vec<NodeId>>,
     order: Vec<ValueId>,
     roles: BTreeMap<ValueId, Role>,
     biases: BTreeMap<ValueId, Bias>,
@@ -255,6 +257,7 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         overridden: &overrides,
         alias: BTreeMap::new(),
         notes: Vec::new(),
+        receivers: BTreeMap::new(),
         order: Vec::new(),
         roles: BTreeMap::new(),
         biases: BTreeMap::new(),
@@ -278,28 +281,22 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         let outcome = match selected(n) {
             Err(reason) => Outcome::Skipped { reason },
             Ok(()) => match mark_node(g, id, opset, &mut marks)? {
-                true => Outcome::Quantized {
-                    pattern: "removed (its range clips the producer's output)".into(),
-                },
-                false => {
+                false if opts.dedicated_qdq_pair => {
                     let n = g
                         .node(id)
                         .ok_or_else(|| Error::Internal("marked node vanished".into()))?;
-                    let marked = |vs: &[Option<ValueId>]| vs.iter().any(|v| marks.marked(*v));
-                    if marked(n.outputs()) {
-                        Outcome::Quantized {
-                            pattern: "QDQ".into(),
-                        }
-                    } else if marked(n.inputs()) {
-                        Outcome::Quantized {
-                            pattern: "QDQ (inputs only)".into(),
-                        }
-                    } else {
-                        Outcome::Skipped {
-                            reason: "input not quantized, or no calibrated range".into(),
+                    for v in n.inputs().iter().flatten() {
+                        let r = marks.receivers.entry(*v).or_default();
+                        if !r.contains(&id) {
+                            r.push(id);
                         }
                     }
+                    outcome_of(g, id, &marks)?
                 }
+                true => Outcome::Quantized {
+                    pattern: "removed (its range clips the producer's output)".into(),
+                },
+                false => outcome_of(g, id, &marks)?,
             },
         };
         report.nodes.push(Entry {
@@ -334,6 +331,27 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         .validate()
         .map_err(|e| Error::Internal(e.to_string()))?;
     Ok(report)
+}
+
+/// A marked node's report outcome: quantized when one of its tensors is.
+fn outcome_of(g: &Graph, id: NodeId, marks: &Marks<'_>) -> Result<Outcome> {
+    let n = g
+        .node(id)
+        .ok_or_else(|| Error::Internal("marked node vanished".into()))?;
+    let marked = |vs: &[Option<ValueId>]| vs.iter().any(|v| marks.marked(*v));
+    Ok(if marked(n.outputs()) {
+        Outcome::Quantized {
+            pattern: "QDQ".into(),
+        }
+    } else if marked(n.inputs()) {
+        Outcome::Quantized {
+            pattern: "QDQ (inputs only)".into(),
+        }
+    } else {
+        Outcome::Skipped {
+            reason: "input not quantized, or no calibrated range".into(),
+        }
+    })
 }
 
 /// How many node inputs of this graph read `v` (ORT's `input_name_to_nodes` count), or more than
@@ -780,7 +798,7 @@ fn apply(
             zero_point: zv,
             params: p,
         };
-        qdq_pair(g, v, q, domain)?;
+        pair(g, marks, opts, v, q, domain)?;
         quantized.insert(v, q);
     }
     let mut pending: Vec<(ValueId, ValueId)> = runtime
@@ -796,7 +814,7 @@ fn apply(
         for (v, p) in pending {
             match quantized.get(&p).copied() {
                 Some(q) => {
-                    qdq_pair(g, v, q, domain)?;
+                    pair(g, marks, opts, v, q, domain)?;
                     quantized.insert(v, q);
                 }
                 None if marks
@@ -959,6 +977,60 @@ fn add(
         .map_err(|e| Error::Internal(e.to_string()))?;
     let v = outs[0].ok_or_else(|| Error::Internal("node without output".into()))?;
     Ok((id, v))
+}
+
+/// The Q/DQ pair(s) of activation `v`: one shared by every consumer, or with `DedicatedQDQPair` one
+/// per quantized consumer when there are several (suffixes `_1`, `_2`, ...; other readers keep
+/// the float tensor).
+fn pair(
+    g: &mut Graph,
+    marks: &Marks<'_>,
+    opts: &StaticOptions,
+    v: ValueId,
+    q: Quantized,
+    domain: &str,
+) -> Result<()> {
+    let receivers = marks.receivers.get(&v).map_or(&[][..], Vec::as_slice);
+    if !opts.dedicated_qdq_pair || receivers.len() < 2 {
+        return qdq_pair(g, v, q, domain);
+    }
+    let name = g.value(v).name().to_owned();
+    let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
+    for (i, &node) in receivers.iter().enumerate() {
+        let suffix = format!("_{}", i + 1);
+        let params = [Some(q.scale), Some(q.zero_point)];
+        let (_, qv) = add(
+            g,
+            ("QuantizeLinear", domain),
+            &format!("{name}_QuantizeLinear{suffix}"),
+            &[Some(v), params[0], params[1]],
+            &format!("{name}_QuantizeLinear_Output{suffix}"),
+            Vec::new(),
+        )?;
+        let (_, dq) = add(
+            g,
+            ("DequantizeLinear", domain),
+            &format!("{name}_DequantizeLinear{suffix}"),
+            &[Some(qv), params[0], params[1]],
+            &format!("{name}_DequantizeLinear_Output{suffix}"),
+            Vec::new(),
+        )?;
+        let slots: Vec<usize> = g
+            .node(node)
+            .map(|n| {
+                n.inputs()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| **x == Some(v))
+                    .map(|(s, _)| s)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for slot in slots {
+            g.set_input(node, slot, Some(dq)).map_err(edit)?;
+        }
+    }
+    Ok(())
 }
 
 /// `T → QuantizeLinear → DequantizeLinear → (every node that read T)`. A graph output keeps its
