@@ -7,7 +7,9 @@ use onnxq_ir::{Layout, load, save};
 use onnxq_quant::numerics::QuantType;
 use onnxq_quant::qdq::Ranges;
 use onnxq_quant::report::Outcome;
-use onnxq_quant::{DynamicOptions, Report, StaticOptions, quantize_dynamic, quantize_qdq};
+use onnxq_quant::{
+    DynamicOptions, Report, StaticOptions, lower_qoperator, quantize_dynamic, quantize_qdq,
+};
 
 use crate::args::{CalibMethod, Format, Mode, QType, QuantizeArgs};
 use crate::config::Config;
@@ -22,15 +24,15 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         Mode::Dynamic => quantize_dynamic(&mut model, &dynamic_options(a, &cfg)?)?,
         Mode::Static => {
             let format = a.format.or(cfg.format).unwrap_or(Format::Qdq);
-            anyhow::ensure!(
-                format == Format::Qdq,
-                "--format qoperator is not implemented yet; use --format qdq (ONNX Runtime fuses \
-                 QDQ models into the same quantized kernels when it loads them)"
-            );
-            let opts = static_options(a, &cfg)?;
+            let mut opts = static_options(a, &cfg)?;
+            opts.keep_producer_names = format == Format::Qoperator;
             onnxq_quant::overrides::validate(&model.graph, &opts.overrides)?;
             let ranges = static_ranges(a, &cfg, &model)?;
-            quantize_qdq(&mut model, &ranges, &opts)?
+            let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
+            if format == Format::Qoperator {
+                lower_qoperator(&mut model, &mut report)?;
+            }
+            report
         }
     };
     let layout = if model.external_files().is_empty() {
@@ -158,6 +160,7 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
         exclude_output_quantization: x.exclude_output_quantization.clone().unwrap_or_default(),
         contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
         dedicated_qdq_pair: x.dedicated_qdq_pair.unwrap_or(d.dedicated_qdq_pair),
+        keep_producer_names: false,
         overrides: match &a.overrides {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

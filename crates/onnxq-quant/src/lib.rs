@@ -11,12 +11,14 @@ mod opset;
 pub mod options;
 pub mod overrides;
 pub mod qdq;
+pub mod qoperator;
 pub mod report;
 mod weights;
 
 pub use dynamic::quantize_dynamic;
 pub use options::{DynamicOptions, StaticOptions};
 pub use qdq::quantize_qdq;
+pub use qoperator::lower_qoperator;
 pub use report::Report;
 
 /// Why a quantization run could not proceed. Per-node problems are report entries, not errors.

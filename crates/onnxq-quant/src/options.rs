@@ -96,6 +96,9 @@ pub struct StaticOptions {
     pub contrib_ops: bool,
     /// One Q/DQ pair per quantized consumer instead of one shared pair (`DedicatedQDQPair`).
     pub dedicated_qdq_pair: bool,
+    /// A folded Relu/Clip leaves the producer's tensor name (ORT's QOperator naming) instead of
+    /// giving the producer the activation's output name (its QDQ naming).
+    pub keep_producer_names: bool,
     /// Per-tensor settings (`TensorQuantOverrides`).
     pub overrides: crate::overrides::Overrides,
 }
@@ -119,6 +122,7 @@ impl Default for StaticOptions {
             exclude_output_quantization: Vec::new(),
             contrib_ops: false,
             dedicated_qdq_pair: false,
+            keep_producer_names: false,
             overrides: Default::default(),
         }
     }

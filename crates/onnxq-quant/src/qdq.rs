@@ -477,9 +477,16 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
                         n.op_type()
                     ));
                 }
-                // The producer now writes the activation's output: `u` takes `r`'s name and uses.
-                g.substitute(r, u)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                // The producer now writes the activation's output: `u` takes `r`'s uses, and its
+                // name too unless names are kept (a graph output always keeps its name).
+                let is_output = g.outputs().iter().any(|p| p.value == r);
+                if opts.keep_producer_names && !is_output {
+                    g.replace_uses(r, u, |_| false)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                } else {
+                    g.substitute(r, u)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                }
                 g.remove_node(id)
                     .map_err(|e| Error::Internal(e.to_string()))?;
                 m.roles.remove(&u);
