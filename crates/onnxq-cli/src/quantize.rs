@@ -25,7 +25,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         Mode::Static => {
             let format = a.format.or(cfg.format).unwrap_or(Format::Qdq);
             let mut opts = static_options(a, &cfg)?;
-            opts.keep_producer_names = format == Format::Qoperator;
+            opts.qoperator = format == Format::Qoperator;
             onnxq_quant::overrides::validate(&model.graph, &opts.overrides)?;
             let ranges = static_ranges(a, &cfg, &model)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
@@ -160,7 +160,7 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
         exclude_output_quantization: x.exclude_output_quantization.clone().unwrap_or_default(),
         contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
         dedicated_qdq_pair: x.dedicated_qdq_pair.unwrap_or(d.dedicated_qdq_pair),
-        keep_producer_names: false,
+        qoperator: false,
         overrides: match &a.overrides {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

@@ -1,5 +1,6 @@
-//! `onnxq quantize --mode static` (QDQ) against ONNX Runtime 1.31.1's `quantize_static` on the
-//! corpus, both calibrating the same samples in the same order with ONNX Runtime as the engine.
+//! `onnxq quantize --mode static` (QDQ and QOperator) against ONNX Runtime 1.31.1's
+//! `quantize_static` on the corpus, both calibrating the same samples in the same order with ONNX
+//! Runtime as the engine.
 //!
 //! Where ORT's tool succeeds: the same node pattern, bit-identical quantized constants, scales and
 //! zero points, the full checker passes, and outputs within a tight tolerance of ORT's model
@@ -60,6 +61,12 @@ const KEEP_RELU: Config = (
     &["--extra", "QDQKeepRemovableActivations=true"],
     &[],
 );
+const QOP: Config = ("qop-minmax", &["--format", "qoperator"], &[]);
+const QOP_PER_CHANNEL: Config = (
+    "qop-minmax-per-channel",
+    &["--format", "qoperator", "--per-channel"],
+    &[],
+);
 const ENTROPY: Config = ("qdq-entropy", &["--method", "entropy"], &[]);
 const PERCENTILE: Config = ("qdq-percentile", &["--method", "percentile"], &[]);
 
@@ -103,6 +110,8 @@ fn digits_cnn_matches_ort() {
             ENTROPY,
             PERCENTILE,
             KEEP_RELU,
+            QOP,
+            QOP_PER_CHANNEL,
         ],
     );
 }
@@ -120,18 +129,20 @@ fn mobilenetv2_matches_ort() {
             REDUCE_RANGE,
             SYMMETRIC,
             DEDICATED,
+            QOP,
+            QOP_PER_CHANNEL,
         ],
     );
 }
 
 #[test]
 fn bytegpt_matches_ort() {
-    parity("bytegpt", &[MINMAX, PER_CHANNEL]);
+    parity("bytegpt", &[MINMAX, PER_CHANNEL, QOP, QOP_PER_CHANNEL]);
 }
 
 #[test]
 fn minilm_matches_ort() {
-    parity("minilm-l6-v2", &[MINMAX, PER_CHANNEL]);
+    parity("minilm-l6-v2", &[MINMAX, PER_CHANNEL, QOP, QOP_PER_CHANNEL]);
 }
 
 /// Same models as ORT's, so the same metric: checked on the two image models.

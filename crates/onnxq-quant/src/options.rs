@@ -96,9 +96,11 @@ pub struct StaticOptions {
     pub contrib_ops: bool,
     /// One Q/DQ pair per quantized consumer instead of one shared pair (`DedicatedQDQPair`).
     pub dedicated_qdq_pair: bool,
-    /// A folded Relu/Clip leaves the producer's tensor name (ORT's QOperator naming) instead of
-    /// giving the producer the activation's output name (its QDQ naming).
-    pub keep_producer_names: bool,
+    /// The QDQ model will be lowered to QOperator: follow ORT's QOperator choices where they
+    /// differ from its QDQ ones. A folded Relu/Clip leaves the producer's tensor name; constants
+    /// quantized as activations take the weight symmetry when both types are equal and no reduced
+    /// range; Softmax outputs get scale 1/256 with the type's lowest zero point.
+    pub qoperator: bool,
     /// Per-tensor settings (`TensorQuantOverrides`).
     pub overrides: crate::overrides::Overrides,
 }
@@ -122,7 +124,7 @@ impl Default for StaticOptions {
             exclude_output_quantization: Vec::new(),
             contrib_ops: false,
             dedicated_qdq_pair: false,
-            keep_producer_names: false,
+            qoperator: false,
             overrides: Default::default(),
         }
     }

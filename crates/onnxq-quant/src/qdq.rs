@@ -230,7 +230,25 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         .filter_map(|(name, r)| g.value_by_name(&name).map(|v| (v, r)))
         .collect();
     let mut params: BTreeMap<ValueId, (QParams, QuantType)> = BTreeMap::new();
+    // ORT's QLinearSoftmax output parameters are fixed.
+    let softmax_outputs: Vec<ValueId> = if opts.qoperator {
+        g.nodes()
+            .filter(|(_, n)| n.op_type() == "Softmax" && selected(n).is_ok())
+            .filter_map(|(_, n)| output(n, 0))
+            .collect()
+    } else {
+        Vec::new()
+    };
     for (&v, &(lo, hi)) in &range {
+        if softmax_outputs.contains(&v) && !overrides.contains_key(&v) {
+            let qtype = opts.activation_type;
+            let p = QParams {
+                scale: 1.0 / 256.0,
+                zero_point: qtype.full_range().0,
+            };
+            params.insert(v, (p, qtype));
+            continue;
+        }
         let o = overrides.get(&v);
         let qtype = o.and_then(|o| o.quant_type).unwrap_or(opts.activation_type);
         let symmetric = o
@@ -383,6 +401,20 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
         .iter()
         .any(|t| t == n.op_type());
     let (i0, o0) = (input(n, 0), output(n, 0));
+    // ORT's QOperator format has no quantized form of these: they stay float.
+    const QDQ_ONLY: &[&str] = &[
+        "ConvTranspose",
+        "Slice",
+        "TopK",
+        "CumSum",
+        "GatherElements",
+        "InstanceNormalization",
+        "LayerNormalization",
+        "BatchNormalization",
+    ];
+    if opts.qoperator && QDQ_ONLY.contains(&n.op_type()) {
+        return Ok(false);
+    }
     match rule(n.op_type()) {
         Rule::Generic => {
             let (ins, outs) = (n.inputs().to_vec(), n.outputs().to_vec());
@@ -480,7 +512,7 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
                 // The producer now writes the activation's output: `u` takes `r`'s uses, and its
                 // name too unless names are kept (a graph output always keeps its name).
                 let is_output = g.outputs().iter().any(|p| p.value == r);
-                if opts.keep_producer_names && !is_output {
+                if opts.qoperator && !is_output {
                     g.replace_uses(r, u, |_| false)
                         .map_err(|e| Error::Internal(e.to_string()))?;
                 } else {
@@ -643,6 +675,14 @@ fn apply(
                 Role::Weight { axis } => {
                     (opts.weight_type, axis, axis.is_some() || weight_symmetric)
                 }
+                // ORT's QOperator quirk: the weight symmetry when the two types are equal.
+                Role::Activation
+                    if opts.qoperator
+                        && opts.activation_type == opts.weight_type
+                        && matches!(g.value(v).def(), Def::Initializer(_)) =>
+                {
+                    (opts.activation_type, None, weight_symmetric)
+                }
                 Role::Activation => (opts.activation_type, None, opts.activation_symmetric),
                 Role::SameAs(_) => return None,
             };
@@ -678,7 +718,11 @@ fn apply(
                     .ok_or_else(|| Error::Internal("marked constant is not float32".into()))?;
                 let d = dims(c.tensor);
                 let o = overrides.get(&v);
-                let reduce_range = o.and_then(|o| o.reduce_range).unwrap_or(opts.reduce_range);
+                // QOperator quantizes constants in the activation role without reduced range.
+                let activation_role = matches!(marks.roles[&v], Role::Activation);
+                let reduce_range = o
+                    .and_then(|o| o.reduce_range)
+                    .unwrap_or(opts.reduce_range && !(opts.qoperator && activation_role));
                 let mut p = match o {
                     Some(Resolved {
                         params: Some(fixed),

@@ -65,6 +65,10 @@ const RULES: &[(&str, Lowering)] = &[
             bias: false,
         },
     ),
+    (
+        "Softmax",
+        linear("QLinearSoftmax", "com.microsoft", 1, false),
+    ),
     ("Reshape", Lowering::Direct),
     ("Transpose", Lowering::Direct),
     ("Squeeze", Lowering::Direct),
@@ -126,6 +130,7 @@ fn q_of(g: &Graph, v: ValueId) -> Option<(NodeId, ValueId, ValueId, ValueId)> {
 
 /// Lowers every matching pattern of the (QDQ-quantized) model and updates the report entries.
 pub fn lower_qoperator(model: &mut Model, report: &mut Report) -> Result<()> {
+    let opset = model.opset("").unwrap_or(0);
     let g = &mut model.graph;
     let ids: Vec<NodeId> = g.nodes().map(|(id, _)| id).collect();
     let mut lowered: Vec<(String, &'static str)> = Vec::new();
@@ -146,7 +151,7 @@ pub fn lower_qoperator(model: &mut Model, report: &mut Report) -> Result<()> {
                 inputs,
                 output_first,
                 bias,
-            } => lower_linear(g, id, op, domain, inputs, output_first, bias)?.then(|| {
+            } => lower_linear(g, opset, id, op, domain, inputs, output_first, bias)?.then(|| {
                 contrib |= !domain.is_empty();
                 op
             }),
@@ -183,8 +188,13 @@ fn edit(e: onnxq_ir::Error) -> Error {
 }
 
 /// `DQ(x…) → op → Q` ⇒ one quantized operator; false when the node does not fit the pattern.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one rule's fields, passed through"
+)]
 fn lower_linear(
     g: &mut Graph,
+    opset: i64,
     id: NodeId,
     op: &str,
     domain: &str,
@@ -254,6 +264,12 @@ fn lower_linear(
         .filter(|a| !(op == "QGemm" && a.name() == "beta"))
         .cloned()
         .collect();
+    if op == "QLinearSoftmax" {
+        node.attributes
+            .push(onnxq_ir::Attribute::new(crate::dynamic::int_attr(
+                "opset", opset,
+            )));
+    }
     if op == "QLinearGlobalAveragePool" {
         node.attributes
             .push(onnxq_ir::Attribute::new(crate::dynamic::int_attr(
