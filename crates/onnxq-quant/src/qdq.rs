@@ -230,6 +230,7 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         .filter_map(|(name, r)| g.value_by_name(&name).map(|v| (v, r)))
         .collect();
     let mut params: BTreeMap<ValueId, (QParams, QuantType)> = BTreeMap::new();
+    let mut infinite = Vec::new();
     // ORT's QLinearSoftmax output parameters are fixed.
     let softmax_outputs: Vec<ValueId> = if opts.qoperator {
         g.nodes()
@@ -257,6 +258,12 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         let (lo, hi) = o.map_or((lo, hi), |o| {
             (o.range.0.unwrap_or(lo), o.range.1.unwrap_or(hi))
         });
+        // An infinite range (an additive -inf attention mask) has no usable scale: ORT's tool
+        // writes an infinite one and the model degrades badly; the tensor stays float instead.
+        if !(lo.is_finite() && hi.is_finite()) {
+            infinite.push(g.value(v).name().to_owned());
+            continue;
+        }
         let qrange = qtype.qrange(false, symmetric);
         params.insert(v, (compute_qparams(lo, hi, qrange, symmetric, None), qtype));
     }
@@ -337,6 +344,12 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
             && opset < 21);
     let domain = if contrib { "com.microsoft" } else { "" };
     report.notes.append(&mut marks.notes);
+    if !infinite.is_empty() {
+        report.notes.push(format!(
+            "left in float, their calibrated range is not finite: {}",
+            infinite.join(", ")
+        ));
+    }
     apply(g, &marks, &params, &overrides, opts, &mut report, domain)?;
     if contrib && model.opset("com.microsoft").is_none() {
         model.proto.opset_import.push(pb::OperatorSetIdProto {
@@ -671,7 +684,14 @@ fn apply(
         .iter()
         .filter(|v| resolve(g, &[], **v).is_some())
         .filter_map(|&v| {
+            let in_constant_node = !matches!(g.value(v).def(), Def::Initializer(_));
             let (qtype, axis, symmetric) = match marks.roles[&v] {
+                // ORT quantizes a weight held in a Constant node as an activation (activation type
+                // and symmetry, calibrated range = its min/max); per tensor onnxq does the same,
+                // per channel it quantizes it as the weight it is.
+                Role::Weight { axis: None } if in_constant_node => {
+                    (opts.activation_type, None, opts.activation_symmetric)
+                }
                 Role::Weight { axis } => {
                     (opts.weight_type, axis, axis.is_some() || weight_symmetric)
                 }
@@ -719,7 +739,9 @@ fn apply(
                 let d = dims(c.tensor);
                 let o = overrides.get(&v);
                 // QOperator quantizes constants in the activation role without reduced range.
-                let activation_role = matches!(marks.roles[&v], Role::Activation);
+                let activation_role = matches!(marks.roles[&v], Role::Activation)
+                    || (matches!(marks.roles[&v], Role::Weight { axis: None })
+                        && !matches!(g.value(v).def(), Def::Initializer(_)));
                 let reduce_range = o
                     .and_then(|o| o.reduce_range)
                     .unwrap_or(opts.reduce_range && !(opts.qoperator && activation_role));
