@@ -22,7 +22,8 @@ for m in digits-cnn mobilenetv2 minilm-l6-v2 bytegpt ppocr-rec; do
     data=$CORPUS/data/$m/calib.npz
     for cfg in "qdq-minmax|" "qdq-minmax per-channel|--per-channel" "qdq-entropy|--method entropy" \
         "qdq-percentile|--method percentile" "u8u8|--activation-type uint8 --weight-type uint8" \
-        "16-bit activations|--activation-type int16"; do
+        "16-bit activations|--activation-type int16" "qop-minmax|--format qoperator" \
+        "qop-minmax per-channel|--format qoperator --per-channel"; do
         label=${cfg%%|*}; flags=${cfg#*|}
         if [[ $flags == *--method* && " $SKIP_ORT_HISTOGRAM_ON " == *" $m "* ]]; then
             ort="not run (ORT's histogram calibration needs ~14 GB here)"
