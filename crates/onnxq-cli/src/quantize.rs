@@ -161,6 +161,7 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
         contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
         dedicated_qdq_pair: x.dedicated_qdq_pair.unwrap_or(d.dedicated_qdq_pair),
         qoperator: false,
+        min_real_range: x.min_real_range,
         overrides: match &a.overrides {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

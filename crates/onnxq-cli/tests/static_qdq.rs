@@ -61,6 +61,11 @@ const KEEP_RELU: Config = (
     &["--extra", "QDQKeepRemovableActivations=true"],
     &[],
 );
+const MIN_REAL_RANGE: Config = (
+    "minimum-real-range",
+    &["--extra", "MinimumRealRange=2.0"],
+    &[],
+);
 const QOP: Config = ("qop-minmax", &["--format", "qoperator"], &[]);
 const QOP_PER_CHANNEL: Config = (
     "qop-minmax-per-channel",
@@ -116,6 +121,7 @@ fn digits_cnn_matches_ort() {
             ENTROPY,
             PERCENTILE,
             KEEP_RELU,
+            MIN_REAL_RANGE,
             QOP,
             QOP_PER_CHANNEL,
         ],

@@ -402,11 +402,12 @@ pub fn quantize_weight(
     symmetric: bool,
     reduce_range: bool,
 ) -> QuantizedTensor {
-    let params = weight_params(data, dims, axis, qtype, symmetric, reduce_range);
+    let params = weight_params(data, dims, axis, qtype, symmetric, reduce_range, None);
     quantize_with(data, dims, axis, params, qtype)
 }
 
-/// The parameters [`quantize_weight`] picks: one set per tensor, or per channel along `axis`.
+/// The parameters [`quantize_weight`] picks: one set per tensor, or per channel along `axis`
+/// (`min_real_range`: ORT's `MinimumRealRange`).
 pub fn weight_params(
     data: F32Data<'_>,
     dims: &[usize],
@@ -414,12 +415,13 @@ pub fn weight_params(
     qtype: QuantType,
     symmetric: bool,
     reduce_range: bool,
+    min_real_range: Option<f32>,
 ) -> Vec<QParams> {
     let qrange = qtype.qrange(reduce_range, symmetric);
     match axis {
         None => {
             let (lo, hi) = min_max(data);
-            vec![compute_qparams(lo, hi, qrange, symmetric, None)]
+            vec![compute_qparams(lo, hi, qrange, symmetric, min_real_range)]
         }
         Some(axis) => {
             let channels = dims[axis];
@@ -427,7 +429,7 @@ pub fn weight_params(
             let outer: usize = dims[..axis].iter().product();
             channel_min_max(data, outer, channels, inner)
                 .into_iter()
-                .map(|(lo, hi)| compute_qparams(lo, hi, qrange, symmetric, None))
+                .map(|(lo, hi)| compute_qparams(lo, hi, qrange, symmetric, min_real_range))
                 .collect()
         }
     }

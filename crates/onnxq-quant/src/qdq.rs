@@ -265,7 +265,8 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
             continue;
         }
         let qrange = qtype.qrange(false, symmetric);
-        params.insert(v, (compute_qparams(lo, hi, qrange, symmetric, None), qtype));
+        let p = compute_qparams(lo, hi, qrange, symmetric, opts.min_real_range);
+        params.insert(v, (p, qtype));
     }
     for (&v, o) in &overrides {
         if let Some(p) = &o.params
@@ -763,10 +764,18 @@ fn apply(
                             hi.unwrap_or(max),
                             qrange,
                             symmetric,
-                            None,
+                            opts.min_real_range,
                         )]
                     }
-                    _ => weight_params(data, &d, axis, qtype, symmetric, reduce_range),
+                    _ => weight_params(
+                        data,
+                        &d,
+                        axis,
+                        qtype,
+                        symmetric,
+                        reduce_range,
+                        opts.min_real_range,
+                    ),
                 };
                 if !opts.disable_weight_adjust
                     && matches!(qtype, QuantType::I8 | QuantType::I16)
