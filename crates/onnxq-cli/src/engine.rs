@@ -47,28 +47,23 @@ impl Backend {
         anyhow::bail!("this onnxq was built without the `tract` feature; use `--engine ort`")
     }
 
-    /// Loads `model` in the engine. A model that fits in one protobuf goes over in memory; a
-    /// larger one is written with external data to a temporary folder first (removed once loaded).
+    /// Loads `model` in the engine from a temporary file (removed once loaded): the engine parses
+    /// it from disk, so no serialized copy sits in memory beside the engine's own, and the input's
+    /// mapped pages are dropped first (they are read back when quantization needs them). A model
+    /// over the protobuf limit is written with external data.
     pub(crate) fn load(&self, model: &Model, threads: usize) -> Result<Box<dyn Executor>> {
-        let proto = model.to_proto()?;
-        if (proto.encoded_len() as u64) <= PROTO_LIMIT {
-            let bytes = proto.encode_to_vec();
-            drop(proto);
-            return Ok(match self {
-                Backend::Ort(lib) => Box::new(OrtEngine::load_bytes(lib, &bytes, threads)?),
-                #[cfg(feature = "tract")]
-                Backend::Tract => Box::new(onnxq_engine::TractEngine::load_bytes(&bytes)?),
-            });
-        }
-        drop(proto);
         let dir = tempfile::Builder::new()
             .prefix("onnxq-engine-")
             .tempdir()
             .context("cannot create a temporary folder for the engine's copy of the model")?;
         let path = dir.path().join("model.onnx");
-        let layout = Layout::External {
-            location: "model.onnx.data".into(),
-            threshold: DEFAULT_THRESHOLD,
+        let layout = if (model.to_proto()?.encoded_len() as u64) <= PROTO_LIMIT {
+            Layout::Inline
+        } else {
+            Layout::External {
+                location: "model.onnx.data".into(),
+                threshold: DEFAULT_THRESHOLD,
+            }
         };
         onnxq_ir::save(model, &path, &layout).with_context(|| {
             format!(
@@ -76,6 +71,7 @@ impl Backend {
                 dir.path().display()
             )
         })?;
+        model.sources().release_all();
         Ok(match self {
             Backend::Ort(lib) => Box::new(OrtEngine::load_file(lib, &path, threads)?),
             #[cfg(feature = "tract")]

@@ -65,6 +65,17 @@ impl Sources {
         self.maps.push(map);
     }
 
+    /// Drops every mapped page from memory (they are read back from the files when needed).
+    pub fn release_all(&self) {
+        for map in &self.maps {
+            // SAFETY: as in `release`: private read-only maps, every slice stays valid.
+            let _ = unsafe {
+                map.0
+                    .unchecked_advise_range(UncheckedAdvice::DontNeed, 0, map.0.len())
+            };
+        }
+    }
+
     /// Drops the pages of `data` from memory if it lies in one of the maps. The data stays valid:
     /// a later read faults it back in from the file.
     pub fn release(&self, data: &[u8]) {
