@@ -82,6 +82,17 @@ fn ours(float: &Path, feeds: &Path, out: &Path, flags: &[&str]) -> String {
     quantize(float, out, &args)
 }
 
+/// The first float output's SQNR of `quant` against `float` on `feeds` (`tests/py/sqnr.py`), or
+/// the script's output when a model does not run.
+fn sqnr(float: &Path, quant: &Path, feeds: &Path) -> Result<f64, String> {
+    let (ok, text) = run_py("sqnr.py", &[float.as_ref(), quant.as_ref(), feeds.as_ref()]);
+    if !ok {
+        return Err(text);
+    }
+    let line = text.lines().find(|l| l.contains("sqnr_db=")).unwrap();
+    Ok(line.rsplit('=').next().unwrap().parse().unwrap())
+}
+
 fn parity(model: &str, configs: &[Config]) {
     parity_with(model, configs, &[]);
 }
@@ -290,14 +301,6 @@ fn where_ort_goes_wrong() {
         dir.path().as_ref(),
         "--ort-bugs".as_ref(),
     ]);
-    let sqnr = |float: &Path, quant: &Path, feeds: &Path| -> Result<f64, String> {
-        let (ok, text) = run_py("sqnr.py", &[float.as_ref(), quant.as_ref(), feeds.as_ref()]);
-        if !ok {
-            return Err(text);
-        }
-        let line = text.lines().find(|l| l.contains("sqnr_db=")).unwrap();
-        Ok(line.rsplit('=').next().unwrap().parse().unwrap())
-    };
     for case in listed.lines() {
         let d = dir.path().join(case);
         let (float, feeds) = (d.join("model.onnx"), d.join("calib.npz"));
@@ -481,13 +484,10 @@ fn tract_engine_static_model() {
             "tract",
         ],
     );
-    let sqnr = |q: &Path| -> f64 {
-        let (ok, text) = run_py("sqnr.py", &[float.as_ref(), q.as_ref(), feeds.as_ref()]);
-        assert!(ok, "{text}");
-        let line = text.lines().find(|l| l.contains("sqnr_db=")).unwrap();
-        line.rsplit('=').next().unwrap().parse().unwrap()
-    };
-    let (o, t) = (sqnr(&with_ort), sqnr(&with_tract));
+    let (o, t) = (
+        sqnr(&float, &with_ort, &feeds).unwrap(),
+        sqnr(&float, &with_tract, &feeds).unwrap(),
+    );
     assert!(
         (o - t).abs() <= 0.5,
         "ORT-calibrated {o} dB, tract-calibrated {t} dB"

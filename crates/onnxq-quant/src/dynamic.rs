@@ -200,12 +200,7 @@ pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Repo
         &sources,
     )?;
     for domain in domains {
-        if model.opset(domain).is_none() {
-            model.proto.opset_import.push(pb::OperatorSetIdProto {
-                domain: Some(domain.to_owned()),
-                version: Some(1),
-            });
-        }
+        crate::import_domain(model, domain);
     }
     model
         .graph

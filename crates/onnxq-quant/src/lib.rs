@@ -56,5 +56,19 @@ impl Error {
     }
 }
 
+/// Adds an opset import of `domain`, version 1, unless the model has one (for the com.microsoft
+/// operators a pass emits).
+pub(crate) fn import_domain(model: &mut onnxq_ir::Model, domain: &str) {
+    if model.opset(domain).is_none() {
+        model
+            .proto
+            .opset_import
+            .push(onnxq_ir::proto::OperatorSetIdProto {
+                domain: Some(domain.to_owned()),
+                version: Some(1),
+            });
+    }
+}
+
 /// Result with the quantization crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

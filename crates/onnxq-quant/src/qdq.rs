@@ -352,11 +352,8 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         ));
     }
     apply(g, &marks, &params, &overrides, opts, &mut report, domain)?;
-    if contrib && model.opset("com.microsoft").is_none() {
-        model.proto.opset_import.push(pb::OperatorSetIdProto {
-            domain: Some("com.microsoft".into()),
-            version: Some(1),
-        });
+    if contrib {
+        crate::import_domain(model, "com.microsoft");
     }
     model
         .graph
@@ -1076,27 +1073,9 @@ fn pair(
     if !opts.dedicated_qdq_pair || receivers.len() < 2 {
         return qdq_pair(g, v, q, domain);
     }
-    let name = g.value(v).name().to_owned();
     let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
     for (i, &node) in receivers.iter().enumerate() {
-        let suffix = format!("_{}", i + 1);
-        let params = [Some(q.scale), Some(q.zero_point)];
-        let (_, qv) = add(
-            g,
-            ("QuantizeLinear", domain),
-            &format!("{name}_QuantizeLinear{suffix}"),
-            &[Some(v), params[0], params[1]],
-            &format!("{name}_QuantizeLinear_Output{suffix}"),
-            Vec::new(),
-        )?;
-        let (_, dq) = add(
-            g,
-            ("DequantizeLinear", domain),
-            &format!("{name}_DequantizeLinear{suffix}"),
-            &[Some(qv), params[0], params[1]],
-            &format!("{name}_DequantizeLinear_Output{suffix}"),
-            Vec::new(),
-        )?;
+        let (_, dq) = add_pair(g, v, q, domain, &format!("_{}", i + 1))?;
         let slots: Vec<usize> = g
             .node(node)
             .map(|n| {
@@ -1115,27 +1094,41 @@ fn pair(
     Ok(())
 }
 
-/// `T → QuantizeLinear → DequantizeLinear → (every node that read T)`. A graph output keeps its
-/// name: the DequantizeLinear writes it and the producer's tensor becomes `<T>_QuantizeLinear_Input`.
-fn qdq_pair(g: &mut Graph, v: ValueId, q: Quantized, domain: &str) -> Result<()> {
+/// Adds `QuantizeLinear(v)` → `DequantizeLinear` with ORT's names plus `suffix`; returns the
+/// QuantizeLinear node and the DequantizeLinear's output.
+fn add_pair(
+    g: &mut Graph,
+    v: ValueId,
+    q: Quantized,
+    domain: &str,
+    suffix: &str,
+) -> Result<(NodeId, ValueId)> {
     let name = g.value(v).name().to_owned();
     let params = [Some(q.scale), Some(q.zero_point)];
     let (q_node, qv) = add(
         g,
         ("QuantizeLinear", domain),
-        &format!("{name}_QuantizeLinear"),
+        &format!("{name}_QuantizeLinear{suffix}"),
         &[Some(v), params[0], params[1]],
-        &format!("{name}_QuantizeLinear_Output"),
+        &format!("{name}_QuantizeLinear_Output{suffix}"),
         Vec::new(),
     )?;
     let (_, dq) = add(
         g,
         ("DequantizeLinear", domain),
-        &format!("{name}_DequantizeLinear"),
+        &format!("{name}_DequantizeLinear{suffix}"),
         &[Some(qv), params[0], params[1]],
-        &format!("{name}_DequantizeLinear_Output"),
+        &format!("{name}_DequantizeLinear_Output{suffix}"),
         Vec::new(),
     )?;
+    Ok((q_node, dq))
+}
+
+/// `T → QuantizeLinear → DequantizeLinear → (every node that read T)`. A graph output keeps its
+/// name: the DequantizeLinear writes it and the producer's tensor becomes `<T>_QuantizeLinear_Input`.
+fn qdq_pair(g: &mut Graph, v: ValueId, q: Quantized, domain: &str) -> Result<()> {
+    let name = g.value(v).name().to_owned();
+    let (q_node, dq) = add_pair(g, v, q, domain, "")?;
     let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
     if g.outputs().iter().any(|p| p.value == v) {
         g.substitute(v, dq).map_err(edit)?;

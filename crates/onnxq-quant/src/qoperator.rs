@@ -7,7 +7,6 @@
 //! The rules only read what the QDQ pass wrote, so the parameters are the QDQ pass's (ORT's exact
 //! math); names follow ORT's QOperator scheme (`<node>_quant`, `<T>_quantized`).
 
-use onnxq_ir::proto as pb;
 use onnxq_ir::{Def, Graph, Model, Node, NodeId, Use, ValueId};
 
 use crate::report::{Outcome, Report};
@@ -171,11 +170,8 @@ pub fn lower_qoperator(model: &mut Model, report: &mut Report) -> Result<()> {
         }
     }
     report.mode = "static-qoperator".into();
-    if contrib && model.opset("com.microsoft").is_none() {
-        model.proto.opset_import.push(pb::OperatorSetIdProto {
-            domain: Some("com.microsoft".into()),
-            version: Some(1),
-        });
+    if contrib {
+        crate::import_domain(model, "com.microsoft");
     }
     model
         .graph
