@@ -1,8 +1,10 @@
 //! Inference engines behind one trait, used only for calibration and verification.
 //!
-//! [`Executor`] loads a model and runs feeds, returning named tensors. The ONNX Runtime backend
-//! ([`OrtEngine`]) loads `libonnxruntime` at run time (the `ort` crate's `load-dynamic`), so building
-//! onnxq downloads nothing; [`find_ort_library`] says where the library comes from.
+//! [`Executor`] runs feeds through a loaded model, returning named tensors. Engines load model
+//! files (external data beside them). The ONNX Runtime backend ([`OrtEngine`]) loads
+//! `libonnxruntime` at run time (the `ort` crate's `load-dynamic`), so building onnxq downloads
+//! nothing; [`find_ort_library`] says where the library comes from. The tract backend
+//! (`TractEngine`, default-on `tract` feature) is pure Rust and needs nothing installed.
 
 mod ort_engine;
 mod tensor;

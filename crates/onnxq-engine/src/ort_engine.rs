@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ort::session::Session;
-use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{
     DynValue, PrimitiveTensorElementType, Tensor as OrtTensor, TensorElementType, ValueType,
 };
@@ -92,22 +92,8 @@ pub struct OrtEngine {
 }
 
 impl OrtEngine {
-    /// Loads a serialized model with every tensor inline (use [`OrtEngine::load_file`] for models
-    /// with external data).
-    pub fn load_bytes(lib: &Path, model: &[u8], threads: usize) -> Result<OrtEngine> {
-        Self::load(lib, threads, |b| b.commit_from_memory(model))
-    }
-
     /// Loads a model file; its external data is resolved against its folder.
     pub fn load_file(lib: &Path, model: &Path, threads: usize) -> Result<OrtEngine> {
-        Self::load(lib, threads, |b| b.commit_from_file(model))
-    }
-
-    fn load(
-        lib: &Path,
-        threads: usize,
-        commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<Session>,
-    ) -> Result<OrtEngine> {
         let env = environment(lib)?;
         let session = Session::builder(env)
             .and_then(|b| {
@@ -118,7 +104,7 @@ impl OrtEngine {
             // The memory pattern pre-allocates one block for a run's peak; it only pays off for
             // fixed input shapes, and turning it off cuts calibration's peak RSS by 30-40 %.
             .and_then(|b| b.with_memory_pattern(false).map_err(Into::into))
-            .and_then(|mut b| commit(&mut b))
+            .and_then(|mut b| b.commit_from_file(model))
             .map_err(|e| EngineError::Run(format!("ONNX Runtime cannot load the model: {e}")))?;
         Ok(OrtEngine {
             session,

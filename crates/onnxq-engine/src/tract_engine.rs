@@ -31,30 +31,15 @@ pub struct TractEngine {
 }
 
 impl TractEngine {
-    /// Loads a serialized model with every tensor inline (use [`TractEngine::load_file`] for models
-    /// with external data).
-    pub fn load_bytes(model: &[u8]) -> Result<TractEngine> {
-        Self::new(
-            tract_onnx::onnx()
-                .with_ignore_value_info(true)
-                .model_for_read(&mut &model[..]),
-        )
-    }
-
     /// Loads a model file; its external data is resolved against its folder.
     pub fn load_file(model: &Path) -> Result<TractEngine> {
-        Self::new(
-            tract_onnx::onnx()
-                .with_ignore_value_info(true)
-                .model_for_path(model),
-        )
-    }
-
-    fn new(model: tract_onnx::prelude::TractResult<InferenceModel>) -> Result<TractEngine> {
         let run = |e: tract_onnx::prelude::TractError| {
             EngineError::Run(format!("tract cannot load the model: {e:#}"))
         };
-        let model = model.map_err(run)?;
+        let model = tract_onnx::onnx()
+            .with_ignore_value_info(true)
+            .model_for_path(model)
+            .map_err(run)?;
         let names = |outlets: &[tract_onnx::prelude::OutletId]| -> Vec<String> {
             outlets
                 .iter()
