@@ -14,7 +14,7 @@ pub(crate) const HINT: &str = "keys: mode, format (quant_format), weight_type, a
      exclude (nodes_to_exclude), method (calibrate_method), and [extra_options] with MatMulConstBOnly, \
      EnableSubgraph, WeightSymmetric, ActivationSymmetric, QuantizeBias, QDQKeepRemovableActivations, \
      QDQDisableWeightAdjustForInt32Bias, ForceQuantizeNoInputCheck, OpTypesToExcludeOutputQuantization, \
-     UseQDQContribOps, DedicatedQDQPair, MinimumRealRange, TensorQuantOverrides, CalibTensorRangeSymmetric, CalibMovingAverage, CalibPercentile";
+     UseQDQContribOps, DedicatedQDQPair, MinimumRealRange, ActivationRestrictedAsymmetric, TensorQuantOverrides, CalibTensorRangeSymmetric, CalibMovingAverage, CalibPercentile";
 
 /// A config problem (its message names the key).
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,8 @@ pub(crate) struct ExtraOptions {
     pub(crate) calib_moving_average: Option<bool>,
     #[serde(rename = "CalibPercentile")]
     pub(crate) calib_percentile: Option<f64>,
+    #[serde(rename = "ActivationRestrictedAsymmetric")]
+    pub(crate) restricted_asymmetric: Option<bool>,
     #[serde(rename = "MinimumRealRange")]
     pub(crate) min_real_range: Option<f32>,
     #[serde(rename = "DedicatedQDQPair")]

@@ -162,6 +162,7 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
         dedicated_qdq_pair: x.dedicated_qdq_pair.unwrap_or(d.dedicated_qdq_pair),
         qoperator: false,
         min_real_range: x.min_real_range,
+        restricted_asymmetric: x.restricted_asymmetric.unwrap_or(false),
         overrides: match &a.overrides {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

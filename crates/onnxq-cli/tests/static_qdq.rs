@@ -66,6 +66,16 @@ const MIN_REAL_RANGE: Config = (
     &["--extra", "MinimumRealRange=2.0"],
     &[],
 );
+const RESTRICTED: Config = (
+    "restricted-asymmetric",
+    &[
+        "--activation-type",
+        "uint8",
+        "--extra",
+        "ActivationRestrictedAsymmetric=true",
+    ],
+    &[],
+);
 const QOP: Config = ("qop-minmax", &["--format", "qoperator"], &[]);
 const QOP_PER_CHANNEL: Config = (
     "qop-minmax-per-channel",
@@ -133,6 +143,7 @@ fn digits_cnn_matches_ort() {
             PERCENTILE,
             KEEP_RELU,
             MIN_REAL_RANGE,
+            RESTRICTED,
             QOP,
             QOP_PER_CHANNEL,
         ],

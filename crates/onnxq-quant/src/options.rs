@@ -101,6 +101,8 @@ pub struct StaticOptions {
     /// quantized as activations take the weight symmetry when both types are equal and no reduced
     /// range; Softmax outputs get scale 1/256 with the type's lowest zero point.
     pub qoperator: bool,
+    /// uint8 asymmetric activations get zero point 0 or 128 (`ActivationRestrictedAsymmetric`).
+    pub restricted_asymmetric: bool,
     /// Every quantized range spans at least this much (`MinimumRealRange`).
     pub min_real_range: Option<f32>,
     /// Per-tensor settings (`TensorQuantOverrides`).
@@ -127,6 +129,7 @@ impl Default for StaticOptions {
             contrib_ops: false,
             dedicated_qdq_pair: false,
             qoperator: false,
+            restricted_asymmetric: false,
             min_real_range: None,
             overrides: Default::default(),
         }

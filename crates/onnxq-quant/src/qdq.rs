@@ -265,7 +265,11 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
             continue;
         }
         let qrange = qtype.qrange(false, symmetric);
-        let p = compute_qparams(lo, hi, qrange, symmetric, opts.min_real_range);
+        let p = if opts.restricted_asymmetric && qtype == QuantType::U8 && !symmetric {
+            snap_to_uint8(lo, hi, qrange, opts.min_real_range)
+        } else {
+            compute_qparams(lo, hi, qrange, symmetric, opts.min_real_range)
+        };
         params.insert(v, (p, qtype));
     }
     for (&v, o) in &overrides {
@@ -1144,6 +1148,51 @@ fn qdq_pair(g: &mut Graph, v: ValueId, q: Quantized, domain: &str) -> Result<()>
         .map_err(edit)?;
     }
     Ok(())
+}
+
+/// ORT's `ActivationRestrictedAsymmetric` parameters (reference §3.6): the zero point is the
+/// lowest level for a non-negative range, else the middle one (128), and the scale the smallest
+/// that covers the range from there; computed in float64 like ORT.
+fn snap_to_uint8(
+    rmin: f32,
+    rmax: f32,
+    (qmin, qmax): (i32, i32),
+    min_real_range: Option<f32>,
+) -> QParams {
+    let rmin = rmin.min(0.0);
+    let mut rmax = rmax.max(0.0);
+    if let Some(m) = min_real_range {
+        rmax = rmax.max(rmin + m);
+    }
+    let (lo, hi) = (f64::from(rmin), f64::from(rmax));
+    let (qmin_f, qmax_f) = (f64::from(qmin), f64::from(qmax));
+    let mid = (qmin + qmax + 1) / 2;
+    let mid_f = f64::from(mid);
+    let (zero_point, mut scale) = if hi <= lo {
+        // Both bounds are 0: an all-zero tensor.
+        let zero_point = if lo >= 0.0 { qmin } else { mid };
+        let absmax = lo.abs().max(hi.abs());
+        let denominator = if zero_point == qmin {
+            qmax_f - qmin_f
+        } else {
+            f64::from(((qmax - qmin) / 2).max(1))
+        };
+        (
+            zero_point,
+            if absmax > 0.0 { absmax } else { 1.0 } / denominator,
+        )
+    } else if lo >= 0.0 {
+        (qmin, hi / (qmax_f - qmin_f))
+    } else {
+        (mid, (-lo / (mid_f - qmin_f)).max(hi / (qmax_f - mid_f)))
+    };
+    if let Some(m) = min_real_range {
+        scale = scale.max(f64::from(m) / (qmax_f - qmin_f));
+    }
+    QParams {
+        scale: scale as f32,
+        zero_point,
+    }
 }
 
 /// ORT's weight-scale enlargement for int32 biases (§3.9): where `s_in · s_w` is below what the
