@@ -134,6 +134,24 @@ impl Marks<'_> {
         }
     }
 
+    /// Output `o` shares input `i`'s parameters (ORT's direct 8-bit rule): `i` is quantized first
+    /// when `quantize_input`, else `o` is only quantized if `i` already is.
+    fn share_input(
+        &mut self,
+        g: &Graph,
+        i: Option<ValueId>,
+        o: Option<ValueId>,
+        quantize_input: bool,
+        skip_output: bool,
+    ) {
+        if quantize_input {
+            self.activation(g, i);
+        }
+        if (quantize_input || self.marked(i)) && !skip_output {
+            self.same_as(g, o, i);
+        }
+    }
+
     fn marked(&self, v: Option<ValueId>) -> bool {
         v.is_some_and(|v| self.roles.contains_key(&v) || self.biases.contains_key(&v))
     }
@@ -553,14 +571,7 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
             if opset < min_opset {
                 return Ok(false);
             }
-            if opts.force_quantize_no_input_check {
-                m.activation(g, i0);
-                if !skip_output {
-                    m.same_as(g, o0, i0);
-                }
-            } else if m.marked(i0) && !skip_output {
-                m.same_as(g, o0, i0);
-            }
+            m.share_input(g, i0, o0, opts.force_quantize_no_input_check, skip_output);
         }
         Rule::Split => {
             if !m.marked(i0) {
@@ -574,14 +585,8 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
         }
         Rule::Gather => {
             let constant = i0.is_some_and(|v| resolve(g, &[], v).is_some());
-            if constant || opts.force_quantize_no_input_check {
-                m.activation(g, i0);
-                if !skip_output {
-                    m.same_as(g, o0, i0);
-                }
-            } else if m.marked(i0) && !skip_output {
-                m.same_as(g, o0, i0);
-            }
+            let quantize_input = constant || opts.force_quantize_no_input_check;
+            m.share_input(g, i0, o0, quantize_input, skip_output);
         }
         Rule::Where => {
             let (a, b) = (input(n, 1), input(n, 2));
