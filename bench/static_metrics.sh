@@ -4,6 +4,7 @@
 # calibrate on the model's calib.npz (same samples, same order; onnxq with the ONNX Runtime engine).
 # Prints a Markdown table. SKIP_ORT_HISTOGRAM_ON (default ppocr-rec) lists models where ORT's
 # histogram calibrators are not run (they hold every activation of every sample: ~14 GB there).
+# ONLY (a regular expression) keeps the configurations whose label matches it.
 # Usage: cargo build --release -p onnxq-cli && bench/static_metrics.sh
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,7 @@ ONNXQ=${ONNXQ:-$ROOT/target/release/onnxq}
 PY=${PY:-$ROOT/.venv/bin/python}
 CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 SKIP_ORT_HISTOGRAM_ON=${SKIP_ORT_HISTOGRAM_ON:-ppocr-rec}
+ONLY=${ONLY:-.}
 OUT=$(mktemp -d /tmp/onnxq-staticmetrics.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 export ONNXQ_PYTHON=$PY
@@ -21,10 +23,11 @@ for m in digits-cnn mobilenetv2 minilm-l6-v2 bytegpt ppocr-rec; do
     float=$(cat "$CORPUS/data/$m/float_metric.txt")
     data=$CORPUS/data/$m/calib.npz
     for cfg in "qdq-minmax|" "qdq-minmax per-channel|--per-channel" "qdq-entropy|--method entropy" \
-        "qdq-percentile|--method percentile" "u8u8|--activation-type uint8 --weight-type uint8" \
+        "qdq-percentile|--method percentile" "qdq-distribution|--method distribution" "u8u8|--activation-type uint8 --weight-type uint8" \
         "16-bit activations|--activation-type int16" "qop-minmax|--format qoperator" \
         "qop-minmax per-channel|--format qoperator --per-channel"; do
         label=${cfg%%|*}; flags=${cfg#*|}
+        [[ $label =~ $ONLY ]] || continue
         if [[ $flags == *--method* && " $SKIP_ORT_HISTOGRAM_ON " == *" $m "* ]]; then
             ort="not run (ORT's histogram calibration needs ~14 GB here)"
         # shellcheck disable=SC2086

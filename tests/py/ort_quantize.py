@@ -129,25 +129,32 @@ class Reader(CalibrationDataReader):
 ZP_DTYPES = {"QInt8": np.int8, "QUInt8": np.uint8, "QInt16": np.int16, "QUInt16": np.uint16}
 
 
+def ort_entry(e, qtype):
+    """One override dict from JSON to ORT's form: QuantType members, numpy scale/zero point/range,
+    and for `convert` the same plus `recv_nodes` as a set."""
+    e = dict(e)
+    if "quant_type" in e:
+        e["quant_type"] = QuantType[e["quant_type"]]
+    for key in ("rmin", "rmax"):
+        if key in e:
+            e[key] = np.array(e[key], np.float32)
+    if "scale" in e:
+        e["scale"] = np.array(e["scale"], np.float32)
+        e["zero_point"] = np.array(e["zero_point"], ZP_DTYPES[qtype])
+    if "convert" in e:
+        c = e["convert"]
+        e["convert"] = ort_entry(c, c["quant_type"])
+    if "recv_nodes" in e:
+        e["recv_nodes"] = set(e["recv_nodes"])
+    return e
+
+
 def ort_overrides(overrides):
-    """TensorQuantOverrides from JSON to what ORT's tool expects: QuantType members, numpy scale/zero point."""
-    out = {}
-    for tensor, entries in overrides.items():
-        converted = []
-        for e in entries:
-            e = dict(e)
-            qtype = e.get("quant_type", entries[0].get("quant_type", "QInt8"))
-            if "quant_type" in e:
-                e["quant_type"] = QuantType[e["quant_type"]]
-            for key in ("rmin", "rmax"):
-                if key in e:
-                    e[key] = np.array(e[key], np.float32)
-            if "scale" in e:
-                e["scale"] = np.array(e["scale"], np.float32)
-                e["zero_point"] = np.array(e["zero_point"], ZP_DTYPES[qtype])
-            converted.append(e)
-        out[tensor] = converted
-    return out
+    """TensorQuantOverrides from JSON to what ORT's tool expects."""
+    return {
+        tensor: [ort_entry(e, e.get("quant_type", entries[0].get("quant_type", "QInt8"))) for e in entries]
+        for tensor, entries in overrides.items()
+    }
 
 
 def run_static(args, model):

@@ -26,7 +26,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             let format = a.format.or(cfg.format).unwrap_or(Format::Qdq);
             let mut opts = static_options(a, &cfg)?;
             opts.qoperator = format == Format::Qoperator;
-            onnxq_quant::overrides::validate(&model.graph, &opts.overrides)?;
+            onnxq_quant::overrides::validate(&model.graph, &opts)?;
             let ranges = static_ranges(a, &cfg, &model)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
             if format == Format::Qoperator {

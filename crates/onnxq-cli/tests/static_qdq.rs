@@ -84,6 +84,18 @@ const QOP_PER_CHANNEL: Config = (
 );
 const ENTROPY: Config = ("qdq-entropy", &["--method", "entropy"], &[]);
 const PERCENTILE: Config = ("qdq-percentile", &["--method", "percentile"], &[]);
+const DISTRIBUTION: Config = ("qdq-distribution", &["--method", "distribution"], &[]);
+
+/// Flags for ORT's tool alone, by configuration. Distribution ranges are ±max|x|, so no Relu/Clip
+/// output range clips at 0: onnxq keeps those nodes, ORT's tool removes them and lets negative
+/// values through (digits-cnn: cosine 0.36 to the float logits); onnxq's model is ORT's with
+/// `QDQKeepRemovableActivations` (cosine 0.9998).
+fn ort_only(label: &str) -> &'static [&'static str] {
+    match label {
+        "qdq-distribution" => &["--extra", "QDQKeepRemovableActivations=true"],
+        _ => &[],
+    }
+}
 
 fn ours(float: &Path, feeds: &Path, out: &Path, flags: &[&str]) -> String {
     let data = feeds.to_str().unwrap();
@@ -118,6 +130,7 @@ fn parity_with(model: &str, configs: &[Config], extra: &[&str]) {
         ours(&float, &feeds, &mine, &flags);
         let mut ort_flags = vec!["--data", feeds.to_str().unwrap()];
         ort_flags.extend_from_slice(&flags);
+        ort_flags.extend_from_slice(ort_only(label));
         ort_quantize("static", &float, &orts, &ort_flags)
             .unwrap_or_else(|e| panic!("{model} {label}: ORT's tool failed: {e}"));
         let mut cflags = vec!["--fold-constants"];
@@ -141,6 +154,7 @@ fn digits_cnn_matches_ort() {
             INT16,
             ENTROPY,
             PERCENTILE,
+            DISTRIBUTION,
             KEEP_RELU,
             MIN_REAL_RANGE,
             RESTRICTED,
@@ -298,6 +312,53 @@ fn every_registered_op_quantizes_with_high_sqnr() {
     }
 }
 
+/// The same tiny models in the QOperator format match ORT's tool (QLinear ops, direct 8-bit ops,
+/// Pad with the zero point, ArgMax on quantized data, QGemm, ...); Where also with
+/// ForceQuantizeNoInputCheck, which ORT needs for QLinearWhere. The folded Relu and Clip writing
+/// a graph output compute the same bits, but ORT names their parameters after the producer's
+/// tensor, so only the outputs are compared there.
+#[test]
+fn every_registered_op_matches_ort_in_qoperator() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed = python_ok(&[
+        repo_root()
+            .join("tests/py/make_static_op_models.py")
+            .as_ref(),
+        dir.path().as_ref(),
+    ]);
+    let force: &[&str] = &["--extra", "ForceQuantizeNoInputCheck=true"];
+    let cases = listed
+        .lines()
+        .map(|op| (op, &[][..]))
+        .chain([("Where", force)]);
+    for (op, extra) in cases {
+        let case = dir.path().join(op);
+        let (float, feeds) = (case.join("model.onnx"), case.join("calib.npz"));
+        let (mine, orts) = (case.join("qop.onnx"), case.join("qop-ort.onnx"));
+        let mut flags = vec!["--format", "qoperator"];
+        flags.extend_from_slice(extra);
+        ours(&float, &feeds, &mine, &flags);
+        let mut ort_flags = vec!["--data", feeds.to_str().unwrap()];
+        ort_flags.extend_from_slice(&flags);
+        ort_quantize("static", &float, &orts, &ort_flags)
+            .unwrap_or_else(|e| panic!("{op}: ORT's tool failed: {e}"));
+        if matches!(op, "Relu" | "Clip") {
+            let args: [&std::ffi::OsStr; 5] = [
+                float.as_ref(),
+                mine.as_ref(),
+                orts.as_ref(),
+                "--feeds".as_ref(),
+                feeds.as_ref(),
+            ];
+            let (_, text) = run_py("compare_quantized.py", &args);
+            assert!(text.contains("outputs: ok"), "{op}:\n{text}");
+        } else {
+            let text = compare(&float, &mine, Some(&orts), &feeds, &["--fold-constants"]);
+            assert!(text.contains("pattern: ok"), "{op}:\n{text}");
+        }
+    }
+}
+
 /// Where ONNX Runtime's tool writes a wrong or invalid model (reference §11), onnxq's stays close
 /// to the float model: a Gemm with alpha = 2, beta = 0.5 (ORT drops beta: about 7 dB), per-channel
 /// weights at opset 12 (ORT writes `axis` attributes that opset lacks; ONNX Runtime refuses the
@@ -401,8 +462,32 @@ fn bad_overrides_are_clear_errors() {
             "unknown quant_type",
         ),
         (
-            r#"{"relu": [{"convert": {"quant_type": "QUInt16"}}]}"#,
-            "not supported yet",
+            r#"{"relu": [{"quant_type": "QFLOAT8E4M3FN"}]}"#,
+            "QFLOAT8E4M3FN is not supported",
+        ),
+        (
+            r#"{"relu": [{"convert": {"symmetric": true}}]}"#,
+            "`quant_type` is required",
+        ),
+        (
+            r#"{"relu": [{"convert": {"quant_type": "QInt8"}}]}"#,
+            "the tensor's own type",
+        ),
+        (
+            r#"{"relu": [{"convert": {"quant_type": "QInt16", "reduce_range": true}}]}"#,
+            "constants only",
+        ),
+        (
+            r#"{"relu": [{"convert": {"quant_type": "QInt16", "recv_nodes": ["node_relu_1"]}}]}"#,
+            "no node named `node_relu_1` reads the tensor",
+        ),
+        (
+            r#"{"f.0.weight": [{"convert": {"quant_type": "QInt16"}}]}"#,
+            "applies to activations",
+        ),
+        (
+            r#"{"relu": [{"convert": {"quant_type": "QInt16", "scale": 0.1}}]}"#,
+            "go together",
         ),
         (
             r#"{"relu": [{"scale": 0.1, "zero_point": 300}]}"#,
@@ -430,6 +515,88 @@ fn bad_overrides_are_clear_errors() {
         assert!(!out.exists(), "{json}: wrote a model");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// Mixed precision (`convert` overrides) matches ORT's tool in every layout it writes: a graph
+/// output read partly in the converted type, a tensor read partly, one read only converted (whose
+/// Transpose shares the converted parameters), a graph output read converted by all, one read by
+/// nothing, fixed converted parameters (tests/py/make_mixed_precision_model.py); on digits-cnn a
+/// converted Conv input (its int32 bias uses the converted scale), a converted MaxPool input, and
+/// a converted Relu output (the Relu then stays, as in ORT). 16-bit types use the com.microsoft
+/// Q/DQ ops where ORT raises the opset to 21. QOperator refuses `convert` with a clear error.
+#[test]
+fn mixed_precision_matches_ort() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny");
+    python_ok(&[
+        repo_root()
+            .join("tests/py/make_mixed_precision_model.py")
+            .as_ref(),
+        tiny.as_ref(),
+    ]);
+    let digits = dir.path().join("digits-overrides.json");
+    std::fs::write(
+        &digits,
+        r#"{"relu": [{"convert": {"quant_type": "QInt16"}}],
+            "relu_1": [{"convert": {"quant_type": "QUInt8", "symmetric": false}}],
+            "logits": [{"convert": {"quant_type": "QInt16", "rmin": -20.0, "rmax": 20.0}}]}"#,
+    )
+    .unwrap();
+    let cases = [
+        (
+            tiny.join("model.onnx"),
+            tiny.join("calib.npz"),
+            tiny.join("overrides.json"),
+        ),
+        (
+            corpus_model("digits-cnn"),
+            corpus_feeds("digits-cnn"),
+            digits,
+        ),
+    ];
+    for (i, (float, feeds, overrides)) in cases.iter().enumerate() {
+        let (mine, orts) = (
+            dir.path().join(format!("q{i}.onnx")),
+            dir.path().join(format!("o{i}.onnx")),
+        );
+        ours(
+            float,
+            feeds,
+            &mine,
+            &["--overrides", overrides.to_str().unwrap()],
+        );
+        let json = std::fs::read_to_string(overrides)
+            .unwrap()
+            .replace('\n', "");
+        let extra = format!("TensorQuantOverrides={json}");
+        ort_quantize(
+            "static",
+            float,
+            &orts,
+            &["--data", feeds.to_str().unwrap(), "--extra", &extra],
+        )
+        .unwrap();
+        let text = compare(float, &mine, Some(&orts), feeds, &["--ignore-qdq-domain"]);
+        assert!(
+            text.contains("pattern: ok") && text.contains("weights: ok"),
+            "{text}"
+        );
+    }
+    let (ok, stderr) = onnxq(&[
+        "quantize".as_ref(),
+        cases[0].0.as_ref(),
+        "-o".as_ref(),
+        dir.path().join("qop.onnx").as_ref(),
+        "--mode".as_ref(),
+        "static".as_ref(),
+        "--format".as_ref(),
+        "qoperator".as_ref(),
+        "--data".as_ref(),
+        cases[0].1.as_ref(),
+        "--overrides".as_ref(),
+        cases[0].2.as_ref(),
+    ]);
+    assert!(!ok && stderr.contains("QDQ format only"), "{stderr}");
 }
 
 /// The same input and settings give a byte-identical model, and quantizing with a ranges file from

@@ -28,6 +28,18 @@ pub enum QuantType {
 }
 
 impl QuantType {
+    /// The type's name on the command line (`int8`, `uint16`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::U8 => "uint8",
+            Self::I8 => "int8",
+            Self::U16 => "uint16",
+            Self::I16 => "int16",
+            Self::U4 => "uint4",
+            Self::I4 => "int4",
+        }
+    }
+
     /// The ONNX `TensorProto.DataType` code.
     pub fn onnx_type(self) -> i32 {
         match self {

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use onnxq_ir::Graph;
+use onnxq_ir::{Graph, NodeId, Use};
 use serde::Deserialize;
 
 use crate::numerics::{QParams, QuantType};
+use crate::options::StaticOptions;
 use crate::weights::resolve;
 use crate::{Error, Result};
 
@@ -34,9 +35,32 @@ pub struct Override {
     pub rmax: Option<f32>,
     /// Per-channel axis (constants only).
     pub axis: Option<i64>,
-    /// ORT's mixed-precision `convert` (not supported yet: refused with a clear error).
-    #[serde(default)]
-    pub convert: Option<serde::de::IgnoredAny>,
+    /// Mixed precision (activations only): some or all consumers read the tensor re-quantized to
+    /// another type.
+    pub convert: Option<Convert>,
+}
+
+/// ORT's `convert` entry: the second type, its parameters and who reads it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Convert {
+    /// The converted type (required; must differ from the tensor's own).
+    #[serde(default, deserialize_with = "quant_type")]
+    pub quant_type: Option<QuantType>,
+    /// Fixed scale (with `zero_point`; then no range keys).
+    pub scale: Option<f32>,
+    /// Fixed zero point (with `scale`).
+    pub zero_point: Option<i32>,
+    /// Symmetric range (default: the activations' setting, not the tensor's override).
+    pub symmetric: Option<bool>,
+    /// Replaces the calibrated minimum (the tensor's own `rmin` does not carry over).
+    pub rmin: Option<f32>,
+    /// Replaces the calibrated maximum.
+    pub rmax: Option<f32>,
+    /// Accepted only to be refused with ORT's reason (activations have no reduced range).
+    pub reduce_range: Option<bool>,
+    /// Names of the consumer nodes that read the converted type (default: all of them).
+    pub recv_nodes: Option<Vec<String>>,
 }
 
 /// Overrides by tensor name.
@@ -51,6 +75,12 @@ fn quant_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<QuantType
         "QUInt16" | "uint16" => QuantType::U16,
         "QInt4" | "int4" => QuantType::I4,
         "QUInt4" | "uint4" => QuantType::U4,
+        "QFLOAT8E4M3FN" | "float8e4m3fn" => {
+            return Err(serde::de::Error::custom(
+                "quant_type QFLOAT8E4M3FN is not supported: ONNX Runtime 1.31's CPU provider fails on \
+                 the float8 QDQ models ORT's tool writes (its QDQ fusion); use an integer type",
+            ));
+        }
         other => {
             return Err(serde::de::Error::custom(format!(
                 "unknown quant_type `{other}` (QInt8, QUInt8, QInt16, QUInt16, QInt4, QUInt4)"
@@ -71,22 +101,43 @@ pub(crate) struct Resolved {
     pub(crate) axis: Option<usize>,
     /// Fixed parameters: one, or one per channel.
     pub(crate) params: Option<Vec<QParams>>,
+    /// Mixed precision: the second type for some or all consumers.
+    pub(crate) convert: Option<ResolvedConvert>,
 }
 
-/// Checks every override against the graph (before a long calibration, so a typo fails fast).
-pub fn validate(g: &Graph, overrides: &Overrides) -> Result<()> {
-    resolve_all(g, overrides).map(|_| ())
+/// A validated `convert` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResolvedConvert {
+    pub(crate) quant_type: QuantType,
+    pub(crate) symmetric: Option<bool>,
+    pub(crate) range: (Option<f32>, Option<f32>),
+    pub(crate) params: Option<QParams>,
+    /// The consumers reading the converted type; `None`: every consumer.
+    pub(crate) recv_nodes: Option<Vec<NodeId>>,
+}
+
+impl ResolvedConvert {
+    /// Whether `node` reads the converted type.
+    pub(crate) fn receives(&self, node: NodeId) -> bool {
+        self.recv_nodes.as_ref().is_none_or(|r| r.contains(&node))
+    }
+}
+
+/// Checks every override against the graph and the options (before a long calibration, so a typo
+/// fails fast).
+pub fn validate(g: &Graph, opts: &StaticOptions) -> Result<()> {
+    resolve_all(g, opts).map(|_| ())
 }
 
 /// Checks every override against the graph and resolves it; errors name the tensor and the key.
-pub(crate) fn resolve_all(g: &Graph, overrides: &Overrides) -> Result<BTreeMap<String, Resolved>> {
-    overrides
+pub(crate) fn resolve_all(g: &Graph, opts: &StaticOptions) -> Result<BTreeMap<String, Resolved>> {
+    opts.overrides
         .iter()
-        .map(|(name, list)| Ok((name.clone(), check(g, name, list)?)))
+        .map(|(name, list)| Ok((name.clone(), check(g, name, list, opts)?)))
         .collect()
 }
 
-fn check(g: &Graph, name: &str, list: &[Override]) -> Result<Resolved> {
+fn check(g: &Graph, name: &str, list: &[Override], opts: &StaticOptions) -> Result<Resolved> {
     let bad = |what: String| Error::Selection(format!("TensorQuantOverrides `{name}`: {what}"));
     let v = g
         .value_by_name(name)
@@ -96,11 +147,10 @@ fn check(g: &Graph, name: &str, list: &[Override]) -> Result<Resolved> {
         .first()
         .ok_or_else(|| bad("the list is empty".into()))?;
     for (i, o) in list.iter().enumerate() {
-        if o.convert.is_some() {
-            return Err(bad(
-                "`convert` (mixed precision) is not supported yet; quantize the tensor with one type"
-                    .into(),
-            ));
+        if i > 0 && o.convert.is_some() {
+            return Err(bad(format!(
+                "entry {i}: `convert` belongs in the only entry of an activation's override"
+            )));
         }
         if o.scale.is_some() != o.zero_point.is_some() {
             return Err(bad(format!(
@@ -155,6 +205,7 @@ fn check(g: &Graph, name: &str, list: &[Override]) -> Result<Resolved> {
         None => None,
         Some(a) => {
             let c = constant
+                .as_ref()
                 .ok_or_else(|| bad("`axis` (per-channel) applies to constants only".into()))?;
             let rank = c.tensor.dims.len() as i64;
             let norm = if a < 0 { a + rank } else { a };
@@ -178,8 +229,6 @@ fn check(g: &Graph, name: &str, list: &[Override]) -> Result<Resolved> {
                 "every entry needs `scale` and `zero_point`, or none".into()
             ));
         }
-        let t = qtype.unwrap_or(QuantType::I8);
-        let (lo, hi) = t.full_range();
         let p: Vec<QParams> = list
             .iter()
             .map(|o| QParams {
@@ -187,11 +236,14 @@ fn check(g: &Graph, name: &str, list: &[Override]) -> Result<Resolved> {
                 zero_point: o.zero_point.unwrap_or(0),
             })
             .collect();
-        if let Some(z) = p.iter().find(|p| !(lo..=hi).contains(&p.zero_point)) {
-            return Err(bad(format!(
-                "zero point {} is outside {lo}..{hi}",
-                z.zero_point
-            )));
+        // Without a type, a constant's role decides it (weight or activation type).
+        let types: Vec<QuantType> = match qtype {
+            Some(t) => vec![t],
+            None if constant.is_some() => vec![opts.weight_type, opts.activation_type],
+            None => vec![opts.activation_type],
+        };
+        for z in &p {
+            check_zero_point(z.zero_point, &types).map_err(bad)?;
         }
         Some(p)
     } else {
@@ -203,6 +255,20 @@ fn check(g: &Graph, name: &str, list: &[Override]) -> Result<Resolved> {
                 .into(),
         ));
     }
+    let convert = match &first.convert {
+        None => None,
+        Some(c) => {
+            if constant.is_some() {
+                return Err(bad(
+                    "`convert` applies to activations; a constant is quantized once".into(),
+                ));
+            }
+            Some(
+                check_convert(g, v, c, qtype.unwrap_or(opts.activation_type), opts)
+                    .map_err(|e| bad(format!("convert: {e}")))?,
+            )
+        }
+    };
     Ok(Resolved {
         quant_type: qtype,
         symmetric: first.symmetric,
@@ -210,5 +276,110 @@ fn check(g: &Graph, name: &str, list: &[Override]) -> Result<Resolved> {
         range: (first.rmin, first.rmax),
         axis,
         params,
+        convert,
+    })
+}
+
+/// Fails unless `zp` fits one of `types`.
+fn check_zero_point(zp: i32, types: &[QuantType]) -> std::result::Result<(), String> {
+    if types.iter().any(|t| {
+        let (lo, hi) = t.full_range();
+        (lo..=hi).contains(&zp)
+    }) {
+        return Ok(());
+    }
+    let (lo, hi) = types[0].full_range();
+    Err(format!("zero point {zp} is outside {lo}..{hi}"))
+}
+
+fn check_convert(
+    g: &Graph,
+    v: onnxq_ir::ValueId,
+    c: &Convert,
+    own: QuantType,
+    opts: &StaticOptions,
+) -> std::result::Result<ResolvedConvert, String> {
+    let quant_type = c
+        .quant_type
+        .ok_or("`quant_type` is required (the type consumers read)")?;
+    if quant_type == own {
+        return Err(format!(
+            "`quant_type` {} is the tensor's own type; give another",
+            quant_type.name()
+        ));
+    }
+    if c.reduce_range.is_some() {
+        return Err("`reduce_range` applies to constants only (activations never use it)".into());
+    }
+    if opts.qoperator {
+        return Err(
+            "mixed precision exists in the QDQ format only (use --format qdq, or drop `convert`)"
+                .into(),
+        );
+    }
+    let params = match (c.scale, c.zero_point) {
+        (None, None) => None,
+        (Some(scale), Some(zero_point)) => {
+            if c.symmetric.is_some() || c.rmin.is_some() || c.rmax.is_some() {
+                return Err(
+                    "`scale`/`zero_point` cannot be combined with symmetric, rmin or rmax".into(),
+                );
+            }
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(format!("scale {scale} is not a positive number"));
+            }
+            check_zero_point(zero_point, &[quant_type])?;
+            Some(QParams { scale, zero_point })
+        }
+        _ => return Err("`scale` and `zero_point` go together".into()),
+    };
+    if let (Some(lo), Some(hi)) = (c.rmin, c.rmax)
+        && (lo > hi || lo.is_nan() || hi.is_nan())
+    {
+        return Err(format!("rmin {lo} is above rmax {hi}"));
+    }
+    let readers: Vec<NodeId> = g
+        .value(v)
+        .uses()
+        .iter()
+        .filter_map(|u| match u {
+            Use::Node { node, .. } => Some(*node),
+            _ => None,
+        })
+        .collect();
+    let recv_nodes = match &c.recv_nodes {
+        None => None,
+        Some(names) => {
+            let mut ids = Vec::with_capacity(names.len());
+            for n in names {
+                let id = readers
+                    .iter()
+                    .copied()
+                    .find(|&r| g.node(r).is_some_and(|x| x.name() == n))
+                    .ok_or_else(|| format!("recv_nodes: no node named `{n}` reads the tensor"))?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            Some(ids)
+        }
+    };
+    if opts.dedicated_qdq_pair && {
+        let mut r = readers.clone();
+        r.sort_unstable();
+        r.dedup();
+        r.len() > 1
+    } {
+        return Err(
+            "cannot be combined with DedicatedQDQPair on a tensor with several consumers (ORT refuses it too)"
+                .into(),
+        );
+    }
+    Ok(ResolvedConvert {
+        quant_type,
+        symmetric: c.symmetric,
+        range: (c.rmin, c.rmax),
+        params,
+        recv_nodes,
     })
 }

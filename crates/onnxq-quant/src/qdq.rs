@@ -25,7 +25,7 @@ use crate::numerics::{
 };
 use crate::ops::static_ops::{Rule, STATIC_OPS, rule};
 use crate::options::{StaticOptions, glob_match};
-use crate::overrides::{Resolved, resolve_all};
+use crate::overrides::{Resolved, ResolvedConvert, resolve_all};
 use crate::report::{Entry, Outcome, Report};
 use crate::weights::{dims, f32_data, remove_if_unused, resolve};
 use crate::{Error, Result};
@@ -66,6 +66,8 @@ struct Marks<'a> {
     alias: BTreeMap<ValueId, ValueId>,
     /// Findings for the report.
     notes: Vec<String>,
+    /// Relu/Clip nodes kept because their output's parameters would not clip.
+    unclipped: Vec<String>,
     /// The quantized nodes reading each tensor, in graph order (for `DedicatedQDQPair`).
     receivers: BTreeMap<ValueId, Vec<NodeId>>,
     order: Vec<ValueId>,
@@ -243,12 +245,22 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
     }
     // Overrides (validated in full first), then parameters of every activation with a range or
     // fixed override parameters.
-    let overrides: BTreeMap<ValueId, Resolved> = resolve_all(g, &opts.overrides)?
+    let overrides: BTreeMap<ValueId, Resolved> = resolve_all(g, opts)?
         .into_iter()
         .filter_map(|(name, r)| g.value_by_name(&name).map(|v| (v, r)))
         .collect();
     let mut params: BTreeMap<ValueId, (QParams, QuantType)> = BTreeMap::new();
+    // Mixed precision: the second parameters of a tensor with a `convert` override.
+    let mut converted: BTreeMap<ValueId, (QParams, QuantType)> = BTreeMap::new();
     let mut infinite = Vec::new();
+    let params_for = |lo: f32, hi: f32, qtype: QuantType, symmetric: bool| {
+        let qrange = qtype.qrange(false, symmetric);
+        if opts.restricted_asymmetric && qtype == QuantType::U8 && !symmetric {
+            snap_to_uint8(lo, hi, qrange, opts.min_real_range)
+        } else {
+            compute_qparams(lo, hi, qrange, symmetric, opts.min_real_range)
+        }
+    };
     // ORT's QLinearSoftmax output parameters are fixed.
     let softmax_outputs: Vec<ValueId> = if opts.qoperator {
         g.nodes()
@@ -258,7 +270,8 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
     } else {
         Vec::new()
     };
-    for (&v, &(lo, hi)) in &range {
+    for (&v, &(calibrated_lo, calibrated_hi)) in &range {
+        let (lo, hi) = (calibrated_lo, calibrated_hi);
         if softmax_outputs.contains(&v) && !overrides.contains_key(&v) {
             let qtype = opts.activation_type;
             let p = QParams {
@@ -282,19 +295,37 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
             infinite.push(g.value(v).name().to_owned());
             continue;
         }
-        let qrange = qtype.qrange(false, symmetric);
-        let p = if opts.restricted_asymmetric && qtype == QuantType::U8 && !symmetric {
-            snap_to_uint8(lo, hi, qrange, opts.min_real_range)
-        } else {
-            compute_qparams(lo, hi, qrange, symmetric, opts.min_real_range)
-        };
-        params.insert(v, (p, qtype));
+        params.insert(v, (params_for(lo, hi, qtype, symmetric), qtype));
+        // The converted parameters come from the calibrated range and the `convert` keys alone.
+        if let Some(c) = o.and_then(|o| o.convert.as_ref()) {
+            let p = match c.params {
+                Some(p) => p,
+                None => {
+                    let lo = c.range.0.unwrap_or(calibrated_lo);
+                    let hi = c.range.1.unwrap_or(calibrated_hi);
+                    if !(lo.is_finite() && hi.is_finite()) {
+                        return Err(Error::Selection(format!(
+                            "TensorQuantOverrides `{}` convert: the calibrated range is not finite; give rmin and rmax",
+                            g.value(v).name()
+                        )));
+                    }
+                    let symmetric = c.symmetric.unwrap_or(opts.activation_symmetric);
+                    params_for(lo, hi, c.quant_type, symmetric)
+                }
+            };
+            converted.insert(v, (p, c.quant_type));
+        }
     }
     for (&v, o) in &overrides {
         if let Some(p) = &o.params
             && resolve(g, &[], v).is_none()
         {
             params.insert(v, (p[0], o.quant_type.unwrap_or(opts.activation_type)));
+            if let Some(c) = &o.convert
+                && let Some(p) = c.params
+            {
+                converted.insert(v, (p, c.quant_type));
+            }
         }
     }
 
@@ -305,6 +336,7 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         overridden: &overrides,
         alias: BTreeMap::new(),
         notes: Vec::new(),
+        unclipped: Vec::new(),
         receivers: BTreeMap::new(),
         order: Vec::new(),
         roles: BTreeMap::new(),
@@ -363,17 +395,30 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         || ([opts.activation_type, opts.weight_type]
             .into_iter()
             .chain(overrides.values().filter_map(|o| o.quant_type))
+            .chain(converted.values().map(|c| c.1))
             .any(|t| t.storage_bits() != 8)
             && opset < 21);
     let domain = if contrib { "com.microsoft" } else { "" };
     report.notes.append(&mut marks.notes);
+    if !marks.unclipped.is_empty() {
+        report.notes.push(format!(
+            "kept {} Relu/Clip node(s) whose output range does not clip (ORT's tool removes them and lets \
+             values outside the bounds through): {}",
+            marks.unclipped.len(),
+            marks.unclipped.join(", ")
+        ));
+    }
     if !infinite.is_empty() {
         report.notes.push(format!(
             "left in float, their calibrated range is not finite: {}",
             infinite.join(", ")
         ));
     }
-    apply(g, &marks, &params, &overrides, opts, &mut report, domain)?;
+    let params = Params {
+        own: &params,
+        converted: &converted,
+    };
+    apply(g, &marks, params, &overrides, opts, &mut report, domain)?;
     if contrib {
         crate::import_domain(model, "com.microsoft");
     }
@@ -448,7 +493,12 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
     if opts.qoperator && QDQ_ONLY.contains(&n.op_type()) {
         return Ok(false);
     }
-    match rule(n.op_type()) {
+    let rule = match n.op_type() {
+        // ORT's QOperator AveragePool (QLinearAveragePool) has its own output parameters.
+        "AveragePool" if opts.qoperator => Rule::Generic,
+        op => rule(op),
+    };
+    match rule {
         Rule::Generic => {
             let (ins, outs) = (n.inputs().to_vec(), n.outputs().to_vec());
             for v in ins {
@@ -528,11 +578,29 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
             let (Some(u), Some(r)) = (i0, o0) else {
                 return Ok(false);
             };
-            let foldable = !opts.activation_symmetric
+            let converts = |v: ValueId| m.overridden.get(&v).is_some_and(|o| o.convert.is_some());
+            let candidate = !opts.activation_symmetric
                 && !opts.keep_removable_activations
+                && !converts(u)
+                && !converts(r)
                 && m.params.contains_key(&r)
                 && consumers(g, u) == 1
                 && matches!(g.value(u).def(), Def::Node { .. });
+            // Folding is only right when the output's parameters saturate at the node's bounds:
+            // a symmetric or percentile range (or one from an override) does not clip at 0.
+            let symmetric = m
+                .overridden
+                .get(&r)
+                .and_then(|o| o.symmetric)
+                .unwrap_or(false);
+            let clips = m.params.get(&r).is_some_and(|&(p, qtype)| {
+                clip_bounds(g, n, opset)
+                    .is_some_and(|bounds| saturates_within(p, qtype, symmetric, bounds))
+            });
+            if candidate && !clips {
+                m.unclipped.push(crate::dynamic::node_label(g, n));
+            }
+            let foldable = candidate && clips;
             if foldable {
                 if m.overridden.contains_key(&u) {
                     m.notes.push(format!(
@@ -585,11 +653,19 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
         }
         Rule::Gather => {
             let constant = i0.is_some_and(|v| resolve(g, &[], v).is_some());
+            // ORT's QOperator Gather only quantizes constant data.
+            if opts.qoperator && !constant {
+                return Ok(false);
+            }
             let quantize_input = constant || opts.force_quantize_no_input_check;
             m.share_input(g, i0, o0, quantize_input, skip_output);
         }
         Rule::Where => {
             let (a, b) = (input(n, 1), input(n, 2));
+            // ORT's QOperator format makes QLinearWhere only with ForceQuantizeNoInputCheck.
+            if opts.qoperator && !opts.force_quantize_no_input_check {
+                return Ok(false);
+            }
             if opts.force_quantize_no_input_check {
                 m.activation(g, a);
                 m.activation(g, b);
@@ -657,6 +733,38 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
     Ok(false)
 }
 
+/// A Relu's or Clip's bounds, where they are known constants (a Clip below opset 11 has them as
+/// attributes; a missing bound is infinite).
+fn clip_bounds(g: &Graph, n: &Node, opset: i64) -> Option<(f32, f32)> {
+    match n.op_type() {
+        "Relu" => Some((0.0, f32::INFINITY)),
+        "Clip" if opset < 11 => Some((
+            float_attr(n, "min", f32::NEG_INFINITY),
+            float_attr(n, "max", f32::INFINITY),
+        )),
+        "Clip" => {
+            let bound = |i: usize, none: f32| match input(n, i) {
+                None => Some(none),
+                Some(v) => resolve(g, &[], v)
+                    .and_then(|c| f32_data(c.tensor).filter(|d| d.len() == 1))
+                    .map(|d| d.get(0)),
+            };
+            Some((bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?))
+        }
+        _ => None,
+    }
+}
+
+/// Whether values quantized with `p` saturate inside `(lo, hi)` (within half a step), so that the
+/// Q/DQ pair does the clipping.
+fn saturates_within(p: QParams, qtype: QuantType, symmetric: bool, (lo, hi): (f32, f32)) -> bool {
+    let (qmin, qmax) = qtype.qrange(false, symmetric);
+    let half = p.scale / 2.0;
+    let lowest = p.scale * (qmin - p.zero_point) as f32;
+    let highest = p.scale * (qmax - p.zero_point) as f32;
+    lowest >= lo - half && highest <= hi + half
+}
+
 /// The scale and zero-point values standing for a quantized tensor.
 #[derive(Debug, Clone, Copy)]
 struct Quantized {
@@ -673,10 +781,17 @@ struct DoneWeight {
     dims: Vec<usize>,
 }
 
+/// Activation parameters: each tensor's own, and the second set of a mixed-precision `convert`.
+#[derive(Clone, Copy)]
+struct Params<'a> {
+    own: &'a BTreeMap<ValueId, (QParams, QuantType)>,
+    converted: &'a BTreeMap<ValueId, (QParams, QuantType)>,
+}
+
 fn apply(
     g: &mut Graph,
     marks: &Marks<'_>,
-    params: &BTreeMap<ValueId, (QParams, QuantType)>,
+    params: Params<'_>,
     overrides: &BTreeMap<ValueId, Resolved>,
     opts: &StaticOptions,
     report: &mut Report,
@@ -727,12 +842,22 @@ fn apply(
             })
         })
         .collect();
-    let scale_of = |v: ValueId| -> Option<f32> {
+    // The scale `consumer` reads `v` with.
+    let scale_of = |v: ValueId, consumer: NodeId| -> Option<f32> {
+        let key = marks.key(v);
+        if overrides
+            .get(&key)
+            .and_then(|o| o.convert.as_ref())
+            .is_some_and(|c| c.receives(consumer))
+            && let Some(p) = params.converted.get(&key)
+        {
+            return Some(p.0.scale);
+        }
         let mut v = v;
         while let Some(Role::SameAs(p)) = marks.roles.get(&v) {
             v = *p;
         }
-        params.get(&marks.key(v)).map(|p| p.0.scale)
+        params.own.get(&marks.key(v)).map(|p| p.0.scale)
     };
     let done: Vec<DoneWeight> = {
         let g = &*g;
@@ -787,7 +912,7 @@ fn apply(
                     && matches!(qtype, QuantType::I8 | QuantType::I16)
                     && p.iter().all(|p| p.zero_point == 0)
                     && let Some((b, bias)) = marks.biases.iter().find(|(_, b)| b.weight == v)
-                    && let Some(s_in) = scale_of(bias.input)
+                    && let Some(s_in) = scale_of(bias.input, bias.node)
                     && let Some(bc) = resolve(g, &[], *b)
                     && let Some(bd) = f32_data(bc.tensor)
                 {
@@ -869,11 +994,12 @@ fn apply(
         .filter(|v| !weights.contains_key(v))
         .collect();
     let mut unranged = Vec::new();
+    let mut conversions: BTreeMap<ValueId, (Quantized, &ResolvedConvert)> = BTreeMap::new();
     for &v in &runtime {
         if marks.roles[&v] != Role::Activation {
             continue;
         }
-        let Some(&(p, qtype)) = params.get(&marks.key(v)) else {
+        let Some(&(p, qtype)) = params.own.get(&marks.key(v)) else {
             unranged.push(g.value(v).name().to_owned());
             continue;
         };
@@ -886,9 +1012,26 @@ fn apply(
             zero_point: zv,
             params: p,
         };
-        pair(g, marks, opts, v, q, domain)?;
+        match conversion(g, overrides, params, marks.key(v), v)? {
+            None => pair(g, marks, opts, v, q, domain)?,
+            Some(c) => {
+                converted_pair(g, v, q, c, domain)?;
+                conversions.insert(v, c);
+            }
+        }
         quantized.insert(v, q);
     }
+    // What `consumer` reads of quantized tensor `v`: the converted parameters where it receives
+    // them.
+    let for_consumer = |quantized: &BTreeMap<ValueId, Quantized>,
+                        conversions: &BTreeMap<ValueId, (Quantized, &ResolvedConvert)>,
+                        v: ValueId,
+                        consumer: Option<NodeId>| {
+        match conversions.get(&v) {
+            Some((q2, c)) if consumer.is_some_and(|n| c.receives(n)) => Some(*q2),
+            _ => quantized.get(&v).copied(),
+        }
+    };
     let mut pending: Vec<(ValueId, ValueId)> = runtime
         .iter()
         .filter_map(|&v| match marks.roles[&v] {
@@ -900,9 +1043,19 @@ fn apply(
         let before = pending.len();
         let mut left = Vec::new();
         for (v, p) in pending {
-            match quantized.get(&p).copied() {
+            let producer = match g.value(v).def() {
+                Def::Node { node, .. } => Some(*node),
+                _ => None,
+            };
+            match for_consumer(&quantized, &conversions, p, producer) {
                 Some(q) => {
-                    pair(g, marks, opts, v, q, domain)?;
+                    match conversion(g, overrides, params, v, v)? {
+                        None => pair(g, marks, opts, v, q, domain)?,
+                        Some(c) => {
+                            converted_pair(g, v, q, c, domain)?;
+                            conversions.insert(v, c);
+                        }
+                    }
                     quantized.insert(v, q);
                 }
                 None if marks
@@ -927,9 +1080,10 @@ fn apply(
         if !opts.quantize_bias {
             break;
         }
-        let (Some(x), Some((_, w_params))) =
-            (quantized.get(&bias.input), weights.get(&bias.weight))
-        else {
+        let (Some(x), Some((_, w_params))) = (
+            for_consumer(&quantized, &conversions, bias.input, Some(bias.node)),
+            weights.get(&bias.weight),
+        ) else {
             continue;
         };
         let Some(c) = resolve(g, &[], b) else {
@@ -1065,6 +1219,124 @@ fn add(
         .map_err(|e| Error::Internal(e.to_string()))?;
     let v = outs[0].ok_or_else(|| Error::Internal("node without output".into()))?;
     Ok((id, v))
+}
+
+/// The `<T>_scale_convert` / `<T>_zero_point_convert` initializers of `v` when its override
+/// (under `key`) converts it, with the `convert` entry.
+fn conversion<'o>(
+    g: &mut Graph,
+    overrides: &'o BTreeMap<ValueId, Resolved>,
+    params: Params<'_>,
+    key: ValueId,
+    v: ValueId,
+) -> Result<Option<(Quantized, &'o ResolvedConvert)>> {
+    let Some(c) = overrides.get(&key).and_then(|o| o.convert.as_ref()) else {
+        return Ok(None);
+    };
+    let name = g.value(v).name().to_owned();
+    let &(p, qtype) = params.converted.get(&key).ok_or_else(|| {
+        Error::Selection(format!(
+            "TensorQuantOverrides `{name}` convert: the tensor has no calibrated range; give the convert's scale and zero_point"
+        ))
+    })?;
+    let (scale, zp) = param_tensors(&[p], qtype, Vec::new());
+    let sv = init(g, &format!("{name}_scale_convert"), scale)?;
+    let zv = init(g, &format!("{name}_zero_point_convert"), zp)?;
+    let q = Quantized {
+        scale: sv,
+        zero_point: zv,
+        params: p,
+    };
+    Ok(Some((q, c)))
+}
+
+/// Mixed precision, ORT's layout: `T → Q1 → DQ1 → (consumers of T's own type)` and
+/// `Q1 → DQ1' → Q2 → DQ2 → (consumers of the converted type)`; when every consumer reads the
+/// converted type, `Q1 → DQ1 → Q2 → DQ2`. A graph output keeps its name on DQ1, or on DQ2 when
+/// every consumer (or none) reads the converted type.
+fn converted_pair(
+    g: &mut Graph,
+    v: ValueId,
+    q: Quantized,
+    (q2, convert): (Quantized, &ResolvedConvert),
+    domain: &str,
+) -> Result<()> {
+    let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
+    let name = g.value(v).name().to_owned();
+    let mut readers: Vec<NodeId> = g
+        .value(v)
+        .uses()
+        .iter()
+        .filter_map(|u| match u {
+            Use::Node { node, .. } => Some(*node),
+            _ => None,
+        })
+        .collect();
+    readers.sort_unstable();
+    readers.dedup();
+    let all_converted = readers.iter().all(|&n| convert.receives(n));
+    let is_output = g.outputs().iter().any(|p| p.value == v);
+    let (q1_node, dq1) = add_pair(g, v, q, domain, "")?;
+    let q1_out = g
+        .node(q1_node)
+        .and_then(|n| n.outputs()[0])
+        .ok_or_else(|| Error::Internal("QuantizeLinear without output".into()))?;
+    let q2_in = if all_converted {
+        dq1
+    } else {
+        add(
+            g,
+            ("DequantizeLinear", domain),
+            &format!("{name}_convert_clone_DequantizeLinear"),
+            &[Some(q1_out), Some(q.scale), Some(q.zero_point)],
+            &format!("{name}_convert_QuantizeLinear_Input"),
+            Vec::new(),
+        )?
+        .1
+    };
+    let (_, q2_out) = add(
+        g,
+        ("QuantizeLinear", domain),
+        &format!("{name}_convert_QuantizeLinear"),
+        &[Some(q2_in), Some(q2.scale), Some(q2.zero_point)],
+        &format!("{name}_convert_QuantizeLinear_Output"),
+        Vec::new(),
+    )?;
+    let (_, dq2) = add(
+        g,
+        ("DequantizeLinear", domain),
+        &format!("{name}_convert_DequantizeLinear"),
+        &[Some(q2_out), Some(q2.scale), Some(q2.zero_point)],
+        &format!("{name}_convert_DequantizeLinear_Output"),
+        Vec::new(),
+    )?;
+    for node in readers {
+        let target = if convert.receives(node) { dq2 } else { dq1 };
+        let slots: Vec<usize> = g
+            .node(node)
+            .map(|n| {
+                n.inputs()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| **x == Some(v))
+                    .map(|(s, _)| s)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for slot in slots {
+            g.set_input(node, slot, Some(target)).map_err(edit)?;
+        }
+    }
+    if is_output {
+        // The graph output (and reads from subgraphs) move to the DequantizeLinear that stands
+        // for T; the producer's tensor becomes `<T>_QuantizeLinear_Input`.
+        let last = if all_converted { dq2 } else { dq1 };
+        g.substitute(v, last).map_err(edit)?;
+        g.set_input(q1_node, 0, Some(v)).map_err(edit)?;
+        let input_name = g.fresh_name(&format!("{name}_QuantizeLinear_Input"));
+        g.rename(v, &input_name).map_err(edit)?;
+    }
+    Ok(())
 }
 
 /// The Q/DQ pair(s) of activation `v`: one shared by every consumer, or with `DedicatedQDQPair` one

@@ -20,7 +20,10 @@ enum Lowering {
     Linear {
         op: &'static str,
         domain: &'static str,
-        /// Float inputs that must be dequantized tensors (the rest are copied as they are).
+        /// Leading inputs passed through as they are (Where's condition).
+        lead: usize,
+        /// Float inputs after those that must be dequantized tensors (the rest are copied as they
+        /// are).
         inputs: usize,
         /// Output parameters come first (QLinearConcat).
         output_first: bool,
@@ -29,6 +32,9 @@ enum Lowering {
     },
     /// The op runs unchanged on quantized data (input and outputs share one scale and zero point).
     Direct,
+    /// The op reads the quantized input and has a non-float output (ArgMax: quantization keeps
+    /// the order of values).
+    ReadsQuantized,
 }
 
 /// The pattern rules, by float op type.
@@ -59,6 +65,7 @@ const RULES: &[(&str, Lowering)] = &[
         Lowering::Linear {
             op: "QLinearConcat",
             domain: "com.microsoft",
+            lead: 0,
             inputs: usize::MAX,
             output_first: true,
             bias: false,
@@ -67,6 +74,17 @@ const RULES: &[(&str, Lowering)] = &[
     (
         "Softmax",
         linear("QLinearSoftmax", "com.microsoft", 1, false),
+    ),
+    (
+        "Where",
+        Lowering::Linear {
+            op: "QLinearWhere",
+            domain: "com.microsoft",
+            lead: 1,
+            inputs: 2,
+            output_first: false,
+            bias: false,
+        },
     ),
     ("Reshape", Lowering::Direct),
     ("Transpose", Lowering::Direct),
@@ -77,12 +95,15 @@ const RULES: &[(&str, Lowering)] = &[
     ("Resize", Lowering::Direct),
     ("Split", Lowering::Direct),
     ("Gather", Lowering::Direct),
+    ("Pad", Lowering::Direct),
+    ("ArgMax", Lowering::ReadsQuantized),
 ];
 
 const fn linear(op: &'static str, domain: &'static str, inputs: usize, bias: bool) -> Lowering {
     Lowering::Linear {
         op,
         domain,
+        lead: 0,
         inputs,
         output_first: false,
         bias,
@@ -147,14 +168,20 @@ pub fn lower_qoperator(model: &mut Model, report: &mut Report) -> Result<()> {
             Lowering::Linear {
                 op,
                 domain,
+                lead,
                 inputs,
                 output_first,
                 bias,
-            } => lower_linear(g, opset, id, op, domain, inputs, output_first, bias)?.then(|| {
-                contrib |= !domain.is_empty();
-                op
-            }),
-            Lowering::Direct => lower_direct(g, id)?.then_some("direct 8-bit"),
+            } => lower_linear(g, opset, id, op, domain, (lead, inputs), output_first, bias)?.then(
+                || {
+                    contrib |= !domain.is_empty();
+                    op
+                },
+            ),
+            Lowering::Direct => lower_direct(g, opset, id)?.then_some("direct 8-bit"),
+            Lowering::ReadsQuantized => {
+                lower_reads_quantized(g, id)?.then_some("on quantized data")
+            }
         };
         if let Some(op) = done {
             lowered.push((label, op));
@@ -194,7 +221,7 @@ fn lower_linear(
     id: NodeId,
     op: &str,
     domain: &str,
-    inputs: usize,
+    (lead, inputs): (usize, usize),
     output_first: bool,
     bias: bool,
 ) -> Result<bool> {
@@ -210,9 +237,12 @@ fn lower_linear(
     let Some((q_node, y_q, y_s, y_zp)) = q_of(g, y) else {
         return Ok(false);
     };
-    let count = inputs.min(n.inputs().len());
-    let mut dqs = Vec::with_capacity(count);
-    for v in &n.inputs()[..count] {
+    let end = lead.saturating_add(inputs).min(n.inputs().len());
+    if end <= lead {
+        return Ok(false);
+    }
+    let mut dqs = Vec::with_capacity(end - lead);
+    for v in &n.inputs()[lead..end] {
         match v.and_then(|v| dq_of(g, v)) {
             Some(d) => dqs.push(d),
             None => return Ok(false),
@@ -234,7 +264,7 @@ fn lower_linear(
     } else {
         None
     };
-    let mut ins: Vec<Option<ValueId>> = Vec::new();
+    let mut ins: Vec<Option<ValueId>> = n.inputs()[..lead].to_vec();
     if output_first {
         ins.extend([Some(y_s), Some(y_zp)]);
     }
@@ -278,7 +308,9 @@ fn lower_linear(
 }
 
 /// `DQ(x) → op → Q` with the output sharing the input's parameters ⇒ the op on quantized data.
-fn lower_direct(g: &mut Graph, id: NodeId) -> Result<bool> {
+/// A constant-mode Pad pads with the zero point (the quantized 0.0; the QDQ pass shares
+/// parameters only for zero padding), and needs opset 11 for its `constant_value` input.
+fn lower_direct(g: &mut Graph, opset: i64, id: NodeId) -> Result<bool> {
     let Some(n) = g.node(id) else {
         return Ok(false);
     };
@@ -303,6 +335,19 @@ fn lower_direct(g: &mut Graph, id: NodeId) -> Result<bool> {
     }
     let mut ins = n.inputs().to_vec();
     ins[0] = Some(d.q);
+    if n.op_type() == "Pad" {
+        let constant_mode = n
+            .attribute("mode")
+            .and_then(|a| a.proto.s.as_deref())
+            .is_none_or(|m| m == b"constant");
+        if opset < 11 {
+            return Ok(false);
+        }
+        if constant_mode {
+            ins.resize(ins.len().max(3), None);
+            ins[2] = Some(d.zero_point);
+        }
+    }
     let mut node = Node::new(n.op_type(), "", Some(n.name().to_owned()));
     node.attributes = n.attributes.clone();
     node.proto.name = n.proto.name.clone();
@@ -310,6 +355,30 @@ fn lower_direct(g: &mut Graph, id: NodeId) -> Result<bool> {
     let q_outs: Vec<ValueId> = outs.iter().map(|o| o.1).collect();
     replace_many(g, id, &q_nodes, node, &ins, &q_outs)?;
     Ok(true)
+}
+
+/// `DQ(x) → op` with a non-float output ⇒ the op on `x`'s quantized tensor.
+fn lower_reads_quantized(g: &mut Graph, id: NodeId) -> Result<bool> {
+    let Some(n) = g.node(id) else {
+        return Ok(false);
+    };
+    let Some(x) = input(n, 0) else {
+        return Ok(false);
+    };
+    let Some(d) = dq_of(g, x).filter(|d| !d.per_axis) else {
+        return Ok(false);
+    };
+    g.replace_uses(
+        x,
+        d.q,
+        |u| !matches!(u, Use::Node { node, slot: 0 } if *node == id),
+    )
+    .map_err(edit)?;
+    Ok(true)
+}
+
+fn input(n: &Node, i: usize) -> Option<ValueId> {
+    n.inputs().get(i).copied().flatten()
 }
 
 fn replace(
@@ -382,19 +451,25 @@ fn cleanup(g: &mut Graph) -> Result<()> {
 }
 
 /// Quantized tensors get ORT's QOperator names: `<T>_quantized` for the output of a
-/// QuantizeLinear of T or of a lowered node that stands for T.
+/// QuantizeLinear of T or of a lowered node that stands for T (`<T>quantized`, without the
+/// underscore, for Split's outputs as in ORT).
 fn rename_quantized(g: &mut Graph) -> Result<()> {
     let mut renames = Vec::new();
     for (_, n) in g.nodes() {
+        let suffix = if n.op_type() == "Split" {
+            "quantized"
+        } else {
+            "_quantized"
+        };
         for &out in n.outputs().iter().flatten() {
             if let Some(t) = g.value(out).name().strip_suffix("_QuantizeLinear_Output") {
-                renames.push((out, t.to_owned()));
+                renames.push((out, t.to_owned(), suffix));
             }
         }
     }
-    for (v, base) in renames {
+    for (v, base, suffix) in renames {
         let base = base.strip_suffix("_QuantizeLinear_Input").unwrap_or(&base);
-        let name = g.fresh_name(&format!("{base}_quantized"));
+        let name = g.fresh_name(&format!("{base}{suffix}"));
         g.rename(v, &name).map_err(edit)?;
     }
     Ok(())
