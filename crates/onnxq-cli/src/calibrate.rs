@@ -16,7 +16,7 @@ use crate::util::{Progress, note};
 
 pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let model = onnxq_ir::load(&args.model)?;
-    let ranges = calibrate(&model, &args.calib)?;
+    let ranges = calibrate(&model, &args.calib, None)?;
     let (a, total) = (args, ranges.samples);
     if let Some(dir) = &a.trt_table {
         onnxq_calib::trt::write_tables(dir, &ranges.tensors)
@@ -33,8 +33,13 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `model` on the calibration data of `a` and returns every float activation's range.
-pub(crate) fn calibrate(model: &Model, a: &CalibSettings) -> Result<Ranges> {
+/// Runs `model` on the calibration data of `a` and returns every float activation's range, or
+/// only those named in `only`.
+pub(crate) fn calibrate(
+    model: &Model,
+    a: &CalibSettings,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<Ranges> {
     anyhow::ensure!(
         !a.data.is_empty(),
         "no calibration data: give --data with a .npz, a folder of samples or ONNX test-data folders"
@@ -43,7 +48,10 @@ pub(crate) fn calibrate(model: &Model, a: &CalibSettings) -> Result<Ranges> {
     let backend = Backend::choose(a.engine, a.ort_lib.as_deref())?;
     // A session of the model with every tensor as an output tells each tensor's type without a
     // run; only float32 tensors are calibrated.
-    let candidates = candidate_tensors(model);
+    let mut candidates = candidate_tensors(model);
+    if let Some(only) = only {
+        candidates.retain(|c| only.contains(c));
+    }
     let floats = float_outputs(
         &mut *backend.load(&augmented(model, &candidates)?, a.threads)?,
         &samples,

@@ -27,7 +27,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             let mut opts = static_options(a, &cfg)?;
             opts.qoperator = format == Format::Qoperator;
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
-            let ranges = static_ranges(a, &cfg, &model)?;
+            let ranges = static_ranges(a, &cfg, &model, &opts)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
             if format == Format::Qoperator {
                 lower_qoperator(&mut model, &mut report)?;
@@ -176,7 +176,12 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
 }
 
 /// The activation ranges: read from `--ranges`, or calibrated here from `--data`.
-fn static_ranges(a: &QuantizeArgs, cfg: &Config, model: &onnxq_ir::Model) -> Result<Ranges> {
+fn static_ranges(
+    a: &QuantizeArgs,
+    cfg: &Config,
+    model: &onnxq_ir::Model,
+    opts: &onnxq_quant::StaticOptions,
+) -> Result<Ranges> {
     let ranges = match &a.ranges {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -198,7 +203,9 @@ fn static_ranges(a: &QuantizeArgs, cfg: &Config, model: &onnxq_ir::Model) -> Res
             if let Some(p) = x.calib_percentile {
                 c.percentile = p;
             }
-            crate::calibrate::calibrate(model, &c)?
+            // Only the tensors quantization reads are calibrated.
+            let targets = onnxq_quant::qdq::calibration_targets(model, opts);
+            crate::calibrate::calibrate(model, &c, Some(&targets))?
         }
     };
     let known = ranges

@@ -13,7 +13,7 @@
 //! bias instead of dropped, per-channel axes at opset 11/12 use the `com.microsoft` Q/DQ ops, and
 //! constants held in `Constant` nodes are quantized as constants.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use onnxq_ir::proto as pb;
 use onnxq_ir::{Def, Graph, Model, Node, NodeId, Use, ValueId};
@@ -188,32 +188,66 @@ fn int_attr_of(n: &Node, name: &str, default: i64) -> i64 {
     n.attribute(name).and_then(|a| a.proto.i).unwrap_or(default)
 }
 
+/// The op types quantized: the selection given, else every registered one.
+fn op_types(opts: &StaticOptions) -> Vec<String> {
+    if opts.op_types.is_empty() {
+        STATIC_OPS.iter().map(|(t, _)| (*t).to_owned()).collect()
+    } else {
+        opts.op_types.clone()
+    }
+}
+
+/// Whether node `n` is selected for quantization, or why not.
+fn selection(n: &Node, op_types: &[String], opts: &StaticOptions) -> Result<(), String> {
+    if !n.domain().is_empty() && n.op_type() != "EmbedLayerNormalization" {
+        return Err(format!("domain `{}` is not quantized", n.domain()));
+    }
+    if !op_types.iter().any(|t| t == n.op_type()) {
+        return Err("op type not selected (--op-types)".into());
+    }
+    if let Some(p) = opts.exclude.iter().find(|p| glob_match(p, n.name())) {
+        return Err(format!("excluded by `{p}`"));
+    }
+    if !opts.include.is_empty() && !opts.include.iter().any(|p| glob_match(p, n.name())) {
+        return Err("not matched by --include".into());
+    }
+    Ok(())
+}
+
+/// The tensors whose calibrated ranges [`quantize_qdq`] can read with `opts`: the inputs and
+/// outputs of selected nodes, less a Relu's or Clip's sole-consumer input (it takes the output's
+/// range). Calibrating only these gives the same model in less time: on a transformer most float
+/// tensors feed ops that are not quantized.
+pub fn calibration_targets(model: &Model, opts: &StaticOptions) -> BTreeSet<String> {
+    let g = &model.graph;
+    let op_types = op_types(opts);
+    let mut targets = BTreeSet::new();
+    let mut from_output = BTreeSet::new();
+    for (_, n) in g.nodes() {
+        if selection(n, &op_types, opts).is_err() {
+            continue;
+        }
+        for v in n.inputs().iter().chain(n.outputs()).flatten() {
+            targets.insert(g.value(*v).name().to_owned());
+        }
+        if matches!(n.op_type(), "Relu" | "Clip")
+            && let Some(i) = input(n, 0)
+            && consumers(g, i) == 1
+        {
+            from_output.insert(g.value(i).name().to_owned());
+        }
+    }
+    &targets - &from_output
+}
+
 /// Quantizes `model` statically in the QDQ format with `ranges` (float tensors without a range
 /// stay float) and reports what happened to every node of a selected op type.
 pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) -> Result<Report> {
     let opset = crate::opset::require(model, 11)?;
     check_selection(&model.graph, opts)?;
     let g = &mut model.graph;
-    let op_types: Vec<String> = if opts.op_types.is_empty() {
-        STATIC_OPS.iter().map(|(t, _)| (*t).to_owned()).collect()
-    } else {
-        opts.op_types.clone()
-    };
-    let selected = |n: &Node| -> Result<(), String> {
-        if !n.domain().is_empty() && n.op_type() != "EmbedLayerNormalization" {
-            return Err(format!("domain `{}` is not quantized", n.domain()));
-        }
-        if !op_types.iter().any(|t| t == n.op_type()) {
-            return Err("op type not selected (--op-types)".into());
-        }
-        if let Some(p) = opts.exclude.iter().find(|p| glob_match(p, n.name())) {
-            return Err(format!("excluded by `{p}`"));
-        }
-        if !opts.include.is_empty() && !opts.include.iter().any(|p| glob_match(p, n.name())) {
-            return Err("not matched by --include".into());
-        }
-        Ok(())
-    };
+    let op_types = op_types(opts);
+    let selected = |n: &Node| selection(n, &op_types, opts);
 
     // Activation parameters, from the ranges after ORT's adjustments: a Relu/Clip input that feeds
     // only it takes the output's range (the producer's Q/DQ then clips), a Softmax output is [0, 1].
@@ -227,9 +261,10 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         }
         match n.op_type() {
             "Relu" | "Clip" => {
+                // (An input left out of calibration, see `calibration_targets`, counts as ranged.)
                 if let (Some(i), Some(o)) = (input(n, 0), output(n, 0))
                     && consumers(g, i) == 1
-                    && range.contains_key(&i)
+                    && (range.contains_key(&i) || resolve(g, &[], i).is_none())
                     && let Some(&r) = range.get(&o)
                 {
                     range.insert(i, r);
