@@ -4,7 +4,8 @@
 # calibrate on the model's calib.npz (same samples, same order; onnxq with the ONNX Runtime engine).
 # Prints a Markdown table. SKIP_ORT_HISTOGRAM_ON (default ppocr-rec) lists models where ORT's
 # histogram calibrators are not run (they hold every activation of every sample: ~14 GB there).
-# ONLY (a regular expression) keeps the configurations whose label matches it.
+# ONLY (a regular expression) keeps the configurations whose label matches it; MODELS lists the
+# models (default: all five).
 # Usage: cargo build --release -p onnxq-cli && bench/static_metrics.sh
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,13 +14,14 @@ PY=${PY:-$ROOT/.venv/bin/python}
 CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 SKIP_ORT_HISTOGRAM_ON=${SKIP_ORT_HISTOGRAM_ON:-ppocr-rec}
 ONLY=${ONLY:-.}
+MODELS=${MODELS:-digits-cnn mobilenetv2 minilm-l6-v2 bytegpt ppocr-rec}
 OUT=$(mktemp -d /tmp/onnxq-staticmetrics.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 export ONNXQ_PYTHON=$PY
 score() { "$PY" "$CORPUS/eval/$1.py" "$2" 2>/dev/null | tail -n 1; }
 echo "| model | configuration | float | ORT quantize_static | onnxq |"
 echo "| --- | --- | --- | --- | --- |"
-for m in digits-cnn mobilenetv2 minilm-l6-v2 bytegpt ppocr-rec; do
+for m in $MODELS; do
     float=$(cat "$CORPUS/data/$m/float_metric.txt")
     data=$CORPUS/data/$m/calib.npz
     for cfg in "qdq-minmax|" "qdq-minmax per-channel|--per-channel" "qdq-entropy|--method entropy" \

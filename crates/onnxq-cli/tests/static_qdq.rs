@@ -198,14 +198,17 @@ fn bytegpt_matches_ort() {
 }
 
 /// Where ORT's tool writes a model that loses most of the float model's quality, onnxq's does not:
-/// bytegpt's infinite attention ranges (left float) and ppocr-rec's Constant-node weights (per
-/// channel: onnxq quantizes them as weights, ORT as per-tensor activations).
+/// bytegpt's infinite attention ranges and minilm-l6-v2's `finfo.min` attention masks (left float:
+/// spearman 0.84 against ORT's 0.62, float 0.88), and ppocr-rec's Constant-node weights (per
+/// channel: onnxq quantizes them as weights, ORT as per-tensor activations). Each row: onnxq's gap
+/// to float at most `ours` of the float metric, ORT's gap over `ratio` times onnxq's.
 #[test]
 fn corpus_metrics_where_ort_degrades() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, flags, lower_is_better) in [
-        ("bytegpt", &[][..], true),
-        ("ppocr-rec", &["--per-channel"][..], false),
+    for (name, flags, lower_is_better, ours_max, ratio) in [
+        ("bytegpt", &[][..], true, 0.01, 10.0),
+        ("ppocr-rec", &["--per-channel"][..], false, 0.01, 10.0),
+        ("minilm-l6-v2", &[][..], false, 0.05, 5.0),
     ] {
         let (float, feeds) = (corpus_model(name), corpus_feeds(name));
         let mine = dir.path().join(format!("{name}-onnxq.onnx"));
@@ -225,15 +228,27 @@ fn corpus_metrics_where_ort_degrades() {
             (f - o, f - r)
         };
         assert!(
-            gap_ours < 0.01 * f.abs() && gap_ort > 10.0 * gap_ours.max(1e-3),
+            gap_ours < ours_max * f.abs() && gap_ort > ratio * gap_ours.max(1e-3),
             "{name}: float `{fl}`, onnxq `{ol}`, ORT `{rl}`"
         );
     }
 }
 
+/// minilm-l6-v2's attention adds a `finfo.min` mask (-3.4e38): onnxq leaves those tensors float
+/// (see `corpus_metrics_where_ort_degrades`); the parity runs exclude the attention Add and Softmax
+/// nodes in both tools.
 #[test]
 fn minilm_matches_ort() {
-    parity("minilm-l6-v2", &[MINMAX, PER_CHANNEL, QOP, QOP_PER_CHANNEL]);
+    let exclude: Vec<String> = (0..6)
+        .flat_map(|l| {
+            ["Add", "Softmax"].map(|op| format!("/m/encoder/layer.{l}/attention/self/{op}"))
+        })
+        .collect();
+    parity_with(
+        "minilm-l6-v2",
+        &[MINMAX, PER_CHANNEL, QOP, QOP_PER_CHANNEL],
+        &["--exclude", &exclude.join(",")],
+    );
 }
 
 /// Same models as ORT's, so the same metric: checked on the two image models.

@@ -188,6 +188,14 @@ fn int_attr_of(n: &Node, name: &str, default: i64) -> i64 {
     n.attribute(name).and_then(|a| a.proto.i).unwrap_or(default)
 }
 
+/// Beyond this magnitude a calibrated bound is a sentinel (an attention mask of `finfo.min`), not
+/// a value seen in use.
+const SENTINEL: f32 = 1e30;
+
+fn usable(bound: f32) -> bool {
+    bound.is_finite() && bound.abs() < SENTINEL
+}
+
 /// The op types quantized: the selection given, else every registered one.
 fn op_types(opts: &StaticOptions) -> Vec<String> {
     if opts.op_types.is_empty() {
@@ -324,9 +332,11 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         let (lo, hi) = o.map_or((lo, hi), |o| {
             (o.range.0.unwrap_or(lo), o.range.1.unwrap_or(hi))
         });
-        // An infinite range (an additive -inf attention mask) has no usable scale: ORT's tool
-        // writes an infinite one and the model degrades badly; the tensor stays float instead.
-        if !(lo.is_finite() && hi.is_finite()) {
+        // An infinite range (an additive -inf attention mask), or one reaching a sentinel such as
+        // torch's `finfo.min` mask, has no usable scale: every real value would land on the zero
+        // point (ORT's tool quantizes it anyway and the model degrades badly); the tensor stays
+        // float instead.
+        if !(usable(lo) && usable(hi)) {
             infinite.push(g.value(v).name().to_owned());
             continue;
         }
@@ -338,9 +348,9 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
                 None => {
                     let lo = c.range.0.unwrap_or(calibrated_lo);
                     let hi = c.range.1.unwrap_or(calibrated_hi);
-                    if !(lo.is_finite() && hi.is_finite()) {
+                    if !(usable(lo) && usable(hi)) {
                         return Err(Error::Selection(format!(
-                            "TensorQuantOverrides `{}` convert: the calibrated range is not finite; give rmin and rmax",
+                            "TensorQuantOverrides `{}` convert: the calibrated range is not finite or reaches a mask sentinel; give rmin and rmax",
                             g.value(v).name()
                         )));
                     }
@@ -445,7 +455,7 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
     }
     if !infinite.is_empty() {
         report.notes.push(format!(
-            "left in float, their calibrated range is not finite: {}",
+            "left in float, their calibrated range is not finite or reaches ±1e30 (a mask sentinel): {}",
             infinite.join(", ")
         ));
     }
