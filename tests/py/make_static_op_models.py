@@ -95,6 +95,15 @@ def cases():
     yield "CumSum", [2, 16], [n("CumSum", ["m", "ax"])], [const("ax", np.array(1, np.int64))]
     yield "TopK", [2, 16], [n("TopK", ["m", "k"], ["y", "idx"])], [const("k", np.array([4], np.int64))]
     yield "ArgMax", [2, 16], [n("ArgMax", ["m"], axis=1)], []
+    # Quantized only on request (--op-types): ONNX Runtime's default list leaves them float.
+    yield "GatherND", [2, 16], [n("GatherND", ["m", "idx"])], [const("idx", np.array([[0, 3], [1, 7]], np.int64))]
+    yield "Expand", [2, 16], [n("Expand", ["m", "shape"])], [const("shape", np.array([3, 2, 16], np.int64))]
+    yield "Tile", [2, 16], [n("Tile", ["m", "reps"])], [const("reps", np.array([2, 3], np.int64))]
+    yield "DepthToSpace", img, [n("DepthToSpace", ["m"], blocksize=2)], []
+    yield "SpaceToDepth", img, [n("SpaceToDepth", ["m"], blocksize=2)], []
+    yield "ReduceMax", img, [n("ReduceMax", ["m"], axes=[2, 3])], []
+    yield "ReduceMin", img, [n("ReduceMin", ["m"], axes=[2, 3])], []
+    yield "ReduceMean", img, [n("ReduceMean", ["m"], axes=[2, 3])], []
 
 
 def ort_bug_cases():

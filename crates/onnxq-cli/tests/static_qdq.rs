@@ -285,7 +285,11 @@ fn every_registered_op_quantizes_with_high_sqnr() {
         dir.path().as_ref(),
     ]);
     let ops: Vec<&str> = listed.lines().collect();
-    for (op, _) in onnxq_quant::ops::static_ops::STATIC_OPS {
+    let on_request = onnxq_quant::ops::static_ops::ON_REQUEST_OPS;
+    for (op, _) in onnxq_quant::ops::static_ops::STATIC_OPS
+        .iter()
+        .chain(on_request)
+    {
         if *op != "EmbedLayerNormalization" {
             assert!(ops.contains(op), "no tiny model for {op}");
         }
@@ -295,7 +299,12 @@ fn every_registered_op_quantizes_with_high_sqnr() {
         let (float, feeds) = (case.join("model.onnx"), case.join("calib.npz"));
         let (quant, report) = (case.join("q.onnx"), case.join("report.json"));
         let report_arg = report.to_str().unwrap();
-        ours(&float, &feeds, &quant, &["--report", report_arg]);
+        let op_types = format!("Mul,{op}");
+        let mut flags = vec!["--report", report_arg];
+        if on_request.iter().any(|(t, _)| *t == op) {
+            flags.extend(["--op-types", op_types.as_str()]);
+        }
+        ours(&float, &feeds, &quant, &flags);
         let r: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
         let entry = r["nodes"]

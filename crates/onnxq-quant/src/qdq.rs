@@ -23,7 +23,7 @@ use crate::dynamic::{int_attr, node_label};
 use crate::numerics::{
     F32Data, QParams, QuantType, QuantizedTensor, compute_qparams, quantize_with, weight_params,
 };
-use crate::ops::static_ops::{Rule, STATIC_OPS, rule};
+use crate::ops::static_ops::{ON_REQUEST_OPS, Rule, STATIC_OPS, rule};
 use crate::options::{StaticOptions, glob_match};
 use crate::overrides::{Resolved, ResolvedConvert, resolve_all};
 use crate::report::{Entry, Outcome, Report};
@@ -396,7 +396,10 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
     let ids: Vec<NodeId> = g.nodes().map(|(id, _)| id).collect();
     for id in ids {
         let Some(n) = g.node(id) else { continue };
-        let known = STATIC_OPS.iter().any(|(t, _)| *t == n.op_type());
+        let known = STATIC_OPS
+            .iter()
+            .chain(ON_REQUEST_OPS)
+            .any(|(t, _)| *t == n.op_type());
         let wanted = op_types.iter().any(|t| t == n.op_type());
         if !known && !wanted {
             continue;

@@ -1,6 +1,6 @@
 //! The static (QDQ) op registry: which tensors of a node get quantize/dequantize pairs, per op type,
 //! with ONNX Runtime's `QDQQuantizer` rules (reference §5.5). Adding an op whose tensors follow an
-//! existing rule is one row in [`STATIC_OPS`]; a new rule is a [`Rule`] variant and its arm in
+//! existing rule is one row in [`STATIC_OPS`] (or [`ON_REQUEST_OPS`]); a new rule is a [`Rule`] variant and its arm in
 //! `qdq::mark_node`.
 
 /// How a node's tensors are marked for quantization.
@@ -83,10 +83,26 @@ pub const STATIC_OPS: &[(&str, Rule)] = &[
     ("EmbedLayerNormalization", Rule::Generic),
 ];
 
+/// Op types with a rule that are quantized only when asked for (`--op-types`), because ONNX
+/// Runtime's default list leaves them float: data-movement ops whose outputs share their input's
+/// parameters, and reductions (ReduceMax/ReduceMin pick input values; ReduceMean computes new ones
+/// and gets its own).
+pub const ON_REQUEST_OPS: &[(&str, Rule)] = &[
+    ("GatherND", Rule::Gather),
+    ("Expand", Rule::Direct8Bit { min_opset: 0 }),
+    ("Tile", Rule::Direct8Bit { min_opset: 0 }),
+    ("DepthToSpace", Rule::Direct8Bit { min_opset: 0 }),
+    ("SpaceToDepth", Rule::Direct8Bit { min_opset: 0 }),
+    ("ReduceMax", Rule::Direct8Bit { min_opset: 0 }),
+    ("ReduceMin", Rule::Direct8Bit { min_opset: 0 }),
+    ("ReduceMean", Rule::Generic),
+];
+
 /// The rule for `op_type` ([`Rule::Generic`] for op types not in the registry).
 pub fn rule(op_type: &str) -> Rule {
     STATIC_OPS
         .iter()
+        .chain(ON_REQUEST_OPS)
         .find(|(t, _)| *t == op_type)
         .map_or(Rule::Generic, |(_, r)| *r)
 }
