@@ -695,3 +695,19 @@ fn tract_engine_static_model() {
         "ORT-calibrated {o} dB, tract-calibrated {t} dB"
     );
 }
+
+/// silero-vad keeps its network inside an `If`: static mode, like ORT's tool (which fails on this
+/// model), quantizes the main graph only; onnxq says so and writes a model that runs unchanged.
+#[test]
+fn silero_vad_subgraphs_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (float, feeds) = (corpus_model("silero-vad"), corpus_feeds("silero-vad"));
+    let out = dir.path().join("q.onnx");
+    let stderr = ours(&float, &feeds, &out, &[]);
+    assert!(
+        stderr.contains("the subgraphs of If_0 stay float"),
+        "{stderr}"
+    );
+    let ((ol, o), (fl, f)) = (metric("silero-vad", &out), metric("silero-vad", &float));
+    assert!((o - f).abs() <= 1e-9, "onnxq `{ol}`, float `{fl}`");
+}

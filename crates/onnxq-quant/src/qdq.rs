@@ -448,6 +448,18 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
             && opset < 21);
     let domain = if contrib { "com.microsoft" } else { "" };
     report.notes.append(&mut marks.notes);
+    let nested: Vec<String> = g
+        .nodes()
+        .filter(|(_, n)| n.attributes.iter().any(|a| !a.subgraphs.is_empty()))
+        .map(|(_, n)| node_label(g, n))
+        .collect();
+    if !nested.is_empty() {
+        report.notes.push(format!(
+            "the subgraphs of {} stay float: static mode calibrates and quantizes the main graph only, \
+             as ONNX Runtime's tool does (dynamic mode reaches them with --extra EnableSubgraph=true)",
+            nested.join(", ")
+        ));
+    }
     if !marks.unclipped.is_empty() {
         report.notes.push(format!(
             "kept {} Relu/Clip node(s) whose output range does not clip (ORT's tool removes them and lets \
