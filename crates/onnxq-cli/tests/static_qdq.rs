@@ -386,7 +386,8 @@ fn every_registered_op_matches_ort_in_qoperator() {
 /// Where ONNX Runtime's tool writes a wrong or invalid model (reference §11), onnxq's stays close
 /// to the float model: a Gemm with alpha = 2, beta = 0.5 (ORT drops beta: about 7 dB), per-channel
 /// weights at opset 12 (ORT writes `axis` attributes that opset lacks; ONNX Runtime refuses the
-/// model) and a Relu whose producer has another consumer (kept; ORT's QDQ gets this right too).
+/// model) and a Relu whose producer has another consumer (kept; ORT's QDQ gets this right too, its
+/// QOperator format does not).
 #[test]
 fn where_ort_goes_wrong() {
     let dir = tempfile::tempdir().unwrap();
@@ -417,6 +418,21 @@ fn where_ort_goes_wrong() {
             "GemmAlphaBeta" => assert!(theirs.unwrap() < 15.0, "ORT's beta bug is gone?"),
             "PerChannelOpset12" => assert!(theirs.is_err(), "ORT's model now loads?"),
             _ => assert!(theirs.unwrap() >= 30.0),
+        }
+        // QOperator: ORT's QGemm drops alpha and beta (-6 dB) and its Relu removal ignores the
+        // producer's other consumer (9 dB).
+        if case != "PerChannelOpset12" {
+            let (mine, orts) = (d.join("qop.onnx"), d.join("qop-ort.onnx"));
+            ours(&float, &feeds, &mine, &["--format", "qoperator"]);
+            let db = sqnr(&float, &mine, &feeds).unwrap();
+            assert!(db >= 30.0, "{case} QOperator: onnxq {db} dB");
+            let ort_flags = ["--data", feeds.to_str().unwrap(), "--format", "qoperator"];
+            ort_quantize("static", &float, &orts, &ort_flags).unwrap();
+            let theirs = sqnr(&float, &orts, &feeds).unwrap();
+            assert!(
+                theirs < 15.0,
+                "{case} QOperator: ORT's bug is gone? {theirs} dB"
+            );
         }
     }
 }
