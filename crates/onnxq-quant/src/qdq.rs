@@ -658,7 +658,7 @@ fn mark_node(g: &mut Graph, id: NodeId, opset: i64, m: &mut Marks<'_>) -> Result
                     .is_some_and(|bounds| saturates_within(p, qtype, symmetric, bounds))
             });
             if candidate && !clips {
-                m.unclipped.push(crate::dynamic::node_label(g, n));
+                m.unclipped.push(node_label(g, n));
             }
             let foldable = candidate && clips;
             if foldable {
