@@ -272,18 +272,23 @@ fn corpus_metrics_equal_ort() {
     }
 }
 
+/// The tiny models of `tests/py/make_static_op_models.py` (with `flags`) in a fresh folder, and
+/// the list of their names it printed.
+fn tiny_models(flags: &[&str]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = repo_root().join("tests/py/make_static_op_models.py");
+    let mut args: Vec<&std::ffi::OsStr> = vec![script.as_ref(), dir.path().as_ref()];
+    args.extend(flags.iter().map(std::ffi::OsStr::new));
+    let listed = python_ok(&args);
+    (dir, listed)
+}
+
 /// One tiny model per op of the static registry (`tests/py/make_static_op_models.py`): each is
 /// quantized (or, for Relu/Clip, folded into its producer's range) and keeps its output within
 /// 30 dB SQNR of the float model's (ArgMax: the same indices on 95 % of values).
 #[test]
 fn every_registered_op_quantizes_with_high_sqnr() {
-    let dir = tempfile::tempdir().unwrap();
-    let listed = python_ok(&[
-        repo_root()
-            .join("tests/py/make_static_op_models.py")
-            .as_ref(),
-        dir.path().as_ref(),
-    ]);
+    let (dir, listed) = tiny_models(&[]);
     let ops: Vec<&str> = listed.lines().collect();
     let on_request = onnxq_quant::ops::static_ops::ON_REQUEST_OPS;
     for (op, _) in onnxq_quant::ops::static_ops::STATIC_OPS
@@ -343,13 +348,7 @@ fn every_registered_op_quantizes_with_high_sqnr() {
 /// tensor, so only the outputs are compared there.
 #[test]
 fn every_registered_op_matches_ort_in_qoperator() {
-    let dir = tempfile::tempdir().unwrap();
-    let listed = python_ok(&[
-        repo_root()
-            .join("tests/py/make_static_op_models.py")
-            .as_ref(),
-        dir.path().as_ref(),
-    ]);
+    let (dir, listed) = tiny_models(&[]);
     let force: &[&str] = &["--extra", "ForceQuantizeNoInputCheck=true"];
     let cases = listed
         .lines()
@@ -390,14 +389,7 @@ fn every_registered_op_matches_ort_in_qoperator() {
 /// QOperator format does not).
 #[test]
 fn where_ort_goes_wrong() {
-    let dir = tempfile::tempdir().unwrap();
-    let listed = python_ok(&[
-        repo_root()
-            .join("tests/py/make_static_op_models.py")
-            .as_ref(),
-        dir.path().as_ref(),
-        "--ort-bugs".as_ref(),
-    ]);
+    let (dir, listed) = tiny_models(&["--ort-bugs"]);
     for case in listed.lines() {
         let d = dir.path().join(case);
         let (float, feeds) = (d.join("model.onnx"), d.join("calib.npz"));

@@ -229,6 +229,21 @@ impl Graph {
     pub fn value(&self, id: ValueId) -> &Value {
         &self.values[id.index()]
     }
+    /// The distinct nodes of this graph that read `id`, in id order (graph outputs and subgraph
+    /// reads are not nodes of this graph).
+    pub fn reader_nodes(&self, id: ValueId) -> Vec<NodeId> {
+        let mut nodes: Vec<NodeId> = self.values[id.index()]
+            .uses
+            .iter()
+            .filter_map(|u| match u {
+                Use::Node { node, .. } => Some(*node),
+                _ => None,
+            })
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
     /// The value called `name`.
     pub fn value_by_name(&self, name: &str) -> Option<ValueId> {
         self.names.get(name).copied()

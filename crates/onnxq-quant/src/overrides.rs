@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use onnxq_ir::{Graph, NodeId, Use};
+use onnxq_ir::{Graph, NodeId};
 use serde::Deserialize;
 
 use crate::numerics::{QParams, QuantType};
@@ -338,15 +338,7 @@ fn check_convert(
     {
         return Err(format!("rmin {lo} is above rmax {hi}"));
     }
-    let readers: Vec<NodeId> = g
-        .value(v)
-        .uses()
-        .iter()
-        .filter_map(|u| match u {
-            Use::Node { node, .. } => Some(*node),
-            _ => None,
-        })
-        .collect();
+    let readers = g.reader_nodes(v);
     let recv_nodes = match &c.recv_nodes {
         None => None,
         Some(names) => {
@@ -364,12 +356,7 @@ fn check_convert(
             Some(ids)
         }
     };
-    if opts.dedicated_qdq_pair && {
-        let mut r = readers.clone();
-        r.sort_unstable();
-        r.dedup();
-        r.len() > 1
-    } {
+    if opts.dedicated_qdq_pair && readers.len() > 1 {
         return Err(
             "cannot be combined with DedicatedQDQPair on a tensor with several consumers (ORT refuses it too)"
                 .into(),

@@ -1323,17 +1323,7 @@ fn converted_pair(
 ) -> Result<()> {
     let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
     let name = g.value(v).name().to_owned();
-    let mut readers: Vec<NodeId> = g
-        .value(v)
-        .uses()
-        .iter()
-        .filter_map(|u| match u {
-            Use::Node { node, .. } => Some(*node),
-            _ => None,
-        })
-        .collect();
-    readers.sort_unstable();
-    readers.dedup();
+    let readers = g.reader_nodes(v);
     let all_converted = readers.iter().all(|&n| convert.receives(n));
     let is_output = g.outputs().iter().any(|p| p.value == v);
     let (q1_node, dq1) = add_pair(g, v, q, domain, "")?;
@@ -1372,20 +1362,7 @@ fn converted_pair(
     )?;
     for node in readers {
         let target = if convert.receives(node) { dq2 } else { dq1 };
-        let slots: Vec<usize> = g
-            .node(node)
-            .map(|n| {
-                n.inputs()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| **x == Some(v))
-                    .map(|(s, _)| s)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for slot in slots {
-            g.set_input(node, slot, Some(target)).map_err(edit)?;
-        }
+        redirect(g, node, v, target)?;
     }
     if is_output {
         // The graph output (and reads from subgraphs) move to the DequantizeLinear that stands
@@ -1414,25 +1391,21 @@ fn pair(
     if !opts.dedicated_qdq_pair || receivers.len() < 2 {
         return qdq_pair(g, v, q, domain);
     }
-    let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
     for (i, &node) in receivers.iter().enumerate() {
         let (_, dq) = add_pair(g, v, q, domain, &format!("_{}", i + 1))?;
-        let slots: Vec<usize> = g
-            .node(node)
-            .map(|n| {
-                n.inputs()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| **x == Some(v))
-                    .map(|(s, _)| s)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for slot in slots {
-            g.set_input(node, slot, Some(dq)).map_err(edit)?;
-        }
+        redirect(g, node, v, dq)?;
     }
     Ok(())
+}
+
+/// Makes `node` read `to` wherever it read `from`.
+fn redirect(g: &mut Graph, node: NodeId, from: ValueId, to: ValueId) -> Result<()> {
+    g.replace_uses(
+        from,
+        to,
+        |u| !matches!(u, Use::Node { node: n, .. } if *n == node),
+    )
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Adds `QuantizeLinear(v)` → `DequantizeLinear` with ORT's names plus `suffix`; returns the
