@@ -510,22 +510,18 @@ fn outcome_of(g: &Graph, id: NodeId, marks: &Marks<'_>) -> Result<Outcome> {
     })
 }
 
-/// How many node inputs of this graph read `v` (ORT's `input_name_to_nodes` count), or more than
-/// one if anything else (a graph output, a subgraph) reads it too.
+/// How many nodes of this graph read `v`, or more than one if anything else (a graph output, a
+/// subgraph) reads it too. ORT counts a node reading it twice as two; that differs only for
+/// multi-input readers, never for the sole-consumer checks of a Relu/Clip this serves.
 fn consumers(g: &Graph, v: ValueId) -> usize {
-    let uses = g.value(v).uses();
-    if uses.iter().any(|u| !matches!(u, Use::Node { .. })) {
+    if g.value(v)
+        .uses()
+        .iter()
+        .any(|u| !matches!(u, Use::Node { .. }))
+    {
         return usize::MAX;
     }
-    let mut nodes: Vec<NodeId> = uses
-        .iter()
-        .filter_map(|u| match u {
-            Use::Node { node, .. } => Some(*node),
-            _ => None,
-        })
-        .collect();
-    nodes.dedup();
-    nodes.len()
+    g.reader_nodes(v).len()
 }
 
 /// Applies `id`'s rule; returns whether the node was removed (a folded Relu/Clip).
