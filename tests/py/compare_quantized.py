@@ -102,7 +102,9 @@ def fold_constant_qdq(model):
     """A copy of model (ORT's) where each Constant node whose float output ORT quantizes at run time
     (Constant -> QuantizeLinear -> DequantizeLinear) reads as onnxq stores it: a quantized initializer behind
     one DequantizeLinear (anchored at the constant's name). Numerically the same: ORT's calibrated range of a
-    constant is its min/max."""
+    constant is its min/max. A Constant that ORT leaves float as the bias (input 2) of a Conv or Gemm whose
+    input and weight are dequantized reads as the int32 bias behind a DequantizeLinear that onnxq writes
+    for it (ORT quantizes only initializer biases)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     constants = {n.output[0]: i for i, n in enumerate(g.node)
@@ -114,6 +116,15 @@ def fold_constant_qdq(model):
                 if d.op_type == "DequantizeLinear" and d.input[0] == q.output[0]:
                     d.input[0] = q.input[0] + QUANT_SUFFIX
             drop.update({i, constants[q.input[0]]})
+    dequantized = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear"}
+    for n in g.node:
+        if (n.op_type in ("Conv", "Gemm") and len(n.input) > 2 and n.input[2] in constants
+                and n.input[0] in dequantized and n.input[1] in dequantized):
+            c = g.node[constants[n.input[2]]]
+            name = c.output[0]
+            c.op_type, c.domain = "DequantizeLinear", ""
+            del c.attribute[:]
+            c.input.extend([name + QUANT_SUFFIX])
     for i in sorted(drop, reverse=True):
         del g.node[i]
     return model

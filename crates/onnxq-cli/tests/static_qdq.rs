@@ -234,6 +234,15 @@ fn corpus_metrics_where_ort_degrades() {
     }
 }
 
+/// ppocr-rec holds its weights and biases in Constant nodes: per tensor, onnxq stores them quantized
+/// with ORT's parameters (the comparison's `--fold-constants` reads ORT's run-time Q/DQ of a
+/// constant, and its float Constant-node biases, as onnxq stores them). Per channel the models
+/// differ on purpose (see `corpus_metrics_where_ort_degrades`).
+#[test]
+fn ppocr_rec_matches_ort() {
+    parity("ppocr-rec", &[MINMAX, U8U8]);
+}
+
 /// minilm-l6-v2's attention adds a `finfo.min` mask (-3.4e38): onnxq leaves those tensors float
 /// (see `corpus_metrics_where_ort_degrades`); the parity runs exclude the attention Add and Softmax
 /// nodes in both tools.
@@ -512,6 +521,10 @@ fn bad_overrides_are_clear_errors() {
         (
             r#"{"relu": [{"convert": {"quant_type": "QInt16", "recv_nodes": ["node_relu_1"]}}]}"#,
             "no node named `node_relu_1` reads the tensor",
+        ),
+        (
+            r#"{"relu": [{"convert": {"quant_type": "QInt16", "recv_nodes": []}}]}"#,
+            "recv_nodes is empty",
         ),
         (
             r#"{"f.0.weight": [{"convert": {"quant_type": "QInt16"}}]}"#,

@@ -341,6 +341,9 @@ fn check_convert(
     let readers = g.reader_nodes(v);
     let recv_nodes = match &c.recv_nodes {
         None => None,
+        Some(names) if names.is_empty() => {
+            return Err("recv_nodes is empty (leave it out for every consumer)".into());
+        }
         Some(names) => {
             let mut ids = Vec::with_capacity(names.len());
             for n in names {
