@@ -236,7 +236,8 @@ fn check(g: &Graph, name: &str, list: &[Override], opts: &StaticOptions) -> Resu
                 zero_point: o.zero_point.unwrap_or(0),
             })
             .collect();
-        // Without a type, a constant's role decides it (weight or activation type).
+        // Without a type, a constant's role decides it (weight or activation type), so the zero
+        // point must fit both.
         let types: Vec<QuantType> = match qtype {
             Some(t) => vec![t],
             None if constant.is_some() => vec![opts.weight_type, opts.activation_type],
@@ -280,16 +281,18 @@ fn check(g: &Graph, name: &str, list: &[Override], opts: &StaticOptions) -> Resu
     })
 }
 
-/// Fails unless `zp` fits one of `types`.
+/// Fails unless `zp` fits every one of `types` (the type is one of them, not known yet).
 fn check_zero_point(zp: i32, types: &[QuantType]) -> std::result::Result<(), String> {
-    if types.iter().any(|t| {
+    for t in types {
         let (lo, hi) = t.full_range();
-        (lo..=hi).contains(&zp)
-    }) {
-        return Ok(());
+        if !(lo..=hi).contains(&zp) {
+            return Err(format!(
+                "zero point {zp} is outside {lo}..{hi} ({}; give quant_type to choose)",
+                t.name()
+            ));
+        }
     }
-    let (lo, hi) = types[0].full_range();
-    Err(format!("zero point {zp} is outside {lo}..{hi}"))
+    Ok(())
 }
 
 fn check_convert(
