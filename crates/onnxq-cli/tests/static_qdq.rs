@@ -538,6 +538,10 @@ fn bad_overrides_are_clear_errors() {
             r#"{"relu": [{"scale": 0.1, "zero_point": 300}]}"#,
             "outside",
         ),
+        (
+            r#"{"f.0.weight": [{"scale": 0.1, "zero_point": 200}]}"#,
+            "give quant_type to choose",
+        ),
         (r#"{"relu": [{"bogus": 1}]}"#, "unknown field"),
     ];
     for (i, (json, expect)) in cases.iter().enumerate() {
