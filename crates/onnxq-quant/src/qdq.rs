@@ -1001,20 +1001,12 @@ fn apply(
             w.q.data,
         );
         let (scale, zp) = param_tensors(&w.q.params, w.qtype, pdims);
-        let qv = init(g, &format!("{name}_quantized"), data)?;
-        let sv = init(g, &format!("{name}_scale"), scale)?;
-        let zv = init(g, &format!("{name}_zero_point"), zp)?;
-        let attrs =
-            w.q.axis
-                .map(|a| vec![int_attr("axis", a as i64)])
-                .unwrap_or_default();
-        let (_, dq) = add(
+        let (sv, zv, dq) = stored_quantized(
             g,
-            ("DequantizeLinear", domain),
-            &format!("{name}_DequantizeLinear"),
-            &[Some(qv), Some(sv), Some(zv)],
-            &format!("{name}_DequantizeLinear_Output"),
-            attrs,
+            &name,
+            [("_quantized", data), ("_scale", scale), ("_zero_point", zp)],
+            w.q.axis,
+            domain,
         )?;
         if let Some(db) = w.q.sqnr_db {
             for u in g.value(w.value).uses() {
@@ -1182,21 +1174,16 @@ fn apply(
             6,
             vec![0; 4 * if per_channel { scales.len() } else { 1 }],
         );
-        let qv = init(g, &format!("{name}_quantized"), qt)?;
-        let sv = init(g, &format!("{name}_quantized_scale"), st)?;
-        let zv = init(g, &format!("{name}_quantized_zero_point"), zt)?;
-        let attrs = if per_channel {
-            vec![int_attr("axis", 0)]
-        } else {
-            Vec::new()
-        };
-        let (_, dq) = add(
+        let (_, _, dq) = stored_quantized(
             g,
-            ("DequantizeLinear", domain),
-            &format!("{name}_DequantizeLinear"),
-            &[Some(qv), Some(sv), Some(zv)],
-            &format!("{name}_DequantizeLinear_Output"),
-            attrs,
+            &name,
+            [
+                ("_quantized", qt),
+                ("_quantized_scale", st),
+                ("_quantized_zero_point", zt),
+            ],
+            per_channel.then_some(0),
+            domain,
         )?;
         g.substitute(b, dq)
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -1249,6 +1236,34 @@ fn param_tensors(
             crate::numerics::to_storage(&zps, qtype),
         ),
     )
+}
+
+/// A constant stored quantized: initializers `<name><suffix>` for the data, scale and zero point
+/// (in that order) read by `<name>_DequantizeLinear` (per `axis` if given); returns the scale,
+/// the zero point and the DequantizeLinear's output.
+fn stored_quantized(
+    g: &mut Graph,
+    name: &str,
+    tensors: [(&str, pb::TensorProto); 3],
+    axis: Option<usize>,
+    domain: &str,
+) -> Result<(ValueId, ValueId, ValueId)> {
+    let mut ids = Vec::with_capacity(3);
+    for (suffix, t) in tensors {
+        ids.push(init(g, &format!("{name}{suffix}"), t)?);
+    }
+    let attrs = axis
+        .map(|a| vec![int_attr("axis", a as i64)])
+        .unwrap_or_default();
+    let (_, dq) = add(
+        g,
+        ("DequantizeLinear", domain),
+        &format!("{name}_DequantizeLinear"),
+        &[Some(ids[0]), Some(ids[1]), Some(ids[2])],
+        &format!("{name}_DequantizeLinear_Output"),
+        attrs,
+    )?;
+    Ok((ids[1], ids[2], dq))
 }
 
 /// Adds an initializer under a fresh name built from `name`.
@@ -1317,7 +1332,6 @@ fn converted_pair(
     (q2, convert): (Quantized, &ResolvedConvert),
     domain: &str,
 ) -> Result<()> {
-    let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
     let name = g.value(v).name().to_owned();
     let readers = g.reader_nodes(v);
     let all_converted = readers.iter().all(|&n| convert.receives(n));
@@ -1361,13 +1375,8 @@ fn converted_pair(
         redirect(g, node, v, target)?;
     }
     if is_output {
-        // The graph output (and reads from subgraphs) move to the DequantizeLinear that stands
-        // for T; the producer's tensor becomes `<T>_QuantizeLinear_Input`.
         let last = if all_converted { dq2 } else { dq1 };
-        g.substitute(v, last).map_err(edit)?;
-        g.set_input(q1_node, 0, Some(v)).map_err(edit)?;
-        let input_name = g.fresh_name(&format!("{name}_QuantizeLinear_Input"));
-        g.rename(v, &input_name).map_err(edit)?;
+        hand_output(g, v, q1_node, last)?;
     }
     Ok(())
 }
@@ -1437,23 +1446,28 @@ fn add_pair(
 /// `T → QuantizeLinear → DequantizeLinear → (every node that read T)`. A graph output keeps its
 /// name: the DequantizeLinear writes it and the producer's tensor becomes `<T>_QuantizeLinear_Input`.
 fn qdq_pair(g: &mut Graph, v: ValueId, q: Quantized, domain: &str) -> Result<()> {
-    let name = g.value(v).name().to_owned();
     let (q_node, dq) = add_pair(g, v, q, domain, "")?;
-    let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
     if g.outputs().iter().any(|p| p.value == v) {
-        g.substitute(v, dq).map_err(edit)?;
-        g.set_input(q_node, 0, Some(v)).map_err(edit)?;
-        let input_name = g.fresh_name(&format!("{name}_QuantizeLinear_Input"));
-        g.rename(v, &input_name).map_err(edit)?;
-    } else {
-        g.replace_uses(
-            v,
-            dq,
-            |u| matches!(u, Use::Node { node, .. } if *node == q_node),
-        )
-        .map_err(edit)?;
+        return hand_output(g, v, q_node, dq);
     }
-    Ok(())
+    g.replace_uses(
+        v,
+        dq,
+        |u| matches!(u, Use::Node { node, .. } if *node == q_node),
+    )
+    .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Graph output `v` (and reads of it from subgraphs, and any reader left) moves to `last`, the
+/// DequantizeLinear that stands for it, which takes its name; `v` stays the input of `q_node`
+/// under the name `<T>_QuantizeLinear_Input`.
+fn hand_output(g: &mut Graph, v: ValueId, q_node: NodeId, last: ValueId) -> Result<()> {
+    let edit = |e: onnxq_ir::Error| Error::Internal(e.to_string());
+    let name = g.value(v).name().to_owned();
+    g.substitute(v, last).map_err(edit)?;
+    g.set_input(q_node, 0, Some(v)).map_err(edit)?;
+    let input_name = g.fresh_name(&format!("{name}_QuantizeLinear_Input"));
+    g.rename(v, &input_name).map_err(edit)
 }
 
 /// ORT's `ActivationRestrictedAsymmetric` parameters (reference §3.6): the zero point is the
