@@ -9,13 +9,13 @@
 //!
 //! This crate knows nothing of quantization, inference engines or terminals.
 
-mod convert;
 mod dtype;
 mod error;
 mod graph;
 mod load;
 mod mapped;
 mod model;
+mod paths;
 mod save;
 pub mod tensor;
 

@@ -4,9 +4,9 @@ use bytes::Bytes;
 use onnxq_proto as pb;
 use prost::Message;
 
-use crate::convert::graph_to_proto;
 use crate::error::Result;
 use crate::graph::Graph;
+use crate::graph::to_proto::graph_to_proto;
 use crate::mapped::Sources;
 
 /// An ONNX model. Tensor bytes are slices of the memory-mapped input files until something replaces

@@ -14,10 +14,10 @@ use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
 use crate::error::{Error, Result};
-use crate::load::{check_location, parent_dir};
 use crate::mapped::Sources;
 use crate::model::Model;
-use crate::tensor::{raw_bytes, visit_tensors};
+use crate::paths::{check_location, parent_dir};
+use crate::tensor::{data_len, raw_bytes, visit_tensors};
 
 /// Protobuf cannot parse messages of 2 GiB or more; stay well below so readers have headroom.
 pub const PROTO_LIMIT: u64 = (2 << 30) - (64 << 20);
@@ -66,45 +66,77 @@ pub struct Saved {
 /// Writes `model` to `path` with the given layout, atomically (temporary files then rename).
 pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
     let mut proto = model.to_proto()?;
-    let dir = parent_dir(path);
-    let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-        Error::io(
-            "write",
-            path,
-            std::io::Error::other("the output path has no file name"),
-        )
-    })?;
-    if let Layout::External { threshold, .. } = layout
-        && *threshold < DEFAULT_THRESHOLD
-    {
-        return Err(Error::Option(format!(
-            "a size threshold of {threshold} bytes is below the minimum of {DEFAULT_THRESHOLD}: ONNX Runtime \
-             cannot load models whose small shape constants are in external data"
-        )));
-    }
-    let (location, threshold) = match layout {
-        Layout::Inline => (format!("{file_name}.data"), u64::MAX),
-        Layout::External {
+    let target = Target::new(path, layout)?;
+    let (external, forced_by_size) = choose_external(&mut proto, target.threshold, path)?;
+    let chunks = place_external(&mut proto, &external, &target.location)?;
+    write_files(model, proto, path, &target, &chunks, forced_by_size)
+}
+
+/// Where a save writes: the output's folder, the data file's location (relative to it) and the
+/// size from which tensors move there.
+struct Target<'a> {
+    dir: &'a Path,
+    location: String,
+    threshold: u64,
+}
+
+impl<'a> Target<'a> {
+    /// Checks the output path and the layout before anything is computed or written.
+    fn new(path: &'a Path, layout: &Layout) -> Result<Target<'a>> {
+        let dir = parent_dir(path);
+        let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            Error::io(
+                "write",
+                path,
+                std::io::Error::other("the output path has no file name"),
+            )
+        })?;
+        if let Layout::External { threshold, .. } = layout
+            && *threshold < DEFAULT_THRESHOLD
+        {
+            return Err(Error::Option(format!(
+                "a size threshold of {threshold} bytes is below the minimum of {DEFAULT_THRESHOLD}: ONNX Runtime \
+                 cannot load models whose small shape constants are in external data"
+            )));
+        }
+        let (location, threshold) = match layout {
+            Layout::Inline => (format!("{file_name}.data"), u64::MAX),
+            Layout::External {
+                location,
+                threshold,
+            } => (location.clone(), *threshold),
+        };
+        check_location(&location).map_err(|reason| {
+            Error::io("write", dir.join(&location), std::io::Error::other(reason))
+        })?;
+        if location == file_name {
+            return Err(Error::io(
+                "write",
+                path,
+                std::io::Error::other("the external data file cannot be the model file itself"),
+            ));
+        }
+        Ok(Target {
+            dir,
             location,
             threshold,
-        } => (location.clone(), *threshold),
-    };
-    check_location(&location)
-        .map_err(|reason| Error::io("write", dir.join(&location), std::io::Error::other(reason)))?;
-    if location == file_name {
-        return Err(Error::io(
-            "write",
-            path,
-            std::io::Error::other("the external data file cannot be the model file itself"),
-        ));
+        })
     }
+}
 
-    // Pass 1: sizes of all tensors in visit order; which can move (strings and packed sub-byte typed
-    // data cannot).
+/// Pass 1: which tensors, in visit order, go to the data file (the movable ones of at least
+/// `threshold` bytes, then more if the model would pass [`PROTO_LIMIT`]), and whether that limit
+/// forced any.
+fn choose_external(
+    proto: &mut pb::ModelProto,
+    threshold: u64,
+    path: &Path,
+) -> Result<(Vec<bool>, bool)> {
+    // Strings and packed sub-byte typed data cannot move.
     let mut sizes: Vec<(u64, bool)> = Vec::new();
-    visit_tensors(&mut proto, &mut |t, place| {
+    visit_tensors(proto, &mut |t, place| {
         let movable = place.movable && raw_bytes(t).is_some();
-        sizes.push((crate::tensor::data_len(t), movable));
+        sizes.push((data_len(t), movable));
         Ok::<(), Error>(())
     })?;
     let mut external: Vec<bool> = sizes
@@ -118,38 +150,60 @@ pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
         .map(|(s, _)| s.0)
         .sum();
     // Each external reference costs well under 128 bytes of proto.
-    let mut inline_estimate = (proto.encoded_len() as u64).saturating_sub(moved)
+    let inline_estimate = (proto.encoded_len() as u64).saturating_sub(moved)
         + 128 * external.iter().filter(|e| **e).count() as u64;
-    let mut forced_by_size = false;
-    if inline_estimate > PROTO_LIMIT {
-        let mut candidates: Vec<usize> = (0..sizes.len())
-            .filter(|&i| !external[i] && sizes[i].1 && sizes[i].0 > 0)
-            .collect();
-        candidates.sort_by_key(|&i| (std::cmp::Reverse(sizes[i].0), i));
-        for i in candidates {
-            if inline_estimate <= PROTO_LIMIT {
-                break;
-            }
-            external[i] = true;
-            forced_by_size = true;
-            inline_estimate = inline_estimate.saturating_sub(sizes[i].0) + 128;
-        }
-        if inline_estimate > PROTO_LIMIT {
-            return Err(Error::io(
-                "write",
-                path,
-                std::io::Error::other(
-                    "the model stays over protobuf's 2 GB limit even with every movable tensor in external data",
-                ),
-            ));
-        }
-    }
+    let forced_by_size = if inline_estimate > PROTO_LIMIT {
+        fit_under_limit(&sizes, &mut external, inline_estimate, path)?
+    } else {
+        false
+    };
+    Ok((external, forced_by_size))
+}
 
-    // Pass 2: give each moved tensor its place in the data file.
+/// Moves the largest remaining movable tensors out until the model's estimated size is within
+/// [`PROTO_LIMIT`]; returns whether it moved any, and fails if even all of them are not enough.
+fn fit_under_limit(
+    sizes: &[(u64, bool)],
+    external: &mut [bool],
+    mut inline_estimate: u64,
+    path: &Path,
+) -> Result<bool> {
+    let mut forced_by_size = false;
+    let mut candidates: Vec<usize> = (0..sizes.len())
+        .filter(|&i| !external[i] && sizes[i].1 && sizes[i].0 > 0)
+        .collect();
+    candidates.sort_by_key(|&i| (std::cmp::Reverse(sizes[i].0), i));
+    for i in candidates {
+        if inline_estimate <= PROTO_LIMIT {
+            break;
+        }
+        external[i] = true;
+        forced_by_size = true;
+        inline_estimate = inline_estimate.saturating_sub(sizes[i].0) + 128;
+    }
+    if inline_estimate > PROTO_LIMIT {
+        return Err(Error::io(
+            "write",
+            path,
+            std::io::Error::other(
+                "the model stays over protobuf's 2 GB limit even with every movable tensor in external data",
+            ),
+        ));
+    }
+    Ok(forced_by_size)
+}
+
+/// Pass 2: gives each moved tensor its aligned place in the data file, rewriting it as an external
+/// reference; returns the data to write, by offset, in file order.
+fn place_external(
+    proto: &mut pb::ModelProto,
+    external: &[bool],
+    location: &str,
+) -> Result<Vec<(u64, Bytes)>> {
     let mut chunks: Vec<(u64, Bytes)> = Vec::new();
     let mut offset = 0u64;
     let mut index = 0usize;
-    visit_tensors(&mut proto, &mut |t, _| {
+    visit_tensors(proto, &mut |t, _| {
         let i = index;
         index += 1;
         if !external[i] {
@@ -167,7 +221,7 @@ pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
             value: Some(v),
         };
         t.external_data = vec![
-            entry("location", location.clone()),
+            entry("location", location.to_owned()),
             entry("offset", offset.to_string()),
             entry("length", data.len().to_string()),
         ];
@@ -182,7 +236,19 @@ pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
         chunks.push((offset - data.len() as u64, data));
         Ok(())
     })?;
+    Ok(chunks)
+}
 
+/// Streams the data file (if any tensor moved) and the model into temporary files, then renames
+/// them into place, the data file first.
+fn write_files(
+    model: &Model,
+    proto: pb::ModelProto,
+    path: &Path,
+    target: &Target<'_>,
+    chunks: &[(u64, Bytes)],
+    forced_by_size: bool,
+) -> Result<Saved> {
     let mut saved = Saved {
         forced_by_size,
         ..Saved::default()
@@ -190,10 +256,10 @@ pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
     let data_tmp = if chunks.is_empty() {
         None
     } else {
-        let data_path = dir.join(&location);
+        let data_path = target.dir.join(&target.location);
         let (tmp, written) =
-            write_atomic_tmp(&data_path, |w| write_data(w, &chunks, &model.sources))?;
-        saved.data_location = Some(location.clone());
+            write_atomic_tmp(&data_path, |w| write_data(w, chunks, &model.sources))?;
+        saved.data_location = Some(target.location.clone());
         saved.external_tensors = chunks.len() as u64;
         saved.data_bytes = written;
         Some((tmp, data_path))

@@ -1,0 +1,76 @@
+//! Read-only queries on a [`Graph`]: values, nodes, ports and initializers by id or name.
+
+use super::types::{Def, Graph, Node, NodeId, Port, Use, Value, ValueId};
+
+impl Graph {
+    /// The value with this id.
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.values[id.index()]
+    }
+    /// The distinct nodes of this graph that read `id`, in id order (graph outputs and subgraph
+    /// reads are not nodes of this graph).
+    pub fn reader_nodes(&self, id: ValueId) -> Vec<NodeId> {
+        let mut nodes: Vec<NodeId> = self.values[id.index()]
+            .uses
+            .iter()
+            .filter_map(|u| match u {
+                Use::Node { node, .. } => Some(*node),
+                _ => None,
+            })
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+    /// The value called `name`.
+    pub fn value_by_name(&self, name: &str) -> Option<ValueId> {
+        self.names.get(name).copied()
+    }
+    /// The node with this id, or `None` if it was removed.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id.index()).and_then(Option::as_ref)
+    }
+    /// Mutable access to a node's attributes and proto fields (its wiring changes only through the
+    /// editing verbs).
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.nodes.get_mut(id.index()).and_then(Option::as_mut)
+    }
+    /// Live nodes with their ids, in arena order (file order, then nodes added since).
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| (NodeId(i as u32), n)))
+    }
+    /// All values with their ids.
+    pub fn values(&self) -> impl Iterator<Item = (ValueId, &Value)> {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (ValueId(i as u32), v))
+    }
+    /// Graph inputs.
+    pub fn inputs(&self) -> &[Port] {
+        &self.inputs
+    }
+    /// Graph outputs.
+    pub fn outputs(&self) -> &[Port] {
+        &self.outputs
+    }
+    /// Dense initializers in order.
+    pub fn initializers(&self) -> &[ValueId] {
+        &self.initializers
+    }
+    /// Sparse initializers in order.
+    pub fn sparse_initializers(&self) -> &[ValueId] {
+        &self.sparse_initializers
+    }
+
+    /// The node that produces `value`, if a node does.
+    pub fn producer(&self, value: ValueId) -> Option<NodeId> {
+        match self.value(value).def {
+            Def::Node { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+}
