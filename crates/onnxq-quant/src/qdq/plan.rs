@@ -1,7 +1,7 @@
 //! The static pass's shared state: the marking result ([`Marks`]: which tensors are quantized and
 //! how, ORT's `tensors_to_quantize` and `bias_to_quantize`), the activation parameters, and the
-//! values the emit stages hand each other. Every stage reads these; none of them imports another
-//! stage's internals.
+//! values the emit stages hand each other. Every stage reads these from here, never from the
+//! driver (`mod.rs`), so no stage imports the file that runs it.
 
 use std::collections::BTreeMap;
 
