@@ -1,8 +1,9 @@
-//! Opset checks and safe upgrades of the default domain.
+//! Opset checks and safe upgrades of the default domain, and the opset imports of the domains a
+//! pass emits into.
 
 use onnxq_ir::{Graph, Model};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Ops whose definition changed between opset 10 and 11 (ONNX's operator changelog). A model using
 /// none of them means the same at 11, so its import can simply be raised.
@@ -109,4 +110,18 @@ fn first_changed(g: &Graph) -> Option<String> {
         }
     }
     None
+}
+
+/// Adds an opset import of `domain`, version 1, unless the model has one (for the com.microsoft
+/// operators a pass emits).
+pub(crate) fn import_domain(model: &mut Model, domain: &str) {
+    if model.opset(domain).is_none() {
+        model
+            .proto
+            .opset_import
+            .push(onnxq_ir::proto::OperatorSetIdProto {
+                domain: Some(domain.to_owned()),
+                version: Some(1),
+            });
+    }
 }

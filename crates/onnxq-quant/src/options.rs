@@ -1,6 +1,13 @@
-//! Settings of a dynamic quantization run, with ONNX Runtime's meanings and defaults.
+//! Settings of a quantization run, with ONNX Runtime's meanings and defaults: the dynamic and
+//! static options, and the per-tensor overrides as the user writes them (ORT's
+//! `TensorQuantOverrides`; `qdq/overrides.rs` validates and resolves them).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use crate::numerics::QuantType;
+pub use crate::select::glob_match;
 
 /// Options of `quantize --mode dynamic` (ORT's `quantize_dynamic` arguments and extra options).
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +113,7 @@ pub struct StaticOptions {
     /// Every quantized range spans at least this much (`MinimumRealRange`).
     pub min_real_range: Option<f32>,
     /// Per-tensor settings (`TensorQuantOverrides`).
-    pub overrides: crate::overrides::Overrides,
+    pub overrides: Overrides,
 }
 
 impl Default for StaticOptions {
@@ -136,44 +143,79 @@ impl Default for StaticOptions {
     }
 }
 
-/// Whether `name` matches a pattern: exact, or a glob with `*` (any run) and `?` (one character).
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    // Iterative wildcard matching with backtracking to the last `*`.
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+/// One override entry, with ORT's keys.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// Quantization type: `QInt8`, `QUInt8`, `QInt16`, `QUInt16`, `QInt4`, `QUInt4` (or onnxq's
+    /// `int8`, `uint8`, ...).
+    #[serde(default, deserialize_with = "quant_type")]
+    pub quant_type: Option<QuantType>,
+    /// Fixed scale (with `zero_point`; then no range keys).
+    pub scale: Option<f32>,
+    /// Fixed zero point (with `scale`).
+    pub zero_point: Option<i32>,
+    /// Symmetric range.
+    pub symmetric: Option<bool>,
+    /// 7-bit range (constants only).
+    pub reduce_range: Option<bool>,
+    /// Replaces the calibrated (or observed) minimum.
+    pub rmin: Option<f32>,
+    /// Replaces the calibrated (or observed) maximum.
+    pub rmax: Option<f32>,
+    /// Per-channel axis (constants only).
+    pub axis: Option<i64>,
+    /// Mixed precision (activations only): some or all consumers read the tensor re-quantized to
+    /// another type.
+    pub convert: Option<Convert>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
+/// ORT's `convert` entry: the second type, its parameters and who reads it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Convert {
+    /// The converted type (required; must differ from the tensor's own).
+    #[serde(default, deserialize_with = "quant_type")]
+    pub quant_type: Option<QuantType>,
+    /// Fixed scale (with `zero_point`; then no range keys).
+    pub scale: Option<f32>,
+    /// Fixed zero point (with `scale`).
+    pub zero_point: Option<i32>,
+    /// Symmetric range (default: the activations' setting, not the tensor's override).
+    pub symmetric: Option<bool>,
+    /// Replaces the calibrated minimum (the tensor's own `rmin` does not carry over).
+    pub rmin: Option<f32>,
+    /// Replaces the calibrated maximum.
+    pub rmax: Option<f32>,
+    /// Accepted only to be refused with ORT's reason (activations have no reduced range).
+    pub reduce_range: Option<bool>,
+    /// Names of the consumer nodes that read the converted type (default: all of them).
+    pub recv_nodes: Option<Vec<String>>,
+}
 
-    #[test]
-    fn globs() {
-        assert!(glob_match("/m/encoder/*", "/m/encoder/layer.0/MatMul"));
-        assert!(glob_match("*MatMul*", "/a/MatMul_1"));
-        assert!(glob_match("conv?", "conv1"));
-        assert!(!glob_match("conv?", "conv12"));
-        assert!(glob_match("exact", "exact"));
-        assert!(!glob_match("exact", "exactly"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a*b*c", "a-b-b-c"));
-        assert!(!glob_match("a*b*c", "a-c-b"));
-    }
+/// Overrides by tensor name.
+pub type Overrides = BTreeMap<String, Vec<Override>>;
+
+fn quant_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<QuantType>, D::Error> {
+    let s = String::deserialize(d)?;
+    let t = match s.trim_start_matches("QuantType.") {
+        "QInt8" | "int8" => QuantType::I8,
+        "QUInt8" | "uint8" => QuantType::U8,
+        "QInt16" | "int16" => QuantType::I16,
+        "QUInt16" | "uint16" => QuantType::U16,
+        "QInt4" | "int4" => QuantType::I4,
+        "QUInt4" | "uint4" => QuantType::U4,
+        "QFLOAT8E4M3FN" | "float8e4m3fn" => {
+            return Err(serde::de::Error::custom(
+                "quant_type QFLOAT8E4M3FN is not supported: ONNX Runtime 1.31's CPU provider fails on \
+                 the float8 QDQ models ORT's tool writes (its QDQ fusion); use an integer type",
+            ));
+        }
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "unknown quant_type `{other}` (QInt8, QUInt8, QInt16, QUInt16, QInt4, QUInt4)"
+            )));
+        }
+    };
+    Ok(Some(t))
 }

@@ -37,6 +37,28 @@ pub struct Entry {
     pub weight_sqnr_db: Option<f64>,
 }
 
+impl Outcome {
+    /// Left in float for `reason`.
+    pub(crate) fn skipped(reason: impl Into<String>) -> Outcome {
+        Outcome::Skipped {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Entry {
+    /// The entry of node `node` (its label) of `op_type` in graph `graph`, without weight SQNR.
+    pub(crate) fn new(graph: &str, node: String, op_type: &str, outcome: Outcome) -> Entry {
+        Entry {
+            graph: graph.to_owned(),
+            node,
+            op_type: op_type.to_owned(),
+            outcome,
+            weight_sqnr_db: None,
+        }
+    }
+}
+
 /// The report of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {

@@ -1,10 +1,12 @@
-//! Finding the constant tensor behind a node input: an initializer, a Constant node's value, an
-//! Identity of either, or such a constant of an enclosing graph (for nodes inside subgraphs).
-//! ONNX Runtime's tool only accepts the first ("Expected ... to be an initializer").
+//! Constants, for every pass: finding the tensor behind a node input (an initializer, a Constant
+//! node's value, an Identity of either, or such a constant of an enclosing graph, for nodes inside
+//! subgraphs; ONNX Runtime's tool only accepts the first, "Expected ... to be an initializer"),
+//! reading its float32 data in place, and removing it once nothing reads it.
 
 use onnxq_ir::proto as pb;
 use onnxq_ir::{Def, Graph, NodeId, ValueId};
 
+use crate::edit::input;
 use crate::numerics::F32Data;
 
 /// Where a constant lives, relative to the graph of the node that reads it.
@@ -64,9 +66,7 @@ fn resolve_at<'g>(
                     Source::Constant(*node),
                     n.attribute("value")?.proto.t.as_ref()?,
                 ),
-                ("", "Identity") => {
-                    resolve_at(g, outer, n.inputs().first().copied().flatten()?, depth)
-                }
+                ("", "Identity") => resolve_at(g, outer, input(n, 0)?, depth),
                 _ => None,
             }
         }
@@ -87,6 +87,13 @@ pub(crate) fn f32_data(t: &pb::TensorProto) -> Option<F32Data<'_>> {
         Some(raw) => F32Data::Le(raw),
         None => F32Data::Slice(&t.float_data),
     })
+}
+
+/// The value of `v` when it is a constant float32 scalar (one element, any rank).
+pub(crate) fn scalar_f32(g: &Graph, v: ValueId) -> Option<f32> {
+    resolve(g, &[], v)
+        .and_then(|c| f32_data(c.tensor).filter(|d| d.len() == 1))
+        .map(|d| d.get(0))
 }
 
 /// The tensor's dims as sizes (dims are checked non-negative at load).
@@ -114,7 +121,7 @@ pub(crate) fn remove_if_unused(g: &mut Graph, v: ValueId) {
         Def::Node { node, .. } => {
             let input = g.node(node).and_then(|n| match n.op_type() {
                 "Constant" => Some(None),
-                "Identity" => Some(n.inputs().first().copied().flatten()),
+                "Identity" => Some(input(n, 0)),
                 _ => None,
             });
             if let Some(input) = input

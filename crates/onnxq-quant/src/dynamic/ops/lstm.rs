@@ -6,10 +6,12 @@
 
 use onnxq_ir::{Graph, NodeId};
 
-use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, replace_with_contrib, target};
+use crate::dynamic::emit::{Shared, replace_with_contrib, target};
+use crate::dynamic::ops::quantizer::DynamicOp;
+use crate::dynamic::plan::{Layout, NodePlan, PlanCx};
+use crate::edit::int_attr_of;
+use crate::error::Result;
 use crate::numerics::QuantType;
-use crate::ops::DynamicOp;
 
 /// LSTM quantizer.
 pub(crate) struct Lstm;
@@ -21,12 +23,7 @@ impl DynamicOp for Lstm {
 
     fn plan(&self, cx: &PlanCx<'_>, id: NodeId) -> Result<NodePlan, String> {
         let node = cx.graph.node(id).ok_or("node was removed")?;
-        if node
-            .attribute("layout")
-            .and_then(|a| a.proto.i)
-            .unwrap_or(0)
-            != 0
-        {
+        if int_attr_of(node, "layout", 0) != 0 {
             return Err("layout = 1 has no DynamicQuantizeLSTM equivalent".into());
         }
         cx.activation(node, 0, "X")?;

@@ -1,7 +1,7 @@
 //! The static (QDQ) op registry: which tensors of a node get quantize/dequantize pairs, per op type,
 //! with ONNX Runtime's `QDQQuantizer` rules (reference §5.5). Adding an op whose tensors follow an
-//! existing rule is one row in [`STATIC_OPS`] (or [`ON_REQUEST_OPS`]); a new rule is a [`Rule`] variant and its arm in
-//! `qdq::mark_node`.
+//! existing rule is one row in [`STATIC_OPS`] (or [`ON_REQUEST_OPS`]); a new rule is a [`Rule`]
+//! variant here and its arm in `mark_node` (`qdq/mark.rs`).
 
 /// How a node's tensors are marked for quantization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,4 +105,37 @@ pub fn rule(op_type: &str) -> Rule {
         .chain(ON_REQUEST_OPS)
         .find(|(t, _)| *t == op_type)
         .map_or(Rule::Generic, |(_, r)| *r)
+}
+
+/// Whether the registry has a rule for `op_type` (quantized by default or on request).
+pub(crate) fn known(op_type: &str) -> bool {
+    STATIC_OPS
+        .iter()
+        .chain(ON_REQUEST_OPS)
+        .any(|(t, _)| *t == op_type)
+}
+
+/// Ops ORT's QOperator format has no quantized form of: they stay float.
+const QDQ_ONLY: &[&str] = &[
+    "ConvTranspose",
+    "Slice",
+    "TopK",
+    "CumSum",
+    "GatherElements",
+    "InstanceNormalization",
+    "LayerNormalization",
+    "BatchNormalization",
+];
+
+/// The rule a node of `op_type` is marked with, following ORT's QOperator choices when
+/// `qoperator` is set; `None` when it is not marked at all.
+pub(crate) fn rule_for(op_type: &str, qoperator: bool) -> Option<Rule> {
+    if qoperator && QDQ_ONLY.contains(&op_type) {
+        return None;
+    }
+    Some(match op_type {
+        // ORT's QOperator AveragePool (QLinearAveragePool) has its own output parameters.
+        "AveragePool" if qoperator => Rule::Generic,
+        op => rule(op),
+    })
 }

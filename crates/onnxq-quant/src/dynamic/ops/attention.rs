@@ -5,9 +5,10 @@
 
 use onnxq_ir::{Graph, NodeId};
 
-use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, replace_with_contrib, target};
-use crate::ops::DynamicOp;
+use crate::dynamic::emit::{Shared, replace_with_contrib, target};
+use crate::dynamic::ops::quantizer::DynamicOp;
+use crate::dynamic::plan::{Layout, NodePlan, PlanCx};
+use crate::error::Result;
 
 /// Attention quantizer.
 pub(crate) struct Attention;

@@ -5,9 +5,11 @@
 
 use onnxq_ir::{Graph, NodeId};
 
-use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, replace_node, rescale, target};
-use crate::ops::DynamicOp;
+use crate::dynamic::emit::{Shared, replace_node, rescale, target};
+use crate::dynamic::ops::quantizer::DynamicOp;
+use crate::dynamic::plan::{Layout, NodePlan, PlanCx};
+use crate::edit::add;
+use crate::error::Result;
 
 /// MatMul quantizer.
 pub(crate) struct MatMul;
@@ -55,8 +57,7 @@ impl DynamicOp for MatMul {
         let inputs = [Some(aq), Some(bq), Some(azp), Some(bzp)];
         let int = add(
             g,
-            "MatMulInteger",
-            "",
+            ("MatMulInteger", ""),
             &format!("{}_quant", t.label),
             &inputs,
             &format!("{}_output_quantized", t.out_name),

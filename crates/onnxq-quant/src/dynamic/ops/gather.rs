@@ -3,10 +3,12 @@
 
 use onnxq_ir::{Graph, NodeId};
 
-use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, replace_node, target};
+use crate::dynamic::emit::{Shared, replace_node, target};
+use crate::dynamic::ops::quantizer::DynamicOp;
+use crate::dynamic::plan::{Layout, NodePlan, PlanCx};
+use crate::edit::{add, input};
+use crate::error::Result;
 use crate::numerics::QuantType;
-use crate::ops::DynamicOp;
 
 /// Gather quantizer.
 pub(crate) struct Gather;
@@ -18,11 +20,7 @@ impl DynamicOp for Gather {
 
     fn plan(&self, cx: &PlanCx<'_>, id: NodeId) -> Result<NodePlan, String> {
         let node = cx.graph.node(id).ok_or("node was removed")?;
-        node.inputs()
-            .get(1)
-            .copied()
-            .flatten()
-            .ok_or("input indices is missing")?;
+        input(node, 1).ok_or("input indices is missing")?;
         let w = cx
             .weight(
                 node,
@@ -44,8 +42,7 @@ impl DynamicOp for Gather {
         let [q, scale, zp] = shared.weight(g, &plan.weights[0])?;
         let gathered = add(
             g,
-            "Gather",
-            "",
+            ("Gather", ""),
             &t.label,
             &[Some(q), t.input(1)],
             &format!("{}_quantized", t.out_name),
@@ -54,8 +51,7 @@ impl DynamicOp for Gather {
         let dq_name = format!("{}_DequantizeLinear", t.out_name);
         let y = add(
             g,
-            "DequantizeLinear",
-            "",
+            ("DequantizeLinear", ""),
             &dq_name,
             &[Some(gathered), Some(scale), Some(zp)],
             &t.out_name,

@@ -4,12 +4,13 @@
 //! `conv_per_channel`, onnxq quantizes symmetric weights per output channel instead: the zero point
 //! stays a scalar 0 and the `[C, 1, …]` scales apply in the float `Mul` after the integer product.
 
-use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, NodeId};
 
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, replace_node, rescale, target};
-use crate::ops::DynamicOp;
-use crate::{Error, Result};
+use crate::dynamic::emit::{Shared, replace_node, rescale, target};
+use crate::dynamic::ops::quantizer::DynamicOp;
+use crate::dynamic::plan::{Layout, NodePlan, PlanCx};
+use crate::edit::{add, init, tensor};
+use crate::error::Result;
 
 /// Conv quantizer.
 pub(crate) struct Conv;
@@ -60,8 +61,7 @@ impl DynamicOp for Conv {
         let out = &t.out_name;
         let int = add(
             g,
-            "ConvInteger",
-            "",
+            ("ConvInteger", ""),
             &format!("{}_quant", t.label),
             &inputs,
             &format!("{out}_output_quantized"),
@@ -76,26 +76,12 @@ impl DynamicOp for Conv {
         if let Some(b) = bias {
             let mut shape = vec![1i64, -1];
             shape.resize(w.dims.len(), 1);
-            let shape_t = pb::TensorProto {
-                dims: vec![shape.len() as i64],
-                data_type: Some(7),
-                raw_data: Some(
-                    shape
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect::<Vec<u8>>()
-                        .into(),
-                ),
-                ..Default::default()
-            };
-            let shape_name = g.fresh_name(&format!("{out}_bias_reshape_shape"));
-            let shape_v = g
-                .add_initializer(&shape_name, shape_t)
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            let shape_bytes = shape.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let shape_t = tensor(vec![shape.len() as i64], 7, shape_bytes);
+            let shape_v = init(g, &format!("{out}_bias_reshape_shape"), shape_t)?;
             let reshaped = add(
                 g,
-                "Reshape",
-                "",
+                ("Reshape", ""),
                 &format!("{out}_bias_reshape"),
                 &[Some(b), Some(shape_v)],
                 &format!("{out}_bias_reshape_output"),
@@ -103,8 +89,7 @@ impl DynamicOp for Conv {
             )?;
             y = add(
                 g,
-                "Add",
-                "",
+                ("Add", ""),
                 &format!("{out}_bias_add"),
                 &[Some(y), Some(reshaped)],
                 out,

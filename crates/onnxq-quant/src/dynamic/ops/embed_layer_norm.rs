@@ -5,10 +5,12 @@
 
 use onnxq_ir::{Graph, NodeId};
 
-use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, replace_with_contrib, target};
+use crate::dynamic::emit::{Shared, replace_with_contrib, target};
+use crate::dynamic::ops::quantizer::DynamicOp;
+use crate::dynamic::plan::{Layout, NodePlan, PlanCx};
+use crate::edit::input;
+use crate::error::Result;
 use crate::numerics::QuantType;
-use crate::ops::DynamicOp;
 
 /// EmbedLayerNormalization quantizer.
 pub(crate) struct EmbedLayerNorm;
@@ -37,7 +39,7 @@ impl DynamicOp for EmbedLayerNorm {
                 "a third output (embedding_sum) has no QEmbedLayerNormalization equivalent".into(),
             );
         }
-        if node.inputs().get(8).copied().flatten().is_some() {
+        if input(node, 8).is_some() {
             return Err("position_ids has no QEmbedLayerNormalization equivalent".into());
         }
         let mut weights = Vec::new();

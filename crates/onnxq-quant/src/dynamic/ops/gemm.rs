@@ -5,22 +5,14 @@
 
 use onnxq_ir::{Graph, NodeId};
 
-use crate::Result;
-use crate::dynamic::{Layout, NodePlan, PlanCx, Shared, add, replace_node, rescale, target};
-use crate::ops::DynamicOp;
+use crate::dynamic::emit::{Shared, replace_node, rescale, target};
+use crate::dynamic::ops::quantizer::DynamicOp;
+use crate::dynamic::plan::{Layout, NodePlan, PlanCx};
+use crate::edit::{add, float_attr, input, int_attr_of};
+use crate::error::Result;
 
 /// Gemm quantizer.
 pub(crate) struct Gemm;
-
-fn attr_f(node: &onnxq_ir::Node, name: &str, default: f32) -> f32 {
-    node.attribute(name)
-        .and_then(|a| a.proto.f)
-        .unwrap_or(default)
-}
-
-fn attr_i(node: &onnxq_ir::Node, name: &str) -> i64 {
-    node.attribute(name).and_then(|a| a.proto.i).unwrap_or(0)
-}
 
 impl DynamicOp for Gemm {
     fn op_type(&self) -> &'static str {
@@ -29,19 +21,22 @@ impl DynamicOp for Gemm {
 
     fn plan(&self, cx: &PlanCx<'_>, id: NodeId) -> Result<NodePlan, String> {
         let node = cx.graph.node(id).ok_or("node was removed")?;
-        let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
-        let has_c = node.inputs().get(2).copied().flatten().is_some();
+        let (alpha, beta) = (
+            float_attr(node, "alpha", 1.0),
+            float_attr(node, "beta", 1.0),
+        );
+        let has_c = input(node, 2).is_some();
         if alpha != 1.0 || (has_c && beta != 1.0) {
             return Err(format!(
                 "alpha = {alpha}, beta = {beta}: only alpha = beta = 1 rewrites to MatMul + Add"
             ));
         }
-        if attr_i(node, "transA") != 0 {
+        if int_attr_of(node, "transA", 0) != 0 {
             return Err("transA = 1 is not rewritten to MatMul".into());
         }
         let a = cx.activation(node, 0, "A")?;
         let o = cx.opts;
-        let layout = if attr_i(node, "transB") != 0 {
+        let layout = if int_attr_of(node, "transB", 0) != 0 {
             Layout::Transposed
         } else {
             Layout::AsIs
@@ -80,8 +75,7 @@ impl DynamicOp for Gemm {
         let inputs = [Some(aq), Some(bq), Some(azp), Some(bzp)];
         let int = add(
             g,
-            "MatMulInteger",
-            "",
+            ("MatMulInteger", ""),
             &format!("{label}_quant"),
             &inputs,
             &format!("{mm_name}_output_quantized"),
@@ -91,8 +85,7 @@ impl DynamicOp for Gemm {
         if let Some(c) = c {
             y = add(
                 g,
-                "Add",
-                "",
+                ("Add", ""),
                 &format!("{}_Add", t.label),
                 &[Some(y), Some(c)],
                 &t.out_name,

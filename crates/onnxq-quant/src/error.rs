@@ -1,0 +1,45 @@
+//! The crate's error type: why a quantization run could not proceed (per-node problems are report
+//! entries, not errors), with a hint for the user.
+
+/// Why a quantization run could not proceed. Per-node problems are report entries, not errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The model's opset is too old or cannot be raised safely.
+    #[error("{0}")]
+    Opset(String),
+    /// An include/exclude entry matches nothing, or another selection problem.
+    #[error("{0}")]
+    Selection(String),
+    /// The model lacks something every quantization needs.
+    #[error("{0}")]
+    Model(String),
+    /// A broken invariant inside onnxq (a bug, never user input).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Opset(_) => Some(
+                "convert the model to a newer opset first, e.g. `onnx.version_converter.convert_version(model, 13)`, \
+                 or re-export it with opset 13 or newer",
+            ),
+            Error::Selection(_) => {
+                Some("node names are listed by `onnxq inspect --json`; globs use `*` and `?`")
+            }
+            Error::Model(_) => None,
+            Error::Internal(_) => Some("this is a bug in onnxq; please report it with the model"),
+        }
+    }
+
+    /// A graph edit the pass planned was refused by the IR: the plan was wrong, so it is a bug.
+    pub(crate) fn edit(e: onnxq_ir::Error) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
+/// Result with the quantization crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
