@@ -53,7 +53,8 @@ fn count(edges: &[f32], absolute: bool, values: &[f32], counts: &mut [u64]) {
 
 impl Histogram {
     /// An empty histogram of `bins` bins over `[first, last]` (numpy widens an empty range by ±0.5).
-    /// Fails like numpy on a non-finite range or one too narrow for distinct edges.
+    /// Fails like numpy on a non-finite range or one too narrow for distinct edges, and on one whose
+    /// width overflows float32 (`[-f32::MAX, f32::MAX]`, a `finfo.min` mask: no finite edges).
     pub fn new(
         mut first: f32,
         mut last: f32,
@@ -66,6 +67,11 @@ impl Histogram {
         if first == last {
             first -= 0.5;
             last += 0.5;
+        }
+        if !(last - first).is_finite() {
+            return Err(format!(
+                "range [{first}, {last}] is wider than float32 can hold"
+            ));
         }
         let edges = linspace(first, last, bins.max(1));
         if edges.windows(2).any(|w| w[0] >= w[1]) {
@@ -129,7 +135,7 @@ impl Histogram {
             let cut = (100.0 - percentile) / 200.0;
             (self.edges[search(cut)], self.edges[search(1.0 - cut)])
         };
-        (lo.max(observed.0), hi.min(observed.1))
+        clamp(lo, hi, observed)
     }
 
     /// ORT's Entropy threshold (§4.5, TensorRT's KL search) on a symmetric histogram, clamped to
@@ -174,7 +180,7 @@ impl Histogram {
                 best = (kl, (self.edges[start], self.edges[end]));
             }
         }
-        (best.1.0.max(observed.0), best.1.1.min(observed.1))
+        clamp(best.1.0, best.1.1, observed)
     }
 
     /// ORT's Distribution statistics (§4.6, scenario "same"): mean and standard deviation of the bin
@@ -203,6 +209,18 @@ impl Histogram {
             / t;
         (avg, (sq - avg * avg).max(0.0).sqrt())
     }
+}
+
+/// ORT's clamp of a searched threshold `[lo, hi]` to the observed range, each bound on its own,
+/// then uncrossed. The clamp crosses when all values lie on one side of the bin edge the search
+/// picked (a constant tensor: asymmetric Percentile gives `[3, 2.997]`); ORT keeps that pair, and
+/// its parameters depend only on `min(lo, 0)` and `max(hi, 0)` (0 is always representable). So a
+/// crossed pair becomes the range with those same two values that does not cross (the point
+/// `[2.997, 2.997]`, or `[0, 0]` across 0): identical parameters, and a valid range in the file.
+/// An uncrossed pair is unchanged.
+fn clamp(lo: f32, hi: f32, observed: (f32, f32)) -> (f32, f32) {
+    let (lo, hi) = (lo.max(observed.0), hi.min(observed.1));
+    (lo.min(hi.max(0.0)), hi.max(lo.min(0.0)))
 }
 
 /// ORT's `smooth_distribution` in its float32 arithmetic: zeros become 1e-4, nonzeros give up
@@ -334,5 +352,34 @@ mod tests {
             (-4.0, 3.0),
             "clamped to the observed range"
         );
+    }
+
+    #[test]
+    fn crossed_clamps_become_ranges_with_the_same_parameters() {
+        // Constant 3, asymmetric Percentile: ORT's clamp gives [3, 2.997].
+        let mut h = Histogram::new(-3.0, 3.0, 2048, false).unwrap_or_else(|e| panic!("{e}"));
+        h.add(&[3.0; 16]);
+        let (lo, hi) = h.percentile(99.999, (3.0, 3.0));
+        assert!(lo <= hi && lo == hi && hi < 3.0, "[{lo}, {hi}]");
+        for (raw, want) in [
+            ((3.0, 2.5), (2.5, 2.5)),
+            ((-2.5, -3.0), (-2.5, -2.5)),
+            ((1.0, -1.0), (0.0, 0.0)),
+            ((-1.0, 2.0), (-1.0, 2.0)),
+        ] {
+            let got = clamp(raw.0, raw.1, (f32::NEG_INFINITY, f32::INFINITY));
+            assert_eq!(got, want, "{raw:?}");
+            assert_eq!(
+                (got.0.min(0.0), got.1.max(0.0)),
+                (raw.0.min(0.0), raw.1.max(0.0)),
+                "{raw:?}: what the parameters read"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_a_range_wider_than_float32() {
+        let e = Histogram::new(-f32::MAX, f32::MAX, 128, false).unwrap_err();
+        assert!(e.contains("wider than float32"), "{e}");
     }
 }

@@ -174,16 +174,20 @@ pub fn augmented_minmax(
     Ok((m, outputs))
 }
 
+/// Per-tensor ranges, and the tensors calibration gave no range with the reason.
+pub type Calibrated = (BTreeMap<String, TensorRange>, BTreeMap<String, String>);
+
 /// Runs `samples` through `engine`, a session of [`augmented_minmax`]'s model (whose extra outputs
 /// `outputs` maps to tensors), and returns each tensor's MinMax range; graph inputs come from the
-/// feeds. `progress` is called after each sample.
+/// feeds. A tensor that held no value in any sample (empty, or NaN) is returned in the second map
+/// with the reason, never as a made-up range. `progress` is called after each sample.
 pub fn calibrate_minmax(
     engine: &mut dyn Executor,
     samples: &Samples,
     outputs: &ReducedOutputs,
     opts: MinMaxOptions,
     mut progress: impl FnMut(usize),
-) -> Result<BTreeMap<String, TensorRange>, Error> {
+) -> Result<Calibrated, Error> {
     let method = Method::MinMax(opts);
     let mut observers: BTreeMap<String, Observer> = BTreeMap::new();
     samples.each(|i, sample| {
@@ -217,10 +221,18 @@ pub fn calibrate_minmax(
         progress(i + 1);
         Ok::<(), Error>(())
     })?;
-    Ok(observers
-        .into_iter()
-        .map(|(k, o)| (k, o.finish()))
-        .collect())
+    let (mut ranges, mut skipped) = (BTreeMap::new(), BTreeMap::new());
+    for (name, o) in observers {
+        match o.range() {
+            Ok(r) => {
+                ranges.insert(name, r);
+            }
+            Err(reason) => {
+                skipped.insert(name, reason);
+            }
+        }
+    }
+    Ok((ranges, skipped))
 }
 
 /// Float32 tensors among the engine's outputs (its resolved types of an [`augmented`] model, for
@@ -274,27 +286,29 @@ pub struct Extremes {
 }
 
 /// Pass 1 of the histogram methods: every tensor's extremes, from a session of
-/// [`augmented_minmax`]'s model built with `abs_min`. Graph inputs come from the feeds. `progress`
-/// is called after each sample.
+/// [`augmented_minmax`]'s model built with `abs_min`. Graph inputs come from the feeds. A sample
+/// that held no value (a NaN, or a crossed pair: an empty tensor) is left out; a tensor with no
+/// such sample at all maps to `None`. `progress` is called after each sample.
 pub fn calibrate_extremes(
     engine: &mut dyn Executor,
     samples: &Samples,
     outputs: &ReducedOutputs,
     mut progress: impl FnMut(usize),
-) -> Result<BTreeMap<String, Extremes>, Error> {
-    let mut all: BTreeMap<String, Extremes> = BTreeMap::new();
+) -> Result<BTreeMap<String, Option<Extremes>>, Error> {
+    let mut all: BTreeMap<String, Option<Extremes>> = BTreeMap::new();
     let mut merge = |name: &str, e: Extremes| {
-        if e.min.is_nan() || e.max.is_nan() || e.abs_min.is_nan() {
+        let slot = all.entry(name.to_owned()).or_default();
+        if e.min.is_nan() || e.max.is_nan() || e.abs_min.is_nan() || e.min > e.max {
             return;
         }
-        let slot = all.entry(name.to_owned()).or_insert(Extremes {
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
-            abs_min: f32::INFINITY,
+        *slot = Some(match *slot {
+            None => e,
+            Some(s) => Extremes {
+                min: s.min.min(e.min),
+                max: s.max.max(e.max),
+                abs_min: s.abs_min.min(e.abs_min),
+            },
         });
-        slot.min = slot.min.min(e.min);
-        slot.max = slot.max.max(e.max);
-        slot.abs_min = slot.abs_min.min(e.abs_min);
     };
     samples.each(|i, sample| {
         for (name, t) in &sample {
@@ -342,16 +356,15 @@ pub fn calibrate_extremes(
 /// Pass 2 of the histogram methods: streams every sample through a histogram per tensor over the
 /// range pass 1 fixed (so the counts equal ONNX Runtime's single `np.histogram` over all samples),
 /// then applies `method`. `engine` runs an [`augmented`] model (full tensors as outputs). Tensors
-/// with infinite values are returned in the second map with the reason (ORT's tool crashes on
-/// them).
-#[allow(clippy::type_complexity)]
+/// with infinite values (ORT's tool crashes on them) or no values at all (`None` extremes) are
+/// returned in the second map with the reason.
 pub fn calibrate_histogram(
     engine: &mut dyn Executor,
     samples: &Samples,
-    extremes: &BTreeMap<String, Extremes>,
+    extremes: &BTreeMap<String, Option<Extremes>>,
     method: HistogramMethod,
     mut progress: impl FnMut(usize),
-) -> Result<(BTreeMap<String, TensorRange>, BTreeMap<String, String>), Error> {
+) -> Result<Calibrated, Error> {
     use crate::histogram::Histogram;
     let (bins, absolute) = match method {
         HistogramMethod::Percentile {
@@ -365,7 +378,13 @@ pub fn calibrate_histogram(
     };
     let mut hists: BTreeMap<&str, Histogram> = BTreeMap::new();
     let mut skipped: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, Extremes> = BTreeMap::new();
     for (name, e) in extremes {
+        let Some(e) = *e else {
+            skipped.insert(name.clone(), observe::NO_VALUES.to_owned());
+            continue;
+        };
+        seen.insert(name.as_str(), e);
         let thr = e.min.abs().max(e.max.abs());
         let (first, last) = if absolute {
             (e.abs_min, thr)
@@ -404,7 +423,7 @@ pub fn calibrate_histogram(
     let ranges = hists
         .into_iter()
         .map(|(name, h)| {
-            let e = extremes[name];
+            let e = seen[name];
             let observed = (e.min, e.max);
             let range = match method {
                 HistogramMethod::Percentile { percentile, .. } => {

@@ -35,6 +35,9 @@ pub(crate) enum Observer {
     },
 }
 
+/// Why a tensor that held no value in any sample has no range.
+pub(crate) const NO_VALUES: &str = "no values observed: empty or NaN in every sample";
+
 /// Lanes folded side by side: plain `<`/`>` selects on fixed-size arrays compile to SIMD min/max.
 const LANES: usize = 16;
 /// Values per parallel task: large tensors are split across threads.
@@ -115,7 +118,9 @@ impl Observer {
         }
     }
 
-    /// Takes one sample's minimum and maximum (NaN if the sample held a NaN).
+    /// Takes one sample's minimum and maximum: NaN if the sample held a NaN (ONNX Runtime's
+    /// reductions), a crossed pair (`l > h`) if it held no value at all (an empty tensor reduces to
+    /// `[inf, -inf]` in ONNX Runtime, to `[f32::MAX, -f32::MAX]` in tract, as does an all-NaN one).
     pub(crate) fn observe_range(&mut self, l: f32, h: f32) {
         match self {
             Observer::MinMax {
@@ -125,8 +130,10 @@ impl Observer {
                 mins,
                 maxs,
             } => {
-                // numpy's nanmin/nanmax/nanmean across samples: a NaN sample is left out.
-                if l.is_nan() || h.is_nan() {
+                // numpy's nanmin/nanmax/nanmean across samples: a NaN sample is left out. A sample
+                // without values is left out too: its crossed pair is no observation, and ORT's
+                // moving average would take its `inf` into the mean.
+                if l.is_nan() || h.is_nan() || l > h {
                     return;
                 }
                 *lo = if lo.is_nan() { l } else { lo.min(l) };
@@ -139,7 +146,25 @@ impl Observer {
         }
     }
 
-    /// The range of everything observed.
+    /// The range of everything observed, or why there is none: no sample held a value (the
+    /// tensor is empty, or NaN, in every sample), or the moving average is not a number (per-sample
+    /// bounds of both `-inf` and `inf`). Either way the tensor has no range to quantize with.
+    pub(crate) fn range(self) -> Result<TensorRange, String> {
+        let Observer::MinMax { lo, .. } = &self;
+        if lo.is_nan() {
+            return Err(NO_VALUES.to_owned());
+        }
+        let r = self.finish();
+        if r.min.is_nan() || r.max.is_nan() {
+            return Err(format!(
+                "the moving average of the per-sample bounds is not a number ([{}, {}]): samples reach both -inf and inf",
+                r.min, r.max
+            ));
+        }
+        Ok(r)
+    }
+
+    /// The bounds of everything observed (NaN if nothing was; [`Observer::range`] checks).
     pub(crate) fn finish(self) -> TensorRange {
         match self {
             Observer::MinMax {
@@ -219,5 +244,60 @@ mod tests {
             },
             "means (-2, 1.5), then ±2"
         );
+    }
+
+    #[test]
+    fn samples_without_values_are_no_observation() {
+        for opts in [
+            MinMaxOptions::default(),
+            MinMaxOptions {
+                symmetric: true,
+                moving_average: true,
+            },
+        ] {
+            let mut o = Observer::new(&Method::MinMax(opts));
+            // An empty tensor in ONNX Runtime, in tract, and an all-NaN one.
+            o.observe_range(f32::INFINITY, f32::NEG_INFINITY);
+            o.observe_range(f32::MAX, -f32::MAX);
+            o.observe_range(f32::NAN, f32::NAN);
+            o.observe(&[]);
+            assert_eq!(o.range(), Err(NO_VALUES.to_owned()), "{opts:?}");
+        }
+    }
+
+    #[test]
+    fn empty_samples_stay_out_of_the_moving_average() {
+        let opts = MinMaxOptions {
+            symmetric: false,
+            moving_average: true,
+        };
+        let mut o = Observer::new(&Method::MinMax(opts));
+        o.observe(&[-1.0, 2.0]);
+        o.observe_range(f32::INFINITY, f32::NEG_INFINITY);
+        o.observe(&[-3.0, 0.0]);
+        assert_eq!(
+            o.range(),
+            Ok(TensorRange {
+                min: -2.0,
+                max: 1.0,
+                avg_std: None,
+            })
+        );
+    }
+
+    #[test]
+    fn constant_and_infinite_samples_keep_their_range() {
+        let mut o = Observer::new(&Method::MinMax(MinMaxOptions::default()));
+        o.observe(&[0.0, -0.0]);
+        assert_eq!(o.range().map(|r| (r.min, r.max)), Ok((0.0, 0.0)));
+        let opts = MinMaxOptions {
+            symmetric: false,
+            moving_average: true,
+        };
+        let mut o = Observer::new(&Method::MinMax(opts));
+        o.observe(&[f32::NEG_INFINITY, 1.0]);
+        o.observe(&[f32::INFINITY]);
+        let err = o.range().unwrap_err();
+        assert!(err.contains("not a number"), "mean of -inf and inf: {err}");
     }
 }

@@ -1,5 +1,11 @@
 //! The ranges file: a versioned JSON of per-tensor ranges, written by `onnxq calibrate` and read
-//! back by [`Ranges::from_json`] (for static quantization's `--ranges`, which comes next).
+//! back by [`Ranges::from_json`] for static quantization's `--ranges`.
+//!
+//! Every range in `tensors` is a real interval: `min <= max`, no NaN (infinite bounds are real
+//! observations). A tensor calibration could give no range (no value observed: empty or NaN in
+//! every sample; infinite values for a histogram) is not in `tensors` but in `skipped`, with the
+//! reason; static quantization leaves it in float. `--data` quantizes from the same [`Ranges`]
+//! value, so both ways give one model.
 
 use std::collections::BTreeMap;
 
@@ -74,18 +80,26 @@ pub struct Ranges {
     pub samples: usize,
     /// Range per tensor name.
     pub tensors: BTreeMap<String, TensorRange>,
-    /// Tensors the method could not calibrate, with the reason.
+    /// Tensors the method could not calibrate, with the reason (they have no range).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped: BTreeMap<String, String>,
+}
+
+/// How earlier onnxq versions wrote a tensor with no value observed: the reductions' `[inf, -inf]`
+/// of an empty tensor, or `[nan, nan]` (NaN in every sample). Neither is the range of any values,
+/// so reading it as "no range" is exact, and gives the model the current `--data` gives.
+fn legacy_no_values(t: &TensorRange) -> bool {
+    (t.min == f32::INFINITY && t.max == f32::NEG_INFINITY) || (t.min.is_nan() && t.max.is_nan())
 }
 
 impl Ranges {
     /// The current format version.
     pub const VERSION: u32 = 1;
 
-    /// Parses and checks a ranges file's text.
+    /// Parses and checks a ranges file's text. A tensor written the legacy way with no value
+    /// observed (see [`legacy_no_values`]) moves to `skipped`.
     pub fn from_json(text: &str) -> Result<Ranges, String> {
-        let r: Ranges =
+        let mut r: Ranges =
             serde_json::from_str(text).map_err(|e| format!("not an onnxq ranges file: {e}"))?;
         if r.format != "onnxq-ranges" || r.version != Self::VERSION {
             return Err(format!(
@@ -95,14 +109,37 @@ impl Ranges {
                 Self::VERSION
             ));
         }
+        let legacy: Vec<String> = r
+            .tensors
+            .iter()
+            .filter(|(_, t)| legacy_no_values(t))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in legacy {
+            if let Some(t) = r.tensors.remove(&name) {
+                r.skipped.insert(
+                    name,
+                    format!(
+                        "no values observed (written as [{}, {}] by an earlier onnxq)",
+                        t.min, t.max
+                    ),
+                );
+            }
+        }
         if let Some((name, t)) = r
             .tensors
             .iter()
             .find(|(_, t)| t.min.is_nan() || t.max.is_nan() || t.min > t.max)
         {
             return Err(format!(
-                "tensor `{name}` has an invalid range [{}, {}]",
+                "tensor `{name}` has an invalid range [{}, {}] (a NaN bound, or min above max); \
+                 calibrate again to rewrite the file",
                 t.min, t.max
+            ));
+        }
+        if let Some(name) = r.tensors.keys().find(|n| r.skipped.contains_key(*n)) {
+            return Err(format!(
+                "tensor `{name}` is listed both with a range and under `skipped`"
             ));
         }
         Ok(r)
@@ -157,5 +194,27 @@ mod tests {
                 .unwrap_err()
                 .contains("version 2")
         );
+    }
+
+    #[test]
+    fn legacy_no_value_markers_move_to_skipped() {
+        let text = r#"{"format":"onnxq-ranges","version":1,"method":"m","engine":"e","samples":1,"tensors":{"empty":{"min":"inf","max":"-inf"},"nan":{"min":"nan","max":"nan"},"x":{"min":-1.0,"max":1.0}}}"#;
+        let r = Ranges::from_json(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.tensors.keys().collect::<Vec<_>>(), ["x"]);
+        assert_eq!(r.skipped.keys().collect::<Vec<_>>(), ["empty", "nan"]);
+        // Only the exact markers: a half-NaN or a finite crossed range is still an error.
+        for bad in [
+            r#"{"min":"nan","max":1.0}"#,
+            r#"{"min":3.4028235e38,"max":-3.4028235e38}"#,
+        ] {
+            let t = text.replace(r#"{"min":-1.0,"max":1.0}"#, bad);
+            assert!(Ranges::from_json(&t).unwrap_err().contains("`x`"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_a_tensor_both_ranged_and_skipped() {
+        let text = r#"{"format":"onnxq-ranges","version":1,"method":"m","engine":"e","samples":1,"tensors":{"x":{"min":-1.0,"max":1.0}},"skipped":{"x":"why"}}"#;
+        assert!(Ranges::from_json(text).unwrap_err().contains("both"));
     }
 }

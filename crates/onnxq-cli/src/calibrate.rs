@@ -23,8 +23,12 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
             .with_context(|| format!("cannot write TensorRT tables into `{}`", dir.display()))?;
     }
     write_atomic(&a.output, &(serde_json::to_string_pretty(&ranges)? + "\n"))?;
+    let skipped = match ranges.skipped.len() {
+        0 => String::new(),
+        n => format!(" ({n} without a range, listed under `skipped` with the reason)"),
+    };
     note(&format!(
-        "calibrated {} tensors on {total} samples with {} ({}); wrote {}",
+        "calibrated {} tensors on {total} samples with {} ({}){skipped}; wrote {}",
         ranges.tensors.len(),
         ranges.engine,
         ranges.method,
@@ -72,9 +76,7 @@ pub(crate) fn calibrate(
             let mut engine = backend.load(&augmented_model, a.threads)?;
             drop(augmented_model);
             let bar = Progress::new("calibrating", total, "samples");
-            let tensors =
-                calibrate_minmax(&mut *engine, &samples, &outputs, opts, |done| bar.set(done))?;
-            (tensors, Default::default())
+            calibrate_minmax(&mut *engine, &samples, &outputs, opts, |done| bar.set(done))?
         }
         method => {
             let bins = a.num_bins.unwrap_or(if method == CalibMethod::Entropy {

@@ -27,8 +27,9 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             let mut opts = static_options(a, &cfg)?;
             opts.qoperator = format == Format::Qoperator;
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
-            let ranges = static_ranges(a, &cfg, &model, &opts)?;
+            let (ranges, unranged) = static_ranges(a, &cfg, &model, &opts)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
+            report.notes.extend(unranged);
             if format == Format::Qoperator {
                 lower_qoperator(&mut model, &mut report)?;
             }
@@ -175,13 +176,18 @@ fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
     })
 }
 
-/// The activation ranges: read from `--ranges`, or calibrated here from `--data`.
+/// The activation ranges: read from `--ranges`, or calibrated here from `--data`; and a note
+/// naming the tensors quantization reads that calibration gave no range, with the reason (they
+/// stay float unless an override or their op's rule fixes their parameters).
 fn static_ranges(
     a: &QuantizeArgs,
     cfg: &Config,
     model: &onnxq_ir::Model,
     opts: &onnxq_quant::StaticOptions,
-) -> Result<Ranges> {
+) -> Result<(Ranges, Option<String>)> {
+    // Only the tensors quantization reads are calibrated from `--data`; the note names the same
+    // ones from a full file.
+    let targets = onnxq_quant::qdq::calibration_targets(model, opts);
     let ranges = match &a.ranges {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -203,8 +209,6 @@ fn static_ranges(
             if let Some(p) = x.calib_percentile {
                 c.percentile = p;
             }
-            // Only the tensors quantization reads are calibrated.
-            let targets = onnxq_quant::qdq::calibration_targets(model, opts);
             crate::calibrate::calibrate(model, &c, Some(&targets))?
         }
     };
@@ -218,11 +222,46 @@ fn static_ranges(
         "none of the {} tensors in the ranges names a tensor of this model; calibrate this model",
         ranges.tensors.len()
     );
-    Ok(ranges
+    let note = unranged_note(&ranges.skipped, &targets);
+    let ranges = ranges
         .tensors
         .iter()
         .map(|(k, r)| (k.clone(), (r.min, r.max)))
-        .collect())
+        .collect();
+    Ok((ranges, note))
+}
+
+/// The note naming the tensors of `targets` calibration gave no range (`skipped`), grouped by
+/// reason, with three names and three reasons at most: the note stays one line.
+fn unranged_note(
+    skipped: &BTreeMap<String, String>,
+    targets: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    let mut unranged: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, reason) in skipped {
+        if targets.contains(name) {
+            unranged.entry(reason).or_default().push(name);
+        }
+    }
+    let total: usize = unranged.values().map(Vec::len).sum();
+    (total > 0).then(|| {
+        let groups: Vec<String> = unranged
+            .iter()
+            .take(3)
+            .map(|(reason, names)| {
+                let more = if names.len() > 3 { ", ..." } else { "" };
+                format!(
+                    "{}{more} ({reason})",
+                    names[..names.len().min(3)].join(", ")
+                )
+            })
+            .collect();
+        format!(
+            "calibration gave {total} tensor(s) no range: {}{}",
+            groups.join("; "),
+            if unranged.len() > 3 { "; ..." } else { "" }
+        )
+    })
 }
 
 /// Below this weight SQNR the summary warns: per-tensor 8-bit weights normally reach 30-45 dB.
