@@ -169,7 +169,7 @@ fn add(stats: &mut TensorStats, t: &pb::TensorProto) {
 /// Visits a graph and its subgraphs; `outer` holds the enclosing graphs, innermost last, so
 /// weights referred to from inside a subgraph are found where they are defined.
 fn walk<'g>(g: &'g Graph, outer: &mut Vec<&'g Graph>, s: &mut Summary) {
-    for &v in g.initializers() {
+    for v in g.initializers() {
         if let Some(t) = g.value(v).initializer() {
             add(&mut s.initializers, t);
         }

@@ -104,6 +104,48 @@ pub(crate) fn dims(t: &pb::TensorProto) -> Vec<usize> {
         .collect()
 }
 
+/// [`remove_if_unused`] for many values, ending the same way, but level by level: the Constant and
+/// Identity nodes writing the unused values go together, then what those Identity nodes read. A
+/// constant read through N Identity nodes then costs its N uses once instead of N times.
+pub(crate) fn remove_all_if_unused(
+    g: &mut Graph,
+    values: impl IntoIterator<Item = ValueId>,
+) -> onnxq_ir::Result<()> {
+    let mut level: Vec<ValueId> = values.into_iter().collect();
+    while !level.is_empty() {
+        level.sort_unstable();
+        level.dedup();
+        let mut nodes = Vec::new();
+        let mut next = Vec::new();
+        for v in level {
+            if !g.value(v).uses().is_empty()
+                || g.value(v).name().is_empty()
+                || g.outputs().iter().any(|p| p.value == v)
+            {
+                continue;
+            }
+            match *g.value(v).def() {
+                // Kept when it is also a graph input (IR < 4 style): the caller may feed it.
+                Def::Initializer(_) => {
+                    let _ = g.remove_initializer(v);
+                }
+                Def::Node { node, .. } => match g.node(node).map(|n| (n.op_type(), n.inputs())) {
+                    Some(("Constant", _)) => nodes.push(node),
+                    Some(("Identity", inputs)) => {
+                        next.extend(inputs.first().copied().flatten());
+                        nodes.push(node);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        g.remove_nodes(&nodes)?;
+        level = next;
+    }
+    Ok(())
+}
+
 /// Removes what reading `v` kept alive once nothing reads it: the initializer, or the Constant node
 /// and the Identity chain leading to it. Constants of enclosing graphs are left alone.
 pub(crate) fn remove_if_unused(g: &mut Graph, v: ValueId) {

@@ -2,6 +2,8 @@
 //! `names`, `def` and `uses`. Each checks everything before changing anything, so an error leaves
 //! the graph as it was, and keeps names, definitions and uses in agreement ([`Graph::validate`]).
 
+use std::collections::BTreeSet;
+
 use onnxq_proto as pb;
 
 use super::types::{Def, Graph, Node, NodeId, Port, Use, Value, ValueId};
@@ -211,10 +213,11 @@ impl Graph {
             }
         }
         self.values[new.index()].uses.extend(uses);
-        for p in &mut self.value_info {
-            if p.value == old {
-                p.value = new;
+        if let Some(entries) = self.value_info_of.remove(&old) {
+            for &i in &entries {
+                self.value_info[i].value = new;
             }
+            self.value_info_of.entry(new).or_default().extend(entries);
         }
         // `new`'s own name is freed first so the swap cannot collide.
         let temp = std::mem::take(&mut self.values[new.index()].name);
@@ -326,11 +329,25 @@ impl Graph {
                 self.values[v.index()].name
             )));
         }
+        // Only the values the node reads hold uses by it: its inputs, and the values its subgraphs
+        // read by name (`validate` checks that `Use::Subgraph` entries are exactly those). Visiting
+        // just these keeps removal proportional to the node, not to the graph.
+        let mut read: Vec<ValueId> = node.inputs.iter().flatten().copied().collect();
+        for g in node.attributes.iter().flat_map(|a| &a.subgraphs) {
+            read.extend(
+                g.values
+                    .iter()
+                    .filter(|v| matches!(v.def, Def::Outer))
+                    .filter_map(|v| self.names.get(&v.name).copied()),
+            );
+        }
+        read.sort_unstable();
+        read.dedup();
         let node = self.nodes[id.index()]
             .take()
             .unwrap_or_else(|| unreachable!("checked above"));
-        for value in &mut self.values {
-            value.uses.retain(|u| match *u {
+        for v in read {
+            self.values[v.index()].uses.retain(|u| match *u {
                 Use::Node { node, .. } | Use::Subgraph { node } => node != id,
                 Use::Output(_) => true,
             });
@@ -339,6 +356,63 @@ impl Graph {
             self.bury(*v);
         }
         Ok(node)
+    }
+
+    /// Removes several nodes whose outputs nobody uses, ending as `remove_node` on each in turn
+    /// would, but visiting each value they read once: removing the N readers of one value one at
+    /// a time costs N² (each removal scans that value's uses). Checks every node first, so an
+    /// error changes nothing.
+    pub fn remove_nodes(&mut self, ids: &[NodeId]) -> Result<()> {
+        let mut gone = BTreeSet::new();
+        let mut read: Vec<ValueId> = Vec::new();
+        for &id in ids {
+            let node = self.live_node(id)?;
+            if let Some(v) = node
+                .outputs
+                .iter()
+                .flatten()
+                .find(|v| !self.values[v.index()].uses.is_empty())
+            {
+                return Err(Error::Edit(format!(
+                    "cannot remove node `{}`: its output `{}` is still used",
+                    node.name(),
+                    self.values[v.index()].name
+                )));
+            }
+            if !gone.insert(id) {
+                return Err(Error::Edit(format!(
+                    "node `{}` is given twice for removal",
+                    node.name()
+                )));
+            }
+            // The values holding uses by the node: its inputs and what its subgraphs read.
+            read.extend(node.inputs.iter().flatten());
+            for g in node.attributes.iter().flat_map(|a| &a.subgraphs) {
+                read.extend(
+                    g.values
+                        .iter()
+                        .filter(|v| matches!(v.def, Def::Outer))
+                        .filter_map(|v| self.names.get(&v.name).copied()),
+                );
+            }
+        }
+        read.sort_unstable();
+        read.dedup();
+        for v in read {
+            self.values[v.index()].uses.retain(|u| match *u {
+                Use::Node { node, .. } | Use::Subgraph { node } => !gone.contains(&node),
+                Use::Output(_) => true,
+            });
+        }
+        for &id in ids {
+            let node = self.nodes[id.index()]
+                .take()
+                .unwrap_or_else(|| unreachable!("checked above"));
+            for v in node.outputs.iter().flatten() {
+                self.bury(*v);
+            }
+        }
+        Ok(())
     }
 
     /// Removes an initializer nobody uses (subgraph reads included).
@@ -354,7 +428,8 @@ impl Graph {
         let Def::Initializer(_) = v.def else {
             return Err(Error::Edit(format!("`{}` is not an initializer", v.name)));
         };
-        self.initializers.retain(|x| *x != value);
+        // `bury` turns its definition into `Declared`, which makes its entry in `initializers` a
+        // tombstone that `initializers()` and save skip (no scan of the list per removal).
         match self.bury(value) {
             Def::Initializer(t) => Ok(*t),
             _ => unreachable!("checked above"),
@@ -365,7 +440,8 @@ impl Graph {
     fn bury(&mut self, value: ValueId) -> Def {
         let name = std::mem::take(&mut self.values[value.index()].name);
         self.names.remove(&name);
-        self.value_info.retain(|p| p.value != value);
+        // Its entries become dead ones: they point at a tombstone, which `value_info()` and save skip.
+        self.value_info_of.remove(&value);
         std::mem::replace(&mut self.values[value.index()].def, Def::Declared)
     }
 }

@@ -114,6 +114,9 @@ fn add_inputs(
     inputs: Vec<pb::ValueInfoProto>,
     where_: &str,
 ) -> Result<(), String> {
+    // Values already declared as inputs: an IR < 4 model lists every initializer there, so a scan
+    // of the inputs so far per input would be quadratic.
+    let mut declared = std::collections::HashSet::new();
     for mut info in inputs {
         let name = info.name.take().unwrap_or_default();
         if name.is_empty() {
@@ -125,7 +128,7 @@ fn add_inputs(
                 if matches!(
                     graph.value(id).def(),
                     Def::Initializer(_) | Def::SparseInitializer(_)
-                ) && !graph.inputs.iter().any(|p| p.value == id) =>
+                ) && !declared.contains(&id) =>
             {
                 id
             }
@@ -134,6 +137,7 @@ fn add_inputs(
                 .new_value(name, Def::Input)
                 .map_err(|e| e.to_string())?,
         };
+        declared.insert(value);
         graph.inputs.push(Port { value, info });
     }
     Ok(())
@@ -304,6 +308,11 @@ fn add_value_info(graph: &mut Graph, value_info: Vec<pb::ValueInfoProto>) -> Res
                 .new_value(name, Def::Declared)
                 .map_err(|e| e.to_string())?,
         };
+        graph
+            .value_info_of
+            .entry(v)
+            .or_default()
+            .push(graph.value_info.len());
         graph.value_info.push(Port { value: v, info });
     }
     Ok(())

@@ -58,8 +58,18 @@ impl Graph {
         &self.outputs
     }
     /// Dense initializers in order.
-    pub fn initializers(&self) -> &[ValueId] {
-        &self.initializers
+    pub fn initializers(&self) -> Vec<ValueId> {
+        self.initializers
+            .iter()
+            .copied()
+            .filter(|v| matches!(self.values[v.index()].def, Def::Initializer(_)))
+            .collect()
+    }
+    /// `value_info` entries of live values, in order.
+    pub fn value_info(&self) -> impl Iterator<Item = &Port> {
+        self.value_info
+            .iter()
+            .filter(|p| !self.values[p.value.index()].name.is_empty())
     }
     /// Sparse initializers in order.
     pub fn sparse_initializers(&self) -> &[ValueId] {

@@ -63,6 +63,6 @@ pub(crate) fn graph_to_proto(graph: &Graph) -> Result<pb::GraphProto> {
     }
     g.input = graph.inputs.iter().map(port).collect();
     g.output = graph.outputs.iter().map(port).collect();
-    g.value_info = graph.value_info.iter().map(port).collect();
+    g.value_info = graph.value_info().map(port).collect();
     Ok(g)
 }

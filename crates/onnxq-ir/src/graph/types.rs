@@ -210,9 +210,15 @@ pub struct Graph {
     pub(super) inputs: Vec<Port>,
     /// Graph outputs, in order.
     pub(super) outputs: Vec<Port>,
-    /// `value_info` entries, in order.
-    pub value_info: Vec<Port>,
-    /// Dense initializers, in file order.
+    /// `value_info` entries, in order. Entries of removed values stay as dead entries (their value
+    /// is a tombstone) so positions in `value_info_of` stay valid; [`Graph::value_info`] and save
+    /// skip them.
+    pub(super) value_info: Vec<Port>,
+    /// Positions in `value_info` of each value's entries, so edits touch only that value's entries
+    /// instead of scanning every entry (a shape-inferred export has one per tensor).
+    pub(super) value_info_of: HashMap<ValueId, Vec<usize>>,
+    /// Dense initializers, in file order. A removed one stays as a tombstone (its value's
+    /// definition is no longer an initializer); readers skip them.
     pub(super) initializers: Vec<ValueId>,
     /// Sparse initializers, in file order.
     pub(super) sparse_initializers: Vec<ValueId>,

@@ -26,7 +26,7 @@ use crate::numerics::QuantizedTensor;
 use crate::options::DynamicOptions;
 use crate::report::{Entry, Outcome, Report};
 use crate::select::{Scope, Selection, has_subgraphs, report_subgraph_skips};
-use crate::weights::remove_if_unused;
+use crate::weights::remove_all_if_unused;
 
 /// Quantizes `model` dynamically in place and reports what happened to every candidate node.
 pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Report> {
@@ -201,9 +201,8 @@ fn apply(
             .filter_map(|w| sqnr.get(&w.key).copied().flatten())
             .reduce(f64::min);
     }
-    for v in consumed {
-        remove_if_unused(g, v);
-    }
+    // Together, so a weight read through many Identity nodes is not rescanned per node.
+    remove_all_if_unused(g, consumed).map_err(Error::edit)?;
     run.domains.extend(shared.into_domains());
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::numerics::{QuantType, quantize_with};
 use crate::options::StaticOptions;
 use crate::qdq::overrides::Resolved;
 use crate::qdq::params::{adjust_for_bias, constant_params};
-use crate::qdq::plan::{ConstSpec, DoneWeight, Marks, Params, Role};
+use crate::qdq::plan::{Bias, ConstSpec, DoneWeight, Marks, Params, Role};
 use crate::weights::{dims, f32_data, resolve};
 
 /// The marked constants in marking order, each with how it is quantized (constants sharing
@@ -29,6 +29,7 @@ pub(crate) fn specs(
     marks
         .order
         .iter()
+        .flatten()
         .filter(|v| resolve(g, &[], **v).is_some())
         .filter_map(|&v| {
             let in_constant_node = !matches!(g.value(v).def(), Def::Initializer(_));
@@ -109,6 +110,12 @@ pub(crate) fn quantize(
     specs: &[ConstSpec],
 ) -> Result<Vec<DoneWeight>> {
     let opts = marks.opts;
+    // The first bias (in bias order) reading each weight, found once instead of by a scan of
+    // every bias per constant.
+    let mut bias_of: BTreeMap<ValueId, (ValueId, &Bias)> = BTreeMap::new();
+    for (&b, bias) in &marks.biases {
+        bias_of.entry(bias.weight).or_insert((b, bias));
+    }
     specs
         .par_iter()
         .map(|spec| {
@@ -130,9 +137,9 @@ pub(crate) fn quantize(
             if !opts.disable_weight_adjust
                 && matches!(spec.qtype, QuantType::I8 | QuantType::I16)
                 && p.iter().all(|p| p.zero_point == 0)
-                && let Some((b, bias)) = marks.biases.iter().find(|(_, b)| b.weight == v)
+                && let Some(&(b, bias)) = bias_of.get(&v)
                 && let Some(s_in) = input_scale(marks, overrides, params, bias.input, bias.node)
-                && let Some(bc) = resolve(g, &[], *b)
+                && let Some(bc) = resolve(g, &[], b)
                 && let Some(bd) = f32_data(bc.tensor)
             {
                 adjust_for_bias(&mut p, s_in, bd, bias.beta);

@@ -96,6 +96,7 @@ pub(crate) fn emit_activations<'a>(
     let runtime: Vec<ValueId> = marks
         .order
         .iter()
+        .flatten()
         .copied()
         .filter(|v| !emitted.weights.contains_key(v))
         .collect();

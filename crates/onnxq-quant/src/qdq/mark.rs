@@ -27,7 +27,8 @@ impl Marks<'_> {
             Some(r) if overwrite => *r = role,
             Some(_) => {}
             None => {
-                self.order.push(v);
+                self.slot.insert(v, self.order.len());
+                self.order.push(Some(v));
                 self.roles.insert(v, role);
             }
         }
@@ -365,7 +366,9 @@ fn mark_removable(g: &mut Graph, at: &At, m: &mut Marks<'_>) -> Result<bool> {
     }
     g.remove_node(at.id).map_err(Error::edit)?;
     m.roles.remove(&u);
-    m.order.retain(|&v| v != u);
+    if let Some(i) = m.slot.remove(&u) {
+        m.order[i] = None;
+    }
     m.alias.insert(u, r);
     if !at.skip_output {
         m.activation(g, Some(u));

@@ -166,9 +166,9 @@ fn qoperator_softmax_outputs(
     g: &Graph,
     opts: &StaticOptions,
     selected: &dyn Fn(&Node) -> bool,
-) -> Vec<ValueId> {
+) -> BTreeSet<ValueId> {
     if !opts.qoperator {
-        return Vec::new();
+        return BTreeSet::new();
     }
     g.nodes()
         .filter(|(_, n)| n.op_type() == "Softmax" && selected(n))

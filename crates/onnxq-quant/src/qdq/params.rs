@@ -2,7 +2,7 @@
 //! adjustments, the overrides and mixed-precision `convert`s), the parameters of each marked
 //! constant, ORT's weight-scale enlargement for int32 biases, and the int32 bias codes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use onnxq_ir::{Graph, Node, ValueId};
 
@@ -80,7 +80,7 @@ pub(crate) fn activation_params(
     range: &BTreeMap<ValueId, (f32, f32)>,
     overrides: &BTreeMap<ValueId, Resolved>,
     opts: &StaticOptions,
-    softmax_outputs: &[ValueId],
+    softmax_outputs: &BTreeSet<ValueId>,
 ) -> Result<ActivationParams> {
     let mut out = ActivationParams {
         own: BTreeMap::new(),

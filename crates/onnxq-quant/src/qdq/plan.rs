@@ -54,8 +54,11 @@ pub(crate) struct Marks<'a> {
     pub(crate) unclipped: Vec<String>,
     /// The quantized nodes reading each tensor, in graph order (for `DedicatedQDQPair`).
     pub(crate) receivers: BTreeMap<ValueId, Vec<NodeId>>,
-    /// Marked tensors in marking order.
-    pub(crate) order: Vec<ValueId>,
+    /// Marked tensors in marking order; a tensor unmarked again (a folded Relu/Clip's input)
+    /// leaves `None`, so unmarking costs O(1) instead of a scan of every tensor marked so far.
+    pub(crate) order: Vec<Option<ValueId>>,
+    /// Each marked tensor's position in `order`.
+    pub(crate) slot: BTreeMap<ValueId, usize>,
     pub(crate) roles: BTreeMap<ValueId, Role>,
     pub(crate) biases: BTreeMap<ValueId, Bias>,
 }
@@ -76,6 +79,7 @@ impl<'a> Marks<'a> {
             unclipped: Vec::new(),
             receivers: BTreeMap::new(),
             order: Vec::new(),
+            slot: BTreeMap::new(),
             roles: BTreeMap::new(),
             biases: BTreeMap::new(),
         }

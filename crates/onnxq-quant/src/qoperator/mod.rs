@@ -13,6 +13,8 @@
 mod lower;
 mod rules;
 
+use std::collections::BTreeMap;
+
 use onnxq_ir::{Graph, Model, NodeId, ValueId};
 
 use crate::edit::node_label;
@@ -63,9 +65,14 @@ pub fn lower_qoperator(model: &mut Model, report: &mut Report) -> Result<()> {
     }
     cleanup(g)?;
     rename_quantized(g)?;
+    // Report entries by node label, so each lowered node finds its own without a scan of all.
+    let mut entries: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, e) in report.nodes.iter().enumerate() {
+        entries.entry(e.node.clone()).or_default().push(i);
+    }
     for (label, op) in lowered {
-        for e in report.nodes.iter_mut().filter(|e| e.node == label) {
-            e.outcome = Outcome::Quantized {
+        for &i in entries.get(&label).into_iter().flatten() {
+            report.nodes[i].outcome = Outcome::Quantized {
                 pattern: op.to_owned(),
             };
         }
