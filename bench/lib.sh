@@ -1,10 +1,12 @@
 # Shared by the bench scripts (sourced). timed CMD...: runs CMD under /usr/bin/time -v with its
-# output in $OUT/cmd.txt and sets WALL (seconds), RSS (peak resident MB) and RC (exit status).
+# output in $OUT/cmd.txt and sets WALL (seconds), CPU (user + system seconds), RSS (peak resident
+# MB) and RC (exit status). CPU is the steadier measure on a busy machine for single-threaded work.
 timed() {
     /usr/bin/time -v -o "$OUT/time.txt" "$@" >"$OUT/cmd.txt" 2>&1
     RC=$?
     # "Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.34" -> seconds
     WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {
         n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s }' "$OUT/time.txt")
+    CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ { s += $2 } END { printf "%.2f", s }' "$OUT/time.txt")
     RSS=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$OUT/time.txt")
 }
