@@ -274,7 +274,7 @@ pub enum HistogramMethod {
     },
 }
 
-/// A tensor's extremes over all samples (NaN samples left out).
+/// A tensor's extremes over all samples (samples with a NaN or no value left out).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Extremes {
     /// Lowest value.
