@@ -1,8 +1,13 @@
 //! Command-line arguments (clap derive). The rest of the crate never parses argv itself.
+//!
+//! Enum values take onnxq's spellings and ONNX Runtime's enum names (`QInt8`, `QDQ`, `MinMax`),
+//! case-insensitively, so an ORT user's values work as they are.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 /// onnxq: quantize ONNX models for ONNX Runtime, fast, in bounded memory, on models of any size
 #[derive(Debug, Parser)]
@@ -13,6 +18,10 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing would buy nothing"
+)]
 pub(crate) enum Command {
     /// Describe a model: IR and opsets, inputs and outputs, ops, weights, external data, and which
     /// nodes a quantizer could touch
@@ -63,8 +72,10 @@ pub(crate) struct RepackArgs {
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Mode {
     /// Weights quantized offline, activations at run time (ONNX Runtime's `quantize_dynamic`)
+    #[value(alias = "integerops")]
     Dynamic,
     /// Weights and activations quantized with calibrated ranges (ONNX Runtime's `quantize_static`)
+    #[value(alias = "qlinearops")]
     Static,
 }
 
@@ -78,42 +89,55 @@ pub(crate) enum Format {
     Qoperator,
 }
 
-/// An integer quantization type.
+/// An integer quantization type (ORT's `QuantType` names are aliases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum QType {
     /// Signed 8-bit (weights symmetric by default)
+    #[value(alias = "qint8")]
     Int8,
     /// Unsigned 8-bit (asymmetric by default)
+    #[value(alias = "quint8")]
     Uint8,
     /// Signed 16-bit (static only)
+    #[value(alias = "qint16")]
     Int16,
     /// Unsigned 16-bit (static only)
+    #[value(alias = "quint16")]
     Uint16,
     /// Signed 4-bit (static weights only)
+    #[value(alias = "qint4")]
     Int4,
     /// Unsigned 4-bit (static weights only)
+    #[value(alias = "quint4")]
     Uint4,
+    /// ORT's QFLOAT8E4M3FN: recognised so that it is refused with the reason, not as a typo
+    #[value(name = "qfloat8e4m3fn", hide = true)]
+    Float8,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct QuantizeArgs {
+    /// Which options were given on the command line (not defaulted). First: clap's derive takes
+    /// each later field's values out of the matches as it reads them.
+    #[command(flatten)]
+    pub(crate) given: Given,
     /// The float model (.onnx); it is never modified
     pub(crate) model: PathBuf,
     /// Where to write the quantized model
     #[arg(short, long)]
     pub(crate) output: PathBuf,
-    /// Quantization mode [default: dynamic]
-    #[arg(long, value_enum)]
+    /// Quantization mode [default: static when --data or --ranges is given, else dynamic]
+    #[arg(long, value_enum, ignore_case = true)]
     pub(crate) mode: Option<Mode>,
     /// Static quantization format [default: qdq]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub(crate) format: Option<Format>,
     /// Weight type [default: int8]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub(crate) weight_type: Option<QType>,
     /// Static: activation type [default: int8, asymmetric, as ORT's quantize_static]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub(crate) activation_type: Option<QType>,
     /// Static: per-tensor overrides, ONNX Runtime's TensorQuantOverrides as JSON
     /// ({"tensor": [{"quant_type": "QUInt16", "symmetric": true, ...}]}); wins over the config's
@@ -163,11 +187,56 @@ pub(crate) struct QuantizeArgs {
     pub(crate) report: Option<PathBuf>,
 }
 
+/// The ids (field names) of the arguments given on the command line, as opposed to filled in by a
+/// default: an option the chosen mode does not use is an error only when the user gave it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Given(BTreeSet<String>);
+
+impl Given {
+    /// Whether the argument with id `id` was on the command line.
+    pub(crate) fn has(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+
+    /// The ids given, in name order.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl FromArgMatches for Given {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Given(
+            m.ids()
+                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.as_str().to_owned())
+                .collect(),
+        ))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Given::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for Given {
+    // Reads the matches of the other fields; adds no argument of its own.
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+}
+
 /// A calibration method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum CalibMethod {
     /// Observed minimum and maximum
+    #[value(alias = "min_max")]
     Minmax,
     /// The symmetric threshold minimising KL divergence (TensorRT's method)
     Entropy,
@@ -196,7 +265,7 @@ pub(crate) struct CalibSettings {
     #[arg(long, num_args = 1..)]
     pub(crate) data: Vec<PathBuf>,
     /// How ranges are computed [default: minmax]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub(crate) method: Option<CalibMethod>,
     /// Symmetric ranges (ORT's CalibTensorRangeSymmetric): MinMax gives ±max(|min|, |max|),
     /// Percentile takes the percentile of |x| [default: false for minmax, true for percentile]
@@ -216,7 +285,7 @@ pub(crate) struct CalibSettings {
     #[arg(long)]
     pub(crate) moving_average: bool,
     /// The engine that runs the model
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
     pub(crate) engine: Engine,
     /// Path of libonnxruntime.so (else ORT_DYLIB_PATH, else the onnxruntime Python package)
     #[arg(long, value_name = "FILE")]
@@ -224,6 +293,24 @@ pub(crate) struct CalibSettings {
     /// Engine threads
     #[arg(long, default_value_t = 2)]
     pub(crate) threads: usize,
+}
+
+impl Default for CalibSettings {
+    /// The command line's defaults (for settings built from a config file).
+    fn default() -> Self {
+        CalibSettings {
+            data: Vec::new(),
+            method: None,
+            symmetric: None,
+            percentile: 99.999,
+            num_bins: None,
+            num_quantized_bins: 128,
+            moving_average: false,
+            engine: Engine::Auto,
+            ort_lib: None,
+            threads: 2,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -239,4 +326,44 @@ pub(crate) struct CalibrateArgs {
     /// write_calibration_table) into DIR, with dynamic ranges max(|min|, |max|)
     #[arg(long, value_name = "DIR")]
     pub(crate) trt_table: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{CalibSettings, Cli, Command};
+
+    /// `CalibSettings::default()` (settings from a config) equals the command line's defaults.
+    #[test]
+    fn calib_defaults_match_the_flags() {
+        let cli = Cli::try_parse_from(["onnxq", "calibrate", "m.onnx", "-o", "r.json"]).unwrap();
+        let Command::Calibrate(a) = cli.command else {
+            panic!("not calibrate")
+        };
+        assert_eq!(
+            format!("{:?}", a.calib),
+            format!("{:?}", CalibSettings::default())
+        );
+    }
+
+    /// Only the flags on the command line count as given, not the defaults.
+    #[test]
+    fn given_lists_the_command_line_only() {
+        let cli = Cli::try_parse_from([
+            "onnxq",
+            "quantize",
+            "m.onnx",
+            "-o",
+            "q.onnx",
+            "--threads",
+            "2",
+        ])
+        .unwrap();
+        let Command::Quantize(a) = cli.command else {
+            panic!("not quantize")
+        };
+        assert!(a.given.has("threads") && a.given.has("model") && !a.given.has("engine"));
+        assert!(!a.given.has("percentile"));
+    }
 }

@@ -1,31 +1,35 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
+mod options;
+
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use onnxq_ir::{Layout, load, save};
-use onnxq_quant::numerics::QuantType;
 use onnxq_quant::qdq::Ranges;
 use onnxq_quant::report::Outcome;
-use onnxq_quant::{
-    DynamicOptions, Report, StaticOptions, lower_qoperator, quantize_dynamic, quantize_qdq,
-};
+use onnxq_quant::{Report, lower_qoperator, quantize_dynamic, quantize_qdq};
 
-use crate::args::{CalibMethod, Format, Mode, QType, QuantizeArgs};
+use crate::args::{CalibMethod, Format, Mode, QuantizeArgs};
 use crate::config::Config;
 use crate::util::{check_output, human_bytes, note};
 
 pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
-    let cfg = crate::config::load(a.config.as_deref(), &a.extra)?;
-    let mode = a.mode.or(cfg.mode).unwrap_or(Mode::Dynamic);
+    let options::Resolved {
+        args,
+        cfg,
+        mode,
+        mut notes,
+    } = options::resolve(a)?;
+    let a = &args;
     let mut model = load(&a.model)?;
     check_output(&a.model, &a.output)?;
+    notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
     let report = match mode {
-        Mode::Dynamic => quantize_dynamic(&mut model, &dynamic_options(a, &cfg)?)?,
+        Mode::Dynamic => quantize_dynamic(&mut model, &options::dynamic_options(a, &cfg)?)?,
         Mode::Static => {
-            let format = a.format.or(cfg.format).unwrap_or(Format::Qdq);
-            let mut opts = static_options(a, &cfg)?;
-            opts.qoperator = format == Format::Qoperator;
+            let format = a.format.unwrap_or(Format::Qdq);
+            let opts = options::static_options(a, &cfg)?;
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
             let (ranges, unranged) = static_ranges(a, &cfg, &model, &opts)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
@@ -56,6 +60,9 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write report `{}`", path.display()))?;
     }
+    for n in &notes {
+        note(n);
+    }
     note(&summary(&report));
     let mut msg = format!(
         "wrote {} ({})",
@@ -67,113 +74,6 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     }
     note(&msg);
     Ok(())
-}
-
-fn qtype(t: QType) -> QuantType {
-    match t {
-        QType::Int8 => QuantType::I8,
-        QType::Uint8 => QuantType::U8,
-        QType::Int16 => QuantType::I16,
-        QType::Uint16 => QuantType::U16,
-        QType::Int4 => QuantType::I4,
-        QType::Uint4 => QuantType::U4,
-    }
-}
-
-/// A list flag if given, else the config's list.
-fn pick(flag: &[String], file: &Option<Vec<String>>) -> Vec<String> {
-    if flag.is_empty() {
-        file.clone().unwrap_or_default()
-    } else {
-        flag.to_vec()
-    }
-}
-
-fn dynamic_options(a: &QuantizeArgs, cfg: &Config) -> Result<DynamicOptions> {
-    let weight_type = qtype(a.weight_type.or(cfg.weight_type).unwrap_or(QType::Int8));
-    anyhow::ensure!(
-        matches!(weight_type, QuantType::I8 | QuantType::U8),
-        "dynamic quantization takes int8 or uint8 weights (ONNX Runtime's integer kernels)"
-    );
-    anyhow::ensure!(
-        a.overrides.is_none() && cfg.extra_options.tensor_quant_overrides.is_none(),
-        "tensor overrides are for --mode static"
-    );
-    anyhow::ensure!(
-        a.activation_type.or(cfg.activation_type).is_none(),
-        "--activation-type is for --mode static; dynamic activations are uint8, chosen at run time"
-    );
-    let x = &cfg.extra_options;
-    Ok(DynamicOptions {
-        weight_type,
-        per_channel: a.per_channel || cfg.per_channel.unwrap_or(false),
-        reduce_range: a.reduce_range || cfg.reduce_range.unwrap_or(false),
-        op_types: pick(&a.op_types, &cfg.op_types),
-        include: pick(&a.include, &cfg.include),
-        exclude: pick(&a.exclude, &cfg.exclude),
-        matmul_const_b_only: !a.dynamic_b && x.matmul_const_b_only.unwrap_or(true),
-        enable_subgraph: a.enable_subgraph || x.enable_subgraph.unwrap_or(false),
-        weight_symmetric: x.weight_symmetric,
-        conv_per_channel: a.conv_per_channel || cfg.conv_per_channel.unwrap_or(false),
-    })
-}
-
-fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
-    anyhow::ensure!(
-        !a.conv_per_channel && !a.dynamic_b && !a.enable_subgraph,
-        "--conv-per-channel, --dynamic-b and --enable-subgraph are dynamic-mode options"
-    );
-    let x = &cfg.extra_options;
-    let activation_type = qtype(
-        a.activation_type
-            .or(cfg.activation_type)
-            .unwrap_or(QType::Int8),
-    );
-    anyhow::ensure!(
-        activation_type.storage_bits() != 4,
-        "4-bit activations are not supported; 4-bit types are for weights"
-    );
-    let weight_type = qtype(a.weight_type.or(cfg.weight_type).unwrap_or(QType::Int8));
-    anyhow::ensure!(
-        !(activation_type == QuantType::I8 && weight_type == QuantType::U8),
-        "int8 activations with uint8 weights is not a combination ONNX Runtime has kernels for \
-         (its tool refuses it too); use int8 weights"
-    );
-    let d = StaticOptions::default();
-    Ok(StaticOptions {
-        activation_type,
-        weight_type,
-        per_channel: a.per_channel || cfg.per_channel.unwrap_or(false),
-        reduce_range: a.reduce_range || cfg.reduce_range.unwrap_or(false),
-        op_types: pick(&a.op_types, &cfg.op_types),
-        include: pick(&a.include, &cfg.include),
-        exclude: pick(&a.exclude, &cfg.exclude),
-        activation_symmetric: x.activation_symmetric.unwrap_or(d.activation_symmetric),
-        weight_symmetric: x.weight_symmetric,
-        quantize_bias: x.quantize_bias.unwrap_or(d.quantize_bias),
-        keep_removable_activations: x
-            .keep_removable_activations
-            .unwrap_or(d.keep_removable_activations),
-        disable_weight_adjust: x.disable_weight_adjust.unwrap_or(d.disable_weight_adjust),
-        force_quantize_no_input_check: x
-            .force_quantize_no_input_check
-            .unwrap_or(d.force_quantize_no_input_check),
-        exclude_output_quantization: x.exclude_output_quantization.clone().unwrap_or_default(),
-        contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
-        dedicated_qdq_pair: x.dedicated_qdq_pair.unwrap_or(d.dedicated_qdq_pair),
-        qoperator: false,
-        min_real_range: x.min_real_range,
-        restricted_asymmetric: x.restricted_asymmetric.unwrap_or(false),
-        overrides: match &a.overrides {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read overrides `{}`", path.display()))?;
-                serde_json::from_str(&text)
-                    .with_context(|| format!("overrides `{}`", path.display()))?
-            }
-            None => x.tensor_quant_overrides.clone().unwrap_or_default(),
-        },
-    })
 }
 
 /// The activation ranges: read from `--ranges`, or calibrated here from `--data`; and a note

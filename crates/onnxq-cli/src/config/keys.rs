@@ -1,0 +1,252 @@
+//! The tables behind option checking: every quantize option with the mode that uses it (flags and
+//! config keys share the id), ORT's extra options onnxq honours, and the ones it does not support
+//! yet with what to do instead. One table, so the command line, the config file and `--extra`
+//! follow the same rule.
+
+/// Which quantization uses an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Uses {
+    /// Both modes.
+    Any,
+    /// Dynamic quantization only.
+    Dynamic,
+    /// Static quantization only.
+    Static,
+    /// Static quantization that calibrates here (`--data`), not with a `--ranges` file.
+    Calibration,
+}
+
+/// One quantize option.
+pub(crate) struct OptionInfo {
+    /// The clap field name (the flag is `--` + id with `-` for `_`) and the config key.
+    pub(crate) id: &'static str,
+    /// ONNX Runtime's argument name, accepted as a config key too.
+    pub(crate) ort: Option<&'static str>,
+    /// Whether the config file takes it (`model`, `output`, `config`, `extra` are flags only).
+    pub(crate) config: bool,
+    pub(crate) uses: Uses,
+}
+
+const fn opt(id: &'static str, uses: Uses) -> OptionInfo {
+    OptionInfo {
+        id,
+        ort: None,
+        config: true,
+        uses,
+    }
+}
+
+const fn ort(id: &'static str, ort: &'static str, uses: Uses) -> OptionInfo {
+    OptionInfo {
+        id,
+        ort: Some(ort),
+        config: true,
+        uses,
+    }
+}
+
+const fn flag_only(id: &'static str) -> OptionInfo {
+    OptionInfo {
+        id,
+        ort: None,
+        config: false,
+        uses: Uses::Any,
+    }
+}
+
+/// Every option of `onnxq quantize`.
+pub(crate) const OPTIONS: &[OptionInfo] = &[
+    flag_only("model"),
+    flag_only("output"),
+    flag_only("config"),
+    flag_only("extra"),
+    opt("mode", Uses::Any),
+    ort("format", "quant_format", Uses::Static),
+    opt("weight_type", Uses::Any),
+    opt("activation_type", Uses::Static),
+    opt("overrides", Uses::Static),
+    opt("ranges", Uses::Static),
+    opt("data", Uses::Static),
+    ort("method", "calibrate_method", Uses::Calibration),
+    opt("symmetric", Uses::Calibration),
+    opt("percentile", Uses::Calibration),
+    opt("num_bins", Uses::Calibration),
+    opt("num_quantized_bins", Uses::Calibration),
+    opt("moving_average", Uses::Calibration),
+    opt("engine", Uses::Calibration),
+    opt("ort_lib", Uses::Calibration),
+    opt("threads", Uses::Calibration),
+    opt("per_channel", Uses::Any),
+    opt("conv_per_channel", Uses::Dynamic),
+    opt("reduce_range", Uses::Any),
+    ort("op_types", "op_types_to_quantize", Uses::Any),
+    ort("include", "nodes_to_quantize", Uses::Any),
+    ort("exclude", "nodes_to_exclude", Uses::Any),
+    opt("enable_subgraph", Uses::Dynamic),
+    opt("dynamic_b", Uses::Dynamic),
+    opt("report", Uses::Any),
+];
+
+/// The type of an extra option's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Bool,
+    Number,
+    Strings,
+    Overrides,
+}
+
+/// One of ORT's extra options onnxq honours.
+pub(crate) struct Extra {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) uses: Uses,
+}
+
+const fn extra(name: &'static str, kind: Kind, uses: Uses) -> Extra {
+    Extra { name, kind, uses }
+}
+
+/// ORT's extra options onnxq honours, with the mode that reads each.
+pub(crate) const EXTRA: &[Extra] = &[
+    extra("MatMulConstBOnly", Kind::Bool, Uses::Dynamic),
+    extra("EnableSubgraph", Kind::Bool, Uses::Dynamic),
+    extra("WeightSymmetric", Kind::Bool, Uses::Any),
+    extra("ActivationSymmetric", Kind::Bool, Uses::Static),
+    extra("QuantizeBias", Kind::Bool, Uses::Static),
+    extra("QDQKeepRemovableActivations", Kind::Bool, Uses::Static),
+    extra(
+        "QDQDisableWeightAdjustForInt32Bias",
+        Kind::Bool,
+        Uses::Static,
+    ),
+    extra("ForceQuantizeNoInputCheck", Kind::Bool, Uses::Static),
+    extra(
+        "OpTypesToExcludeOutputQuantization",
+        Kind::Strings,
+        Uses::Static,
+    ),
+    extra("UseQDQContribOps", Kind::Bool, Uses::Static),
+    extra("DedicatedQDQPair", Kind::Bool, Uses::Static),
+    extra("MinimumRealRange", Kind::Number, Uses::Static),
+    extra("ActivationRestrictedAsymmetric", Kind::Bool, Uses::Static),
+    extra("TensorQuantOverrides", Kind::Overrides, Uses::Static),
+    extra("CalibTensorRangeSymmetric", Kind::Bool, Uses::Calibration),
+    extra("CalibMovingAverage", Kind::Bool, Uses::Calibration),
+    extra("CalibPercentile", Kind::Number, Uses::Calibration),
+];
+
+/// ORT's other extra options (its full list, ort-quantization.md §2.4), each with what to do.
+pub(crate) const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "AddQDQPairToWeight",
+        "onnxq stores weights quantized behind a DequantizeLinear; leave the option out",
+    ),
+    (
+        "QDQOpTypePerChannelSupportToAxis",
+        "use --per-channel (Conv axis 0, Gemm by transB, MatMul axis 1), or an `axis` per weight \
+         in --overrides (ORT's TensorQuantOverrides)",
+    ),
+    (
+        "CalibStridedMinMax",
+        "leave it out: onnxq reads calibration samples one at a time, so memory stays flat without it",
+    ),
+    (
+        "CalibMaxIntermediateOutputs",
+        "leave it out: onnxq's calibration memory does not grow with the number of samples",
+    ),
+    (
+        "CalibMovingAverageConstant",
+        "leave it out: ORT's quantize_static collects all samples in one call, where the constant \
+         has no effect; --moving-average gives the same mean of per-sample ranges",
+    ),
+    (
+        "SmoothQuant",
+        "quantize without it (SmoothQuant needs Intel's neural_compressor in ORT's tool); \
+         --per-channel and --method percentile also help with activation outliers",
+    ),
+    (
+        "SmoothQuantAlpha",
+        "SmoothQuant is not supported yet; quantize without it",
+    ),
+    (
+        "SmoothQuantFolding",
+        "SmoothQuant is not supported yet; quantize without it",
+    ),
+    (
+        "BlockSize",
+        "block-wise weights are not supported yet; use --per-channel, or --weight-type int4 \
+         --per-channel for 4-bit weights",
+    ),
+    (
+        "DefaultTensorType",
+        "leave it out: onnxq does not run shape inference and needs no default type",
+    ),
+    (
+        "extra.Sigmoid.nnapi",
+        "leave it out: QLinearSigmoid gets the calibrated output parameters",
+    ),
+];
+
+/// The flag spelling of option `id`.
+pub(crate) fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::{EXTRA, OPTIONS, UNSUPPORTED};
+
+    /// Every quantize flag is classified here, so a new flag cannot be silently ignored in the
+    /// other mode.
+    #[test]
+    fn every_flag_has_a_row() {
+        let cmd = crate::args::Cli::command();
+        let quantize = cmd.find_subcommand("quantize").unwrap();
+        for arg in quantize.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" {
+                assert!(OPTIONS.iter().any(|o| o.id == id), "no row for --{id}");
+            }
+        }
+    }
+
+    /// Each config key (with a value of its type) is set, none hits the "no setter" arm.
+    #[test]
+    fn every_config_key_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for o in OPTIONS.iter().filter(|o| o.config) {
+            let value = match o.id {
+                "mode" => "\"static\"",
+                "format" => "\"QOperator\"",
+                "weight_type" | "activation_type" => "\"QUInt8\"",
+                "method" => "\"Entropy\"",
+                "engine" => "\"tract\"",
+                "op_types" | "include" | "exclude" | "data" => "[\"a\"]",
+                "percentile" => "99.9",
+                "num_bins" | "num_quantized_bins" | "threads" => "4",
+                "ranges" | "overrides" | "report" | "ort_lib" => "\"f.json\"",
+                _ => "true",
+            };
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, format!("{} = {value}\n", o.ort.unwrap_or(o.id))).unwrap();
+            let cfg = crate::config::load(Some(&path), &[]).unwrap();
+            assert_eq!(cfg.given.len(), 1, "{}", o.id);
+        }
+        for e in EXTRA {
+            let value = match e.name {
+                "OpTypesToExcludeOutputQuantization" => "['Conv']",
+                "TensorQuantOverrides" => "{}",
+                "MinimumRealRange" | "CalibPercentile" => "1",
+                _ => "True",
+            };
+            let cfg = crate::config::load(None, &[format!("{}={value}", e.name)]).unwrap();
+            assert_eq!(cfg.given.len(), 1, "{}", e.name);
+        }
+        for (name, _) in UNSUPPORTED {
+            assert!(crate::config::load(None, &[format!("{name}=1")]).is_err());
+        }
+    }
+}

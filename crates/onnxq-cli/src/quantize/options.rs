@@ -1,0 +1,458 @@
+//! Option resolution for `onnxq quantize`: flags over the config file over defaults, the mode
+//! (calibration inputs select static when no mode is given), and the one rule that no option is
+//! silently ignored: an option the chosen mode does not use is an error naming it and the mode
+//! that uses it, and so is an `--op-types` entry that the model lacks or the mode cannot quantize.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result};
+use onnxq_quant::numerics::QuantType;
+use onnxq_quant::{DynamicOptions, StaticOptions};
+
+use crate::args::{Format, Mode, QType, QuantizeArgs};
+use crate::config::keys::{OPTIONS, Uses, flag};
+use crate::config::{self, Config};
+use crate::util::{HintExt, did_you_mean, fail};
+
+/// The settings of one run: the arguments with the config merged in (flags win), the config's
+/// extra options, the mode, and notes for the summary.
+pub(crate) struct Resolved {
+    pub(crate) args: QuantizeArgs,
+    pub(crate) cfg: Config,
+    pub(crate) mode: Mode,
+    pub(crate) notes: Vec<String>,
+}
+
+/// Merges flags and config, chooses the mode and refuses any option that mode does not use.
+pub(crate) fn resolve(a: &QuantizeArgs) -> Result<Resolved> {
+    let mut cfg = config::load(a.config.as_deref(), &a.extra)?;
+    let args = merge(a, &mut cfg);
+    let mut notes = Vec::new();
+    let (mode, why) = match (a.mode, cfg.mode) {
+        (Some(m), _) => (m, format!("--mode {}", name(m))),
+        (None, Some(m)) => (m, format!("`mode = \"{}\"` in the config", name(m))),
+        (None, None) if !args.calib.data.is_empty() || args.ranges.is_some() => {
+            let on_command_line = a.given.has("data") || a.given.has("ranges");
+            let by = match (args.ranges.is_some(), on_command_line) {
+                (true, true) => "--ranges",
+                (false, true) => "--data",
+                (true, false) => "the config's `ranges`",
+                (false, false) => "the config's `data`",
+            };
+            notes.push(format!(
+                "static quantization: {by} was given and no --mode (give --mode dynamic for dynamic)"
+            ));
+            (Mode::Static, format!("{by} without --mode"))
+        }
+        (None, None) => (
+            Mode::Dynamic,
+            "the default, with no --mode, --data or --ranges".into(),
+        ),
+    };
+    check_uses(&args, &cfg, mode, &why)?;
+    if !args.calib.data.is_empty() && args.ranges.is_some() {
+        return Err(fail(
+            "both calibration data (--data or `data`) and a ranges file (--ranges or `ranges`) were given",
+            "give one: --data to calibrate here, or --ranges to use ranges from `onnxq calibrate`",
+        ));
+    }
+    if mode == Mode::Static && args.calib.data.is_empty() && args.ranges.is_none() {
+        return Err(fail(
+            format!(
+                "static quantization needs activation ranges ({why}), and no --data or --ranges was given"
+            ),
+            "give --data PATH (calibration samples: a .npz whose keys are the input names) or \
+             --ranges FILE (from `onnxq calibrate`)",
+        ));
+    }
+    Ok(Resolved {
+        args,
+        cfg,
+        mode,
+        notes,
+    })
+}
+
+fn name(m: Mode) -> &'static str {
+    match m {
+        Mode::Dynamic => "dynamic",
+        Mode::Static => "static",
+    }
+}
+
+/// The arguments with every config setting the command line did not give; the config's
+/// calibration extra options move into the calibration settings (a flag still wins), so that
+/// nothing downstream merges them again.
+fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
+    let mut m = a.clone();
+    let given = |id: &str| a.given.has(id);
+    macro_rules! take {
+        ($($field:ident),*) => {$(
+            if !given(stringify!($field)) && cfg.$field.is_some() {
+                m.$field = cfg.$field.clone();
+            }
+        )*};
+    }
+    take!(
+        mode,
+        format,
+        weight_type,
+        activation_type,
+        overrides,
+        ranges,
+        report
+    );
+    macro_rules! flag {
+        ($($field:ident),*) => {$(
+            if !given(stringify!($field)) {
+                m.$field = cfg.$field.unwrap_or(false);
+            }
+        )*};
+    }
+    flag!(
+        per_channel,
+        conv_per_channel,
+        reduce_range,
+        enable_subgraph,
+        dynamic_b
+    );
+    macro_rules! list {
+        ($($field:ident),*) => {$(
+            if !given(stringify!($field)) {
+                m.$field = cfg.$field.clone().unwrap_or_default();
+            }
+        )*};
+    }
+    list!(op_types, include, exclude);
+    let x = &mut cfg.extra_options;
+    let c = &mut m.calib;
+    if !given("data") {
+        c.data = cfg.data.clone().unwrap_or_default();
+    }
+    if !given("method") {
+        c.method = cfg.method;
+    }
+    if !given("symmetric") {
+        c.symmetric = cfg.symmetric.or(x.calib_symmetric);
+    }
+    if !given("moving_average") {
+        c.moving_average = cfg
+            .moving_average
+            .or(x.calib_moving_average)
+            .unwrap_or(false);
+    }
+    if !given("percentile")
+        && let Some(p) = cfg.percentile.or(x.calib_percentile)
+    {
+        c.percentile = p;
+    }
+    if !given("num_bins") {
+        c.num_bins = c.num_bins.or(cfg.num_bins);
+    }
+    if !given("num_quantized_bins")
+        && let Some(n) = cfg.num_quantized_bins
+    {
+        c.num_quantized_bins = n;
+    }
+    if !given("engine")
+        && let Some(e) = cfg.engine
+    {
+        c.engine = e;
+    }
+    if !given("ort_lib") {
+        c.ort_lib = c.ort_lib.clone().or(cfg.ort_lib.clone());
+    }
+    if !given("threads")
+        && let Some(t) = cfg.threads
+    {
+        c.threads = t;
+    }
+    (
+        x.calib_symmetric,
+        x.calib_moving_average,
+        x.calib_percentile,
+    ) = (None, None, None);
+    m
+}
+
+/// Refuses every given option (flag, config key, extra option) that `mode` does not use.
+fn check_uses(a: &QuantizeArgs, cfg: &Config, mode: Mode, why: &str) -> Result<()> {
+    let flags = a.given.ids().filter_map(|id| {
+        OPTIONS
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| (format!("`{}`", flag(id)), o.uses))
+    });
+    let calibrating = !a.calib.data.is_empty();
+    let mut unused: Vec<(String, Uses)> = flags
+        .chain(cfg.given.iter().cloned())
+        .filter(|(_, uses)| match (uses, mode) {
+            (Uses::Any, _) | (Uses::Dynamic, Mode::Dynamic) | (Uses::Static, Mode::Static) => false,
+            (Uses::Calibration, Mode::Static) => !calibrating,
+            _ => true,
+        })
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    // One kind at a time, so the message and hint fit every option named.
+    unused.sort_by_key(|(_, u)| *u as u8);
+    let kind = unused[0].1;
+    let names: Vec<&str> = unused
+        .iter()
+        .filter(|(_, u)| *u == kind)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let (list, verb) = match names.split_last() {
+        Some((last, [])) => ((*last).to_owned(), "is an option"),
+        Some((last, rest)) => (format!("{} and {last}", rest.join(", ")), "are options"),
+        None => return Ok(()),
+    };
+    let (what, hint) = match (kind, mode) {
+        (Uses::Dynamic, _) => (
+            "of dynamic quantization",
+            format!("drop {list} for static quantization, or give --mode dynamic"),
+        ),
+        (Uses::Calibration, Mode::Static) => (
+            "of calibration",
+            format!(
+                "--ranges gives ranges calibrated already: drop {list}, or calibrate here with \
+                 --data instead of --ranges (or pass them to `onnxq calibrate`)"
+            ),
+        ),
+        _ => (
+            "of static quantization",
+            if a.mode.is_some() || cfg.mode.is_some() {
+                format!("drop {list}, or give --mode static with --data or --ranges")
+            } else {
+                format!(
+                    "give --data PATH (calibration samples) or --ranges FILE to quantize \
+                     statically, or drop {list}"
+                )
+            },
+        ),
+    };
+    let chosen = match mode {
+        Mode::Dynamic => "dynamic",
+        Mode::Static if calibrating => "static",
+        Mode::Static => "static with --ranges",
+    };
+    Err(fail(
+        format!("{list} {verb} {what}, but this quantization is {chosen} ({why})"),
+        hint,
+    ))
+}
+
+fn qtype(t: QType, flag: &str) -> Result<QuantType> {
+    Ok(match t {
+        QType::Int8 => QuantType::I8,
+        QType::Uint8 => QuantType::U8,
+        QType::Int16 => QuantType::I16,
+        QType::Uint16 => QuantType::U16,
+        QType::Int4 => QuantType::I4,
+        QType::Uint4 => QuantType::U4,
+        QType::Float8 => {
+            return Err(fail(
+                format!("{flag} QFLOAT8E4M3FN is not supported"),
+                "ONNX Runtime 1.31's CPU provider cannot run the float8 QDQ model ORT's tool \
+                 writes; use int8 (or int16 for more precision)",
+            ));
+        }
+    })
+}
+
+pub(crate) fn dynamic_options(a: &QuantizeArgs, cfg: &Config) -> Result<DynamicOptions> {
+    let weight_type = qtype(a.weight_type.unwrap_or(QType::Int8), "--weight-type")?;
+    if !matches!(weight_type, QuantType::I8 | QuantType::U8) {
+        return Err(fail(
+            "dynamic quantization takes int8 or uint8 weights (ONNX Runtime's integer kernels)",
+            "give --weight-type int8 (or uint8); 16- and 4-bit weights need --mode static \
+             with --data or --ranges",
+        ));
+    }
+    let x = &cfg.extra_options;
+    Ok(DynamicOptions {
+        weight_type,
+        per_channel: a.per_channel,
+        reduce_range: a.reduce_range,
+        op_types: a.op_types.clone(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        matmul_const_b_only: !a.dynamic_b && x.matmul_const_b_only.unwrap_or(true),
+        enable_subgraph: a.enable_subgraph || x.enable_subgraph.unwrap_or(false),
+        weight_symmetric: x.weight_symmetric,
+        conv_per_channel: a.conv_per_channel,
+    })
+}
+
+pub(crate) fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOptions> {
+    let x = &cfg.extra_options;
+    let activation_type = qtype(
+        a.activation_type.unwrap_or(QType::Int8),
+        "--activation-type",
+    )?;
+    if activation_type.storage_bits() == 4 {
+        return Err(fail(
+            "4-bit activations are not supported; 4-bit types are for weights",
+            "give --activation-type int8, uint8, int16 or uint16 (and --weight-type int4 for \
+             4-bit weights)",
+        ));
+    }
+    let weight_type = qtype(a.weight_type.unwrap_or(QType::Int8), "--weight-type")?;
+    if activation_type == QuantType::I8 && weight_type == QuantType::U8 {
+        return Err(fail(
+            "int8 activations with uint8 weights is not a combination ONNX Runtime has kernels for \
+             (its tool refuses it too)",
+            "use --weight-type int8, or --activation-type uint8 with uint8 weights",
+        ));
+    }
+    let d = StaticOptions::default();
+    Ok(StaticOptions {
+        activation_type,
+        weight_type,
+        per_channel: a.per_channel,
+        reduce_range: a.reduce_range,
+        op_types: a.op_types.clone(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        activation_symmetric: x.activation_symmetric.unwrap_or(d.activation_symmetric),
+        weight_symmetric: x.weight_symmetric,
+        quantize_bias: x.quantize_bias.unwrap_or(d.quantize_bias),
+        keep_removable_activations: x
+            .keep_removable_activations
+            .unwrap_or(d.keep_removable_activations),
+        disable_weight_adjust: x.disable_weight_adjust.unwrap_or(d.disable_weight_adjust),
+        force_quantize_no_input_check: x
+            .force_quantize_no_input_check
+            .unwrap_or(d.force_quantize_no_input_check),
+        exclude_output_quantization: x.exclude_output_quantization.clone().unwrap_or_default(),
+        contrib_ops: x.contrib_ops.unwrap_or(d.contrib_ops),
+        dedicated_qdq_pair: x.dedicated_qdq_pair.unwrap_or(d.dedicated_qdq_pair),
+        qoperator: a.format == Some(Format::Qoperator),
+        min_real_range: x.min_real_range,
+        restricted_asymmetric: x.restricted_asymmetric.unwrap_or(false),
+        overrides: match &a.overrides {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read overrides `{}`", path.display()))
+                    .hint("give --overrides the path of a JSON file")?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("overrides `{}`", path.display()))
+                    .hint(
+                        "the file is ORT's TensorQuantOverrides as JSON: \
+                         {\"tensor\": [{\"quant_type\": \"QUInt16\", \"symmetric\": true}]}",
+                    )?
+            }
+            None => x.tensor_quant_overrides.clone().unwrap_or_default(),
+        },
+    })
+}
+
+/// ONNX Runtime's default op list for `quantize_dynamic` (its IntegerOps registry): a list
+/// holding all of it was passed wholesale, so its types missing here are a note, not an error.
+const ORT_DYNAMIC_OPS: &[&str] = &[
+    "Conv",
+    "MatMul",
+    "Attention",
+    "LSTM",
+    "Gather",
+    "Transpose",
+    "EmbedLayerNormalization",
+];
+
+/// Checks `--op-types` against the model and the mode: an entry the model lacks, or the mode
+/// cannot quantize, is an error (a misspelling gets "did you mean"), except in a list that holds
+/// ORT's whole default list for the mode, where the missing ones are one note.
+pub(crate) fn check_op_types(
+    model: &onnxq_ir::Model,
+    mode: Mode,
+    op_types: &[String],
+) -> Result<Vec<String>> {
+    if op_types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut present = BTreeSet::new();
+    collect_ops(&model.graph, &mut present);
+    let (quantizable, ort_list): (Vec<&str>, Vec<&str>) = match mode {
+        Mode::Dynamic => (
+            onnxq_quant::ops::DYNAMIC_OPS
+                .iter()
+                .map(|o| o.op_type())
+                .collect(),
+            ORT_DYNAMIC_OPS.to_vec(),
+        ),
+        Mode::Static => {
+            let rules = onnxq_quant::ops::static_ops::STATIC_OPS;
+            let all = rules
+                .iter()
+                .chain(onnxq_quant::ops::static_ops::ON_REQUEST_OPS);
+            (
+                all.map(|(t, _)| *t).collect(),
+                rules.iter().map(|(t, _)| *t).collect(),
+            )
+        }
+    };
+    // Static quantization takes any ONNX op type given (the generic rule), dynamic only its
+    // registry's.
+    let can = |t: &str| match mode {
+        Mode::Dynamic => quantizable.contains(&t),
+        Mode::Static => true,
+    };
+    let wholesale = ort_list.iter().all(|t| op_types.iter().any(|o| o == t));
+    let mut skipped = Vec::new();
+    for t in op_types {
+        let in_model = present.contains(t.as_str());
+        if in_model && can(t) {
+            continue;
+        }
+        if wholesale && ort_list.contains(&t.as_str()) {
+            skipped.push(t.as_str());
+            continue;
+        }
+        let mode_name = name(mode);
+        if in_model {
+            return Err(fail(
+                format!("--op-types `{t}`: {mode_name} quantization cannot quantize `{t}`"),
+                format!(
+                    "{mode_name} quantization quantizes {}; drop `{t}`, or use --mode static \
+                     (with --data or --ranges), which quantizes any op type listed",
+                    quantizable.join(", ")
+                ),
+            ));
+        }
+        let names = present
+            .iter()
+            .map(String::as_str)
+            .chain(quantizable.iter().copied());
+        let hint = match did_you_mean(t, names) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!(
+                "the model's op types are {}; `onnxq inspect` lists them",
+                present.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        return Err(fail(
+            format!("--op-types `{t}`: the model has no `{t}` node"),
+            hint,
+        ));
+    }
+    Ok(if skipped.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "--op-types: {} not in the model or not quantized in {} mode (ORT's list, taken as a whole)",
+            skipped.join(", "),
+            name(mode)
+        )]
+    })
+}
+
+/// The op types of `g` and its subgraphs.
+fn collect_ops(g: &onnxq_ir::Graph, out: &mut BTreeSet<String>) {
+    for (_, n) in g.nodes() {
+        out.insert(n.op_type().to_owned());
+        for sub in n.attributes.iter().flat_map(|a| &a.subgraphs) {
+            collect_ops(sub, out);
+        }
+    }
+}
