@@ -18,7 +18,7 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
+#[allow(
     clippy::large_enum_variant,
     reason = "parsed once per run; boxing would buy nothing"
 )]
@@ -315,6 +315,9 @@ impl Default for CalibSettings {
 
 #[derive(Debug, Args)]
 pub(crate) struct CalibrateArgs {
+    /// Which options were given on the command line (first, as in `QuantizeArgs`).
+    #[command(flatten)]
+    pub(crate) given: Given,
     /// The float model (.onnx)
     pub(crate) model: PathBuf,
     #[command(flatten)]

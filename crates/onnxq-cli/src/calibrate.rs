@@ -15,6 +15,12 @@ use crate::engine::Backend;
 use crate::util::{Progress, note};
 
 pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
+    let method = args.calib.method;
+    crate::method_flags::check(
+        method.unwrap_or(CalibMethod::Minmax),
+        method.is_some(),
+        &crate::method_flags::given_flags(args.given.ids()),
+    )?;
     let model = onnxq_ir::load(&args.model)?;
     let ranges = calibrate(&model, &args.calib, None)?;
     let (a, total) = (args, ranges.samples);

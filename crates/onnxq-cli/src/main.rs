@@ -8,6 +8,7 @@ mod calibrate;
 mod config;
 mod engine;
 mod inspect;
+mod method_flags;
 mod quantize;
 mod repack;
 mod util;

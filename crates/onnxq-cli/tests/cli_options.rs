@@ -345,3 +345,102 @@ fn every_error_has_a_specific_hint() {
         ],
     );
 }
+
+/// A calibration setting the chosen method does not read is refused, from a flag, a config key or
+/// an extra option, in `quantize --data` and in `calibrate` alike.
+#[test]
+fn settings_the_method_ignores_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = config(d, "p.toml", "percentile = 99.0\n");
+    let mut text = refused(
+        d,
+        &[
+            &["--data", "{data}", "--percentile", "99.9"],
+            &[
+                "--data",
+                "{data}",
+                "--method",
+                "percentile",
+                "--num-quantized-bins",
+                "64",
+            ],
+            &[
+                "--data",
+                "{data}",
+                "--method",
+                "entropy",
+                "--moving-average",
+            ],
+            &[
+                "--data",
+                "{data}",
+                "--method",
+                "distribution",
+                "--symmetric",
+            ],
+            &["--data", "{data}", "--num-bins", "512"],
+            &["--data", "{data}", "--config", &key],
+            &[
+                "--data",
+                "{data}",
+                "--method",
+                "entropy",
+                "--extra",
+                "CalibMovingAverage=1",
+            ],
+        ],
+    );
+    // The settings a method reads are taken.
+    let ok = quantize(
+        d,
+        &[
+            "--data",
+            "{data}",
+            "--method",
+            "percentile",
+            "--percentile",
+            "99.9",
+            "--engine",
+            "tract",
+        ],
+    );
+    assert!(ok.ok, "{}", ok.stderr);
+    std::fs::remove_file(d.join("out.onnx")).unwrap();
+    // A config's settings for another method than the one --method picks are dropped with a note.
+    let over = quantize(
+        d,
+        &[
+            "--data", "{data}", "--config", &key, "--method", "minmax", "--engine", "tract",
+        ],
+    );
+    assert!(
+        over.ok
+            && over
+                .stderr
+                .contains("`percentile` in the config is read only"),
+        "{}",
+        over.stderr
+    );
+    std::fs::remove_file(d.join("out.onnx")).unwrap();
+    let (model, data) = demo();
+    let o = Command::new(env!("CARGO_BIN_EXE_onnxq"))
+        .arg("calibrate")
+        .arg(&model)
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--num-quantized-bins",
+            "64",
+            "-o",
+        ])
+        .arg(d.join("r.json"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && !d.join("r.json").exists());
+    text += &format!(
+        "$ calibrate --num-quantized-bins 64\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    insta::assert_snapshot!(text);
+}

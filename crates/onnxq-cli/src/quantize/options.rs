@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use onnxq_quant::numerics::QuantType;
 use onnxq_quant::{DynamicOptions, StaticOptions};
 
-use crate::args::{Format, Mode, QType, QuantizeArgs};
+use crate::args::{CalibMethod, Format, Mode, QType, QuantizeArgs};
 use crate::config::keys::{OPTIONS, Uses, flag};
 use crate::config::{self, Config};
 use crate::util::{HintExt, did_you_mean, fail};
@@ -26,6 +26,7 @@ pub(crate) struct Resolved {
 /// Merges flags and config, chooses the mode and refuses any option that mode does not use.
 pub(crate) fn resolve(a: &QuantizeArgs) -> Result<Resolved> {
     let mut cfg = config::load(a.config.as_deref(), &a.extra)?;
+    let method_settings = method_settings(a, &cfg);
     let args = merge(a, &mut cfg);
     let mut notes = Vec::new();
     let (mode, why) = match (a.mode, cfg.mode) {
@@ -50,6 +51,29 @@ pub(crate) fn resolve(a: &QuantizeArgs) -> Result<Resolved> {
         ),
     };
     check_uses(&args, &cfg, mode, &why)?;
+    if mode == Mode::Static && !args.calib.data.is_empty() {
+        let method = args.calib.method;
+        let check = |given: &[(&str, String)]| {
+            crate::method_flags::check(
+                method.unwrap_or(CalibMethod::Minmax),
+                method.is_some(),
+                given,
+            )
+        };
+        let (flags, from_config) = method_settings;
+        check(&flags)?;
+        // A config written for another method, overridden by --method: its settings for that
+        // method are dropped with a note rather than refused (flags win over the config).
+        if a.given.has("method") {
+            for one in from_config {
+                if let Err(e) = check(std::slice::from_ref(&one)) {
+                    notes.push(format!("{e}; it is not used"));
+                }
+            }
+        } else {
+            check(&from_config)?;
+        }
+    }
     if !args.calib.data.is_empty() && args.ranges.is_some() {
         return Err(fail(
             "both calibration data (--data or `data`) and a ranges file (--ranges or `ranges`) were given",
@@ -71,6 +95,50 @@ pub(crate) fn resolve(a: &QuantizeArgs) -> Result<Resolved> {
         mode,
         notes,
     })
+}
+
+/// The method-specific calibration settings given, as the user wrote them: the flags and ORT's
+/// extra options (from `--extra` or the config, both count as given outright), and the config
+/// keys the command line does not override.
+type Settings = Vec<(&'static str, String)>;
+fn method_settings(a: &QuantizeArgs, cfg: &Config) -> (Settings, Settings) {
+    let mut flags = crate::method_flags::given_flags(a.given.ids());
+    let x = &cfg.extra_options;
+    let extras = [
+        (
+            "symmetric",
+            x.calib_symmetric.is_some(),
+            "CalibTensorRangeSymmetric",
+        ),
+        (
+            "moving_average",
+            x.calib_moving_average.is_some(),
+            "CalibMovingAverage",
+        ),
+        (
+            "percentile",
+            x.calib_percentile.is_some(),
+            "CalibPercentile",
+        ),
+    ];
+    let keys = [
+        ("symmetric", cfg.symmetric.is_some()),
+        ("moving_average", cfg.moving_average.is_some()),
+        ("percentile", cfg.percentile.is_some()),
+        ("num_bins", cfg.num_bins.is_some()),
+        ("num_quantized_bins", cfg.num_quantized_bins.is_some()),
+    ];
+    for (id, set, shown) in extras {
+        if set && !a.given.has(id) {
+            flags.push((id, shown.to_owned()));
+        }
+    }
+    let from_config = keys
+        .into_iter()
+        .filter(|(id, set)| *set && !a.given.has(id))
+        .map(|(id, _)| (id, format!("`{id}` in the config")))
+        .collect();
+    (flags, from_config)
 }
 
 fn name(m: Mode) -> &'static str {
