@@ -3,6 +3,13 @@
 # 1.31.1 + onnx + numpy) if it is missing or stale, then `cargo test` over the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The tests read the real models of the corpus: say where it must be before anything is built.
+corpus="${ONNXQ_CORPUS:-../shared/corpus}"
+if [ ! -d "$corpus/models" ]; then
+  echo "error: the test corpus is missing: no folder $corpus/models" >&2
+  echo "hint: put the corpus at ../shared/corpus beside the repository, or set ONNXQ_CORPUS to its folder, then run: bash scripts/test.sh" >&2
+  exit 2
+fi
 want='import onnxruntime, onnx, numpy; assert onnxruntime.__version__ == "1.31.1", onnxruntime.__version__'
 if ! .venv/bin/python -c "$want" 2>/dev/null; then
   echo "making the test oracle venv in .venv" >&2

@@ -39,7 +39,8 @@ pub fn corpus_model(name: &str) -> PathBuf {
     let p = corpus_dir().join("models").join(name).join("model.onnx");
     assert!(
         p.is_file(),
-        "corpus model {} is missing (set ONNXQ_CORPUS to the corpus folder)",
+        "corpus model {} is missing: put the corpus at ../shared/corpus beside the repository, or \
+         set ONNXQ_CORPUS to its folder, then run `bash scripts/test.sh`",
         p.display()
     );
     p
