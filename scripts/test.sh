@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: makes the Python oracle venv (.venv, ONNX Runtime
-# 1.31.1 + onnx + numpy) if it is missing or stale, then `cargo test` over the workspace.
+# 1.31.1 + onnx + numpy + onnx_ir + sympy) if it is missing or stale, then `cargo test` over the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The tests read the real models of the corpus: say where it must be before anything is built.
@@ -10,7 +10,7 @@ if [ ! -d "$corpus/models" ]; then
   echo "hint: put the corpus at ../shared/corpus beside the repository, or set ONNXQ_CORPUS to its folder, then run: bash scripts/test.sh" >&2
   exit 2
 fi
-want='import onnxruntime, onnx, numpy; assert onnxruntime.__version__ == "1.31.1", onnxruntime.__version__'
+want='import onnxruntime, onnx, numpy, onnx_ir, sympy; assert onnxruntime.__version__ == "1.31.1", onnxruntime.__version__'
 if ! .venv/bin/python -c "$want" 2>/dev/null; then
   echo "making the test oracle venv in .venv" >&2
   python3 -m venv .venv

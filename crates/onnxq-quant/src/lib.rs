@@ -1,6 +1,7 @@
 //! onnxq's quantization: exact numerics, the op-quantizer registries, and the passes that plan and
 //! apply a quantization to a model: `dynamic/` (ONNX Runtime's `quantize_dynamic`), `qdq/` (its
-//! `quantize_static` in the QDQ format) and `qoperator/` (the QOperator format, lowered from QDQ).
+//! `quantize_static` in the QDQ format), `qoperator/` (the QOperator format, lowered from QDQ) and
+//! `weight_only/` (its `MatMulNBitsQuantizer`: block-wise 2/4/8-bit weights).
 //!
 //! Op quantizers only *plan* (they read the graph and return data); the apply step of each pass
 //! edits the graph. A node that cannot be quantized is a report entry, never an error.
@@ -17,6 +18,7 @@ pub mod qdq;
 pub mod qoperator;
 pub mod report;
 mod select;
+pub mod weight_only;
 mod weights;
 
 pub use dynamic::quantize_dynamic;
@@ -25,6 +27,8 @@ pub use options::{DynamicOptions, StaticOptions};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
 pub use report::Report;
+pub use weight_only::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
+pub use weight_only::quantize_weight_only;
 
 /// The op-quantizer registries under one path: the dynamic op quantizers (`dynamic/ops/`) and the
 /// static rule table (`qdq/rules.rs`, as `static_ops`).

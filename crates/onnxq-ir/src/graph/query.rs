@@ -1,6 +1,7 @@
 //! Read-only queries on a [`Graph`]: values, nodes, ports and initializers by id or name.
 
 use super::types::{Def, Graph, Node, NodeId, Port, Use, Value, ValueId};
+use crate::proto as pb;
 
 impl Graph {
     /// The value with this id.
@@ -71,6 +72,22 @@ impl Graph {
             .iter()
             .filter(|p| !self.values[p.value.index()].name.is_empty())
     }
+    /// The tensor type declared for `value` by a graph input, graph output or `value_info` entry,
+    /// if one declares it (the first that does; the IR does not infer types).
+    pub fn declared_type(&self, value: ValueId) -> Option<&pb::type_proto::Tensor> {
+        let ports = self
+            .inputs
+            .iter()
+            .chain(&self.outputs)
+            .filter(|p| p.value == value);
+        let infos = self
+            .value_info_of
+            .get(&value)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.value_info[i]);
+        ports.chain(infos).find_map(tensor_type)
+    }
     /// Sparse initializers in order.
     pub fn sparse_initializers(&self) -> &[ValueId] {
         &self.sparse_initializers
@@ -82,5 +99,13 @@ impl Graph {
             Def::Node { node, .. } => Some(node),
             _ => None,
         }
+    }
+}
+
+/// The tensor type of a port, when it declares one.
+fn tensor_type(p: &Port) -> Option<&pb::type_proto::Tensor> {
+    match p.info.r#type.as_ref()?.value.as_ref()? {
+        pb::type_proto::Value::TensorType(t) => Some(t),
+        _ => None,
     }
 }

@@ -1,7 +1,9 @@
-//! Numerics: ONNX Runtime's scale/zero-point math reproduced exactly (`params.rs`) and the quantize
-//! kernels that read weights in place (`kernels.rs`). Everything is re-exported here, so callers
+//! Numerics: ONNX Runtime's scale/zero-point math reproduced exactly (`params.rs`), the quantize
+//! kernels that read weights in place (`kernels.rs`) and the block-wise weight-only kernels
+//! (`blocks.rs`). Everything is re-exported here, so callers
 //! name `numerics::QuantType`, `numerics::quantize_weight`, ...
 
+pub mod blocks;
 mod kernels;
 mod params;
 

@@ -1,0 +1,392 @@
+//! Block-wise weight quantization as ONNX Runtime's C++ block quantizer (MLAS) computes it: blocks
+//! of `block` consecutive rows of one column of a `[K, N]` weight, each with its own scale (and
+//! zero point when asymmetric). Reproduced bit for bit (ort-quantization.md §7.3, §7.4; checked
+//! against `quantize_matmul_{2,4,8}bits` and `quantize_qdq_matmul_4bits`): float32 statistics,
+//! `roundf` (half away from zero), a multiply by the reciprocal of the *stored* scale, and in the
+//! symmetric case a signed scale that maps the block's largest-magnitude value to code 0.
+//!
+//! Two layouts share the block parameters:
+//! - [`nbits`]: MatMulNBits' `B [N, k_blocks, blob]`, codes `roundf(v·r + zp)`, default zero
+//!   point `2^(bits-1)` when symmetric;
+//! - [`qdq`]: blocked DequantizeLinear's `[K, N]` tensor (INT4/UINT4/INT8/UINT8), codes
+//!   `roundf(v·r) + zp`, signed codes and no zero point when symmetric; scales `[k_blocks, N]`.
+//!
+//! Both run in parallel over independent slabs of the output and read the weight in place.
+
+use rayon::prelude::*;
+
+use super::F32Data;
+
+/// A weight's values as stored, read in place (little-endian bytes or a slice).
+#[derive(Debug, Clone, Copy)]
+pub enum Elems<'a> {
+    /// float32.
+    F32(F32Data<'a>),
+    /// float16, little-endian bytes.
+    F16(&'a [u8]),
+    /// bfloat16, little-endian bytes.
+    Bf16(&'a [u8]),
+}
+
+impl Elems<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Elems::F32(d) => d.len(),
+            Elems::F16(b) | Elems::Bf16(b) => b.len() / 2,
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `i` as float32 (exact for every type).
+    #[inline]
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            Elems::F32(d) => d.get(i),
+            Elems::F16(b) => half::f16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32(),
+            Elems::Bf16(b) => half::bf16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32(),
+        }
+    }
+
+    /// The type scales are stored in: the weight's own.
+    pub fn scale_type(&self) -> ScaleType {
+        match self {
+            Elems::F32(_) => ScaleType::F32,
+            Elems::F16(_) => ScaleType::F16,
+            Elems::Bf16(_) => ScaleType::Bf16,
+        }
+    }
+}
+
+/// The type a scale is stored in, which is the weight's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleType {
+    /// float32.
+    F32,
+    /// float16: the kernel multiplies by the reciprocal of the float16-rounded scale.
+    F16,
+    /// bfloat16: ORT quantizes a bfloat16 weight in float32 and casts the scales afterwards, so the
+    /// kernel uses the float32 scale.
+    Bf16,
+}
+
+impl ScaleType {
+    /// The scale the kernel divides by (as stored, for float16).
+    fn kernel(self, s: f32) -> f32 {
+        match self {
+            ScaleType::F16 => half::f16::from_f32(s).to_f32(),
+            ScaleType::F32 | ScaleType::Bf16 => s,
+        }
+    }
+
+    /// Little-endian bytes of `scales` in this type.
+    pub fn to_bytes(self, scales: &[f32]) -> Vec<u8> {
+        match self {
+            ScaleType::F32 => scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            ScaleType::F16 => scales
+                .iter()
+                .flat_map(|s| half::f16::from_f32(*s).to_le_bytes())
+                .collect(),
+            ScaleType::Bf16 => scales
+                .iter()
+                .flat_map(|s| half::bf16::from_f32(*s).to_le_bytes())
+                .collect(),
+        }
+    }
+}
+
+/// The shape of a block quantization of a `[k, n]` weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockShape {
+    /// Rows (input features).
+    pub k: usize,
+    /// Columns (output features).
+    pub n: usize,
+    /// Rows per block (a power of two, at least 16).
+    pub block: usize,
+    /// Bits per code: 2, 4 or 8.
+    pub bits: u32,
+    /// Symmetric: no zero points.
+    pub symmetric: bool,
+}
+
+impl BlockShape {
+    /// Blocks along K.
+    pub fn k_blocks(&self) -> usize {
+        self.k.div_ceil(self.block)
+    }
+
+    /// Bytes of one block's codes in MatMulNBits' layout.
+    pub fn blob(&self) -> usize {
+        self.block * self.bits as usize / 8
+    }
+
+    fn max_code(&self) -> i32 {
+        (1 << self.bits) - 1
+    }
+
+    fn mid(&self) -> i32 {
+        1 << (self.bits - 1)
+    }
+}
+
+/// One block's parameters: the stored scale (as float32), the kernel's reciprocal, the zero point.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    scale: f32,
+    recip: f32,
+    zp: i32,
+}
+
+/// MLAS's `range2scalezp` / `range2scale` for a block with minimum `min` and maximum `max`.
+fn block_params(min: f32, max: f32, s: &BlockShape, st: ScaleType) -> Block {
+    let (scale, zp) = if s.symmetric {
+        let m = if max.abs() > min.abs() { max } else { min };
+        (m / -(s.mid() as f32), s.mid())
+    } else {
+        let (min, max) = (min.min(0.0), max.max(0.0));
+        let top = s.max_code() as f32;
+        let scale = (max - min) / top;
+        let zp_f = if scale != 0.0 { 0.0 - min / scale } else { min };
+        let zp = if zp_f < 0.0 {
+            0
+        } else if zp_f > top {
+            s.max_code()
+        } else {
+            zp_f.round() as i32
+        };
+        (scale, zp)
+    };
+    let stored = st.kernel(scale);
+    Block {
+        scale,
+        recip: if stored != 0.0 { 1.0 / stored } else { 0.0 },
+        zp,
+    }
+}
+
+/// Minimum and maximum of `w[rows, col]` (float32 comparisons as MLAS: NaN never wins).
+fn column_range(w: &Elems<'_>, n: usize, col: usize, rows: std::ops::Range<usize>) -> (f32, f32) {
+    let (mut lo, mut hi) = (f32::MAX, f32::MIN);
+    for r in rows {
+        let v = w.get(r * n + col);
+        lo = if v < lo { v } else { lo };
+        hi = if v > hi { v } else { hi };
+    }
+    (lo, hi)
+}
+
+/// A weight quantized in MatMulNBits' layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NBits {
+    /// The shape quantized.
+    pub shape: BlockShape,
+    /// `B [N, k_blocks, blob]`: element k of column n at byte `(k % block) / (8 / bits)` of block
+    /// `k / block`, low bits first; positions past K are zero.
+    pub packed: Vec<u8>,
+    /// `[N, k_blocks]` stored scales (rounded through the scale type where it is float16).
+    pub scales: Vec<f32>,
+    /// `[N, k_blocks]` zero points when asymmetric (unpacked; see [`pack_zero_points`]).
+    pub zero_points: Option<Vec<u8>>,
+}
+
+/// Columns per parallel task: the weight rows are read in runs of this many values.
+const TILE: usize = 32;
+
+/// Quantizes the `[k, n]` row-major weight `w` into MatMulNBits' layout (ORT's DEFAULT
+/// algorithm).
+pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
+    debug_assert_eq!(w.len(), s.k * s.n);
+    let (kb, blob, st) = (s.k_blocks(), s.blob(), w.scale_type());
+    let per_byte = 8 / s.bits as usize;
+    let mut packed = vec![0u8; s.n * kb * blob];
+    let mut scales = vec![0f32; s.n * kb];
+    let mut zps = vec![0u8; s.n * kb];
+    packed
+        .par_chunks_mut(TILE * kb * blob)
+        .zip(scales.par_chunks_mut(TILE * kb))
+        .zip(zps.par_chunks_mut(TILE * kb))
+        .enumerate()
+        .for_each(|(t, ((packed, scales), zps))| {
+            for (c, col) in (t * TILE..s.n.min((t + 1) * TILE)).enumerate() {
+                for b in 0..kb {
+                    let rows = b * s.block..s.k.min((b + 1) * s.block);
+                    let (lo, hi) = column_range(w, s.n, col, rows.clone());
+                    let p = block_params(lo, hi, &s, st);
+                    scales[c * kb + b] = p.scale;
+                    zps[c * kb + b] = p.zp as u8;
+                    let out = &mut packed[(c * kb + b) * blob..(c * kb + b + 1) * blob];
+                    for (i, r) in rows.enumerate() {
+                        let q = (w.get(r * s.n + col) * p.recip + p.zp as f32).round() as i32;
+                        let q = q.clamp(0, s.max_code()) as u8;
+                        out[i / per_byte] |= q << ((i % per_byte) as u32 * s.bits);
+                    }
+                }
+            }
+        });
+    NBits {
+        shape: s,
+        packed,
+        scales,
+        zero_points: (!s.symmetric).then_some(zps),
+    }
+}
+
+/// MatMulNBits' packed zero points `[N, ceil(k_blocks·bits/8)]`: block b of column n at byte
+/// `b / (8 / bits)`, low bits first; unused slots of the last byte hold the default `2^(bits-1)`.
+pub fn pack_zero_points(zps: &[u8], n: usize, k_blocks: usize, bits: u32) -> Vec<u8> {
+    let per_byte = 8 / bits as usize;
+    let row = k_blocks.div_ceil(per_byte);
+    let mid = 1u8 << (bits - 1);
+    let mut out = vec![0u8; n * row];
+    for col in 0..n {
+        for slot in 0..row * per_byte {
+            let z = if slot < k_blocks {
+                zps[col * k_blocks + slot]
+            } else {
+                mid
+            };
+            out[col * row + slot / per_byte] |= z << ((slot % per_byte) as u32 * bits);
+        }
+    }
+    out
+}
+
+/// A weight quantized for a blocked DequantizeLinear (`axis = 0`, `block_size`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Qdq {
+    /// The shape quantized.
+    pub shape: BlockShape,
+    /// The `[K, N]` codes in ONNX storage: one byte each for 8 bits, two per byte (low nibble
+    /// first, row-major, the last high nibble zero when K·N is odd) for 4 bits; signed when
+    /// symmetric.
+    pub data: Vec<u8>,
+    /// `[k_blocks, N]` stored scales.
+    pub scales: Vec<f32>,
+    /// `[k_blocks, N]` zero points when asymmetric, packed as `data` is.
+    pub zero_points: Option<Vec<u8>>,
+}
+
+/// Quantizes the `[k, n]` row-major weight `w` for a blocked DequantizeLinear (MLAS's
+/// `MlasQDQQuantizeBlockwise`; ORT's tool runs it for 4 bits, the same arithmetic serves 8).
+pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
+    debug_assert_eq!(w.len(), s.k * s.n);
+    debug_assert!(s.bits == 4 || s.bits == 8);
+    let (kb, st) = (s.k_blocks(), w.scale_type());
+    let (lo_code, hi_code) = if s.symmetric {
+        (-s.mid(), s.mid() - 1)
+    } else {
+        (0, s.max_code())
+    };
+    // Codes as i8 then stored: a block's rows are a contiguous run of the [K, N] output.
+    let mut codes = vec![0i8; s.k * s.n];
+    let mut scales = vec![0f32; kb * s.n];
+    let mut zps = vec![0u8; kb * s.n];
+    codes
+        .par_chunks_mut(s.block * s.n)
+        .zip(scales.par_chunks_mut(s.n))
+        .zip(zps.par_chunks_mut(s.n))
+        .enumerate()
+        .for_each(|(b, ((codes, scales), zps))| {
+            let rows = b * s.block..s.k.min((b + 1) * s.block);
+            for col in 0..s.n {
+                let (lo, hi) = column_range(w, s.n, col, rows.clone());
+                let p = block_params(lo, hi, &s, st);
+                let zp = if s.symmetric { 0 } else { p.zp };
+                scales[col] = p.scale;
+                zps[col] = zp as u8;
+                for (i, r) in rows.clone().enumerate() {
+                    let q = (w.get(r * s.n + col) * p.recip).round() as i32 + zp;
+                    codes[i * s.n + col] = q.clamp(lo_code, hi_code) as i8;
+                }
+            }
+        });
+    let store = |v: &[i8]| -> Vec<u8> {
+        if s.bits == 8 {
+            v.iter().map(|&q| q as u8).collect()
+        } else {
+            v.chunks(2)
+                .map(|p| (p[0] as u8 & 0x0f) | (p.get(1).map_or(0, |&h| h as u8 & 0x0f) << 4))
+                .collect()
+        }
+    };
+    let zero_points =
+        (!s.symmetric).then(|| store(&zps.iter().map(|&z| z as i8).collect::<Vec<_>>()));
+    Qdq {
+        shape: s,
+        data: store(&codes),
+        scales,
+        zero_points,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(k: usize, n: usize, block: usize, bits: u32, symmetric: bool) -> BlockShape {
+        BlockShape {
+            k,
+            n,
+            block,
+            bits,
+            symmetric,
+        }
+    }
+
+    /// A symmetric block maps its largest-magnitude value to code 0 with a negative scale.
+    #[test]
+    fn symmetric_scale_is_signed() {
+        let w: Vec<f32> = (0..16).map(|i| i as f32 * 0.25).collect();
+        let q = nbits(&Elems::F32(F32Data::Slice(&w)), shape(16, 1, 16, 4, true));
+        assert_eq!(q.scales, vec![3.75 / -8.0]);
+        assert_eq!(q.packed[7] >> 4, 0, "the largest value is code 0");
+        assert_eq!(q.packed[0] & 0x0f, 8, "zero is the mid code");
+        assert!(q.zero_points.is_none());
+    }
+
+    /// Asymmetric: the range includes 0, codes are unsigned, rows past K are zero.
+    #[test]
+    fn asymmetric_codes_and_padding() {
+        let mut w = vec![0f32; 20 * 2];
+        for r in 0..20 {
+            w[r * 2] = r as f32 - 5.0;
+            w[r * 2 + 1] = 1.0;
+        }
+        let q = nbits(&Elems::F32(F32Data::Slice(&w)), shape(20, 2, 16, 4, false));
+        let zps = q.zero_points.as_ref().unwrap();
+        // Column 0's first block holds -5..=10: scale 15 / 15, zero point 5.
+        assert_eq!((q.scales[0], zps[0]), (1.0, 5));
+        // Column 1's second block holds rows 16..20 (all 1.0): range [0, 1].
+        assert_eq!(q.scales[3], 1.0 / 15.0);
+        // Rows past K in the last block are zero bytes.
+        let last = &q.packed[3 * q.shape.blob()..];
+        assert!(last[2..].iter().all(|&b| b == 0));
+        assert_eq!(
+            pack_zero_points(zps, 2, 2, 4),
+            vec![zps[0] | zps[1] << 4, zps[2] | zps[3] << 4]
+        );
+        assert_eq!(
+            pack_zero_points(&[3], 1, 1, 4),
+            vec![0x83],
+            "unused slot holds 8"
+        );
+        assert_eq!(pack_zero_points(&[1], 1, 1, 2), vec![0b10_10_10_01]);
+    }
+
+    /// The QDQ layout: signed 4-bit codes row-major, rounding before the zero point.
+    #[test]
+    fn qdq_layout() {
+        let w: Vec<f32> = (0..48).map(|i| (i as f32 - 20.0) / 7.0).collect();
+        let q = qdq(&Elems::F32(F32Data::Slice(&w)), shape(16, 3, 16, 4, true));
+        assert_eq!(q.data.len(), 24);
+        assert_eq!(q.scales.len(), 3);
+        let sym8 = qdq(&Elems::F32(F32Data::Slice(&w)), shape(16, 3, 16, 8, false));
+        assert_eq!(sym8.data.len(), 48);
+        assert_eq!(sym8.zero_points.as_ref().unwrap().len(), 3);
+    }
+}

@@ -1,0 +1,179 @@
+//! Weight-only block quantization (ONNX Runtime's `MatMulNBitsQuantizer`): constant MatMul
+//! weights become 2/4/8-bit blocks along K with a scale (and zero point) per block, read by
+//! `com.microsoft.MatMulNBits`; activations stay float.
+//!
+//! This file is the driver. Per graph, subgraph bodies first (always, as ORT's DEFAULT algorithm
+//! does), then three stages: **plan** (`plan.rs`: each selected MatMul with a constant weight, or
+//! the reason it stays float), **quantize** (`quantize.rs`: each distinct weight once, in
+//! parallel, with the block kernels of `numerics/blocks.rs`), **apply** (`emit.rs`), then the
+//! float weights nothing reads any more are removed.
+
+mod emit;
+pub mod options;
+mod plan;
+mod quantize;
+
+use std::collections::BTreeSet;
+
+use onnxq_ir::{Graph, Model, NodeId, Sources, ValueId};
+
+use crate::edit::node_label;
+use crate::error::{Error, Result};
+use crate::report::{Entry, Outcome, Report};
+use crate::select::{Scope, Selection, has_subgraphs};
+use crate::weights::remove_all_if_unused;
+use options::{WEIGHT_ONLY_OPS, WeightOnlyOptions};
+use plan::MatMulPlan;
+
+/// Quantizes `model`'s weights block-wise in place and reports every candidate node.
+pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Result<Report> {
+    opts.validate()?;
+    let opset = model
+        .opset("")
+        .ok_or_else(|| Error::Model("the model imports no default-domain opset".into()))?;
+    let op_types = opts.op_types();
+    if let Some(t) = op_types
+        .iter()
+        .find(|t| !WEIGHT_ONLY_OPS.contains(&t.as_str()))
+    {
+        return Err(Error::Selection(format!(
+            "op type `{t}` is not quantized by weight-only quantization (it rewrites {})",
+            WEIGHT_ONLY_OPS.join(", ")
+        )));
+    }
+    let selection = Selection {
+        op_types: &op_types,
+        include: &opts.include,
+        exclude: &opts.exclude,
+    };
+    selection.check_entries(&model.graph, Scope::WithSubgraphs)?;
+    let mut run = Run {
+        opts,
+        selection,
+        report: Report {
+            mode: "weight-only".into(),
+            nodes: Vec::new(),
+            opset: (opset, opset),
+            notes: Vec::new(),
+        },
+        sources: model.sources().clone(),
+    };
+    quantize_graph(&mut model.graph, &[], "main", &mut run)?;
+    if run.report.quantized() > 0 {
+        crate::opset::import_domain(model, "com.microsoft");
+    }
+    model.graph.validate().map_err(Error::edit)?;
+    Ok(run.report)
+}
+
+/// The state of one run across the graphs it visits.
+struct Run<'a> {
+    opts: &'a WeightOnlyOptions,
+    selection: Selection<'a>,
+    report: Report,
+    sources: Sources,
+}
+
+/// One graph: its subgraphs, then plan → quantize → apply → remove unused float weights.
+fn quantize_graph(g: &mut Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Result<()> {
+    quantize_subgraphs(g, outer, path, run)?;
+    let planned = plan_nodes(g, outer, path, run);
+    let plans: Vec<MatMulPlan> = planned.iter().map(|(p, _)| p.clone()).collect();
+    let quantized = quantize::quantize_weights(g, outer, &plans, run.opts, &run.sources)?;
+    let mut store = emit::Stored::default();
+    let mut consumed: BTreeSet<ValueId> = BTreeSet::new();
+    for (p, entry) in &planned {
+        let outcome = match &quantized[&p.weight] {
+            Ok(q) => {
+                consumed.insert(p.b);
+                Outcome::Quantized {
+                    pattern: emit::matmul_nbits(g, &mut store, p, q, run.opts)?,
+                }
+            }
+            Err(reason) => Outcome::skipped(reason.clone()),
+        };
+        run.report.nodes[*entry].outcome = outcome;
+    }
+    remove_all_if_unused(g, consumed).map_err(Error::edit)
+}
+
+/// The subgraph bodies of `g`'s nodes, each with `g` (read-only) as its closest enclosing scope.
+fn quantize_subgraphs(
+    g: &mut Graph,
+    outer: &[&Graph],
+    path: &str,
+    run: &mut Run<'_>,
+) -> Result<()> {
+    let with_subgraphs: Vec<NodeId> = g
+        .nodes()
+        .filter(|(_, n)| has_subgraphs(n))
+        .map(|(id, _)| id)
+        .collect();
+    for id in with_subgraphs {
+        let label = g.node(id).map(|n| node_label(g, n)).unwrap_or_default();
+        // The bodies are taken out of the node so they can be edited while `g` is read.
+        let mut attrs = std::mem::take(
+            &mut g
+                .node_mut(id)
+                .ok_or_else(|| Error::Internal("node vanished".into()))?
+                .attributes,
+        );
+        let mut scope = vec![&*g];
+        scope.extend_from_slice(outer);
+        for a in &mut attrs {
+            let attr_name = a.name().to_owned();
+            for (i, sub) in a.subgraphs.iter_mut().enumerate() {
+                let index = if i > 0 {
+                    format!("[{i}]")
+                } else {
+                    String::new()
+                };
+                quantize_graph(
+                    sub,
+                    &scope,
+                    &format!("{path}/{label}.{attr_name}{index}"),
+                    run,
+                )?;
+            }
+        }
+        if let Some(n) = g.node_mut(id) {
+            n.attributes = attrs;
+        }
+    }
+    Ok(())
+}
+
+/// Plans every candidate node of `g` in graph order, each with its report entry (a skip reason,
+/// or a placeholder the apply stage fills in).
+fn plan_nodes(
+    g: &Graph,
+    outer: &[&Graph],
+    path: &str,
+    run: &mut Run<'_>,
+) -> Vec<(MatMulPlan, usize)> {
+    let mut planned = Vec::new();
+    for (id, node) in g.nodes() {
+        if !node.domain().is_empty() || !WEIGHT_ONLY_OPS.contains(&node.op_type()) {
+            continue;
+        }
+        let outcome = run
+            .selection
+            .check(node.op_type(), node.name())
+            .and_then(|()| plan::plan_matmul(g, outer, id, node));
+        let entry = run.report.nodes.len();
+        let outcome = match outcome {
+            Ok(plan) => {
+                planned.push((plan, entry));
+                Outcome::skipped("")
+            }
+            Err(reason) => Outcome::skipped(reason),
+        };
+        run.report.nodes.push(Entry::new(
+            path,
+            node_label(g, node),
+            node.op_type(),
+            outcome,
+        ));
+    }
+    planned
+}

@@ -1,0 +1,101 @@
+//! Options of weight-only block quantization, with the defaults of ONNX Runtime's
+//! `MatMulNBitsQuantizer` class (4 bits, block 128, asymmetric, QOperator, DEFAULT).
+
+use crate::error::{Error, Result};
+
+/// How the quantized weight is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightOnlyFormat {
+    /// `com.microsoft.MatMulNBits` (ORT's QOperator format).
+    QOperator,
+    /// A blocked `DequantizeLinear` feeding the original op (opset 21).
+    Qdq,
+}
+
+/// The algorithm choosing each block's codes and parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// ORT's C++ block quantizer (MLAS): min/max per block, round half away from zero.
+    Default,
+}
+
+/// Options of `quantize --mode weight-only`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightOnlyOptions {
+    /// Bits per weight: 2, 4 or 8.
+    pub bits: u32,
+    /// Rows of K per block: a power of two, at least 16.
+    pub block_size: usize,
+    /// Symmetric blocks (no zero points).
+    pub symmetric: bool,
+    /// MatMulNBits' `accuracy_level` (0-4; written only when not 0, as ORT does).
+    pub accuracy_level: u8,
+    /// Output format.
+    pub format: WeightOnlyFormat,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Op types to quantize; empty means ORT's default, MatMul.
+    pub op_types: Vec<String>,
+    /// Node names or globs to quantize; empty means every node of the selected op types.
+    pub include: Vec<String>,
+    /// Node names or globs never to quantize.
+    pub exclude: Vec<String>,
+}
+
+impl Default for WeightOnlyOptions {
+    fn default() -> Self {
+        WeightOnlyOptions {
+            bits: 4,
+            block_size: 128,
+            symmetric: false,
+            accuracy_level: 0,
+            format: WeightOnlyFormat::QOperator,
+            algorithm: Algorithm::Default,
+            op_types: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// The op types weight-only quantization can rewrite.
+pub(crate) const WEIGHT_ONLY_OPS: &[&str] = &["MatMul"];
+
+impl WeightOnlyOptions {
+    /// Refuses settings no kernel takes, naming the setting and the values it takes.
+    pub fn validate(&self) -> Result<()> {
+        if !matches!(self.bits, 2 | 4 | 8) {
+            return Err(Error::Options(format!(
+                "{} bits: weight-only quantization takes 2, 4 or 8 bits",
+                self.bits
+            )));
+        }
+        if self.block_size < 16 || !self.block_size.is_power_of_two() {
+            return Err(Error::Options(format!(
+                "block size {}: it must be a power of two of at least 16 (16, 32, 64, 128, ...)",
+                self.block_size
+            )));
+        }
+        if self.accuracy_level > 4 {
+            return Err(Error::Options(format!(
+                "accuracy level {}: MatMulNBits takes 0 (unset) to 4",
+                self.accuracy_level
+            )));
+        }
+        if self.format == WeightOnlyFormat::Qdq {
+            return Err(Error::Options(
+                "the QDQ format of weight-only quantization is not supported yet".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The op types selected: the given ones, or MatMul.
+    pub(crate) fn op_types(&self) -> Vec<String> {
+        if self.op_types.is_empty() {
+            vec!["MatMul".to_owned()]
+        } else {
+            self.op_types.clone()
+        }
+    }
+}

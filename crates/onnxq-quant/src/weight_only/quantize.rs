@@ -1,0 +1,96 @@
+//! The middle stage of weight-only quantization: every distinct planned weight quantized once, in
+//! parallel, read in place from its tensor (a memory map for a loaded model), whose pages are
+//! released once read. A weight holding NaN or an infinity is not quantized: its nodes stay float
+//! with the reason (ORT's tool writes an infinite scale).
+
+use std::collections::BTreeMap;
+
+use onnxq_ir::proto as pb;
+use onnxq_ir::{Graph, Sources};
+use rayon::prelude::*;
+
+use super::options::WeightOnlyOptions;
+use super::plan::{BFLOAT16, FLOAT16, MatMulPlan};
+use crate::error::{Error, Result};
+use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
+use crate::weights::{Source, f32_data, resolve};
+
+/// Each distinct weight's quantization, or why it stays float.
+pub(crate) type Quantized = BTreeMap<Source, Result<NBits, String>>;
+
+/// Quantizes the weight of every plan, each distinct weight once.
+pub(crate) fn quantize_weights(
+    g: &Graph,
+    outer: &[&Graph],
+    plans: &[MatMulPlan],
+    opts: &WeightOnlyOptions,
+    sources: &Sources,
+) -> Result<Quantized> {
+    let distinct: BTreeMap<Source, &MatMulPlan> = plans.iter().map(|p| (p.weight, p)).collect();
+    distinct
+        .into_par_iter()
+        .map(|(source, p)| {
+            let c = resolve(g, outer, p.b)
+                .ok_or_else(|| Error::Internal("planned weight is not constant".into()))?;
+            let shape = BlockShape {
+                k: p.k,
+                n: p.n,
+                block: opts.block_size,
+                bits: opts.bits,
+                symmetric: opts.symmetric,
+            };
+            let q = with_elems(c.tensor, |w| {
+                if w.len() != p.k * p.n {
+                    return Err(format!(
+                        "weight `{}` holds {} values for its {} x {} shape",
+                        p.weight_name,
+                        w.len(),
+                        p.k,
+                        p.n
+                    ));
+                }
+                if let Some(i) = (0..w.len()).find(|&i| !w.get(i).is_finite()) {
+                    return Err(format!(
+                        "weight `{}` holds {} at index {i}; it is left float",
+                        p.weight_name,
+                        w.get(i)
+                    ));
+                }
+                Ok(blocks::nbits(w, shape))
+            })?;
+            // The float weight has been read and is not needed again: drop its pages.
+            if let Some(raw) = &c.tensor.raw_data {
+                sources.release(raw);
+            }
+            Ok((source, q))
+        })
+        .collect()
+}
+
+/// Calls `f` on the tensor's values in place (a copy only for float16 held in `int32_data`).
+fn with_elems<T>(t: &pb::TensorProto, f: impl FnOnce(&Elems<'_>) -> T) -> Result<T> {
+    let dtype = t.data_type();
+    if let Some(d) = f32_data(t) {
+        return Ok(f(&Elems::F32(d)));
+    }
+    let owned: Vec<u8>;
+    let bytes: &[u8] = match &t.raw_data {
+        Some(raw) => raw,
+        None => {
+            // float16 and bfloat16 outside raw_data: one 16-bit value per int32 element.
+            owned = t
+                .int32_data
+                .iter()
+                .flat_map(|&v| (v as u16).to_le_bytes())
+                .collect();
+            &owned
+        }
+    };
+    match dtype {
+        FLOAT16 => Ok(f(&Elems::F16(bytes))),
+        BFLOAT16 => Ok(f(&Elems::Bf16(bytes))),
+        _ => Err(Error::Internal(format!(
+            "planned weight has data type {dtype}"
+        ))),
+    }
+}

@@ -1,0 +1,159 @@
+"""Compare onnxq's weight-only model (OURS) with ONNX Runtime's (ORTS, from tests/py/ort_weight_only.py).
+
+Usage: python tests/py/compare_weight_only.py FLOAT.onnx OURS.onnx ORTS.onnx [--feeds calib.npz] [--samples N]
+           [--atol X] [--min-cosine C]
+
+ORTS may be "-" where ORT's tool cannot quantize the model: then checks 2 and 3 are skipped and 4 compares with
+the float model only. Checks, each printing one "name: ok|FAIL ..." line:
+1. checker  onnx.checker.check_model(OURS, full_check=True) passes.
+2. pattern  The multiset of (domain, op_type) over all nodes, subgraphs included, is equal.
+3. nodes    Every MatMulNBits, GatherBlockQuantized and DequantizeLinear of ORTS has a node in OURS with the same
+            name, op type, attributes and input names, and every initializer those inputs name has the same data
+            type, dims and bit-identical bytes.
+4. outputs  FLOAT, OURS (and ORTS) run in onnxruntime (CPU, one thread) on the first N samples of --feeds (key =
+            input name, first axis = sample; random normal data per declared shape without --feeds, dynamic dims
+            = 1). Fails where |OURS-ORTS| > atol anywhere, or where an output's cosine to FLOAT is below
+            --min-cosine (default 0.9). Prints max |OURS-FLOAT| and the cosine per output.
+Exits 1 if any check failed.
+"""
+import argparse
+import sys
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+QUANT_OPS = ("MatMulNBits", "GatherBlockQuantized", "DequantizeLinear")
+
+
+def graphs(graph):
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                yield from graphs(sub)
+
+
+def nodes(model):
+    return [n for g in graphs(model.graph) for n in g.node]
+
+
+def initializers(model):
+    return {t.name: t for g in graphs(model.graph) for t in g.initializer}
+
+
+def attrs(node):
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def tensor_key(t):
+    a = numpy_helper.to_array(t) if t.data_type not in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) else None
+    raw = a.tobytes() if a is not None else t.raw_data
+    return t.data_type, list(t.dims), raw
+
+
+def check_nodes(ours, orts):
+    mine = {n.name: n for n in nodes(ours)}
+    init_o, init_r = initializers(ours), initializers(orts)
+    problems = []
+    for n in nodes(orts):
+        if n.op_type not in QUANT_OPS:
+            continue
+        m = mine.get(n.name)
+        if m is None or m.op_type != n.op_type:
+            problems.append(f"{n.op_type} `{n.name}` missing in onnxq's model")
+            continue
+        if attrs(m) != attrs(n):
+            problems.append(f"`{n.name}` attributes: ORT {attrs(n)}, onnxq {attrs(m)}")
+        if list(m.input) != list(n.input):
+            problems.append(f"`{n.name}` inputs: ORT {list(n.input)}, onnxq {list(m.input)}")
+        for name in n.input:
+            if name in init_r:
+                if name not in init_o:
+                    problems.append(f"initializer `{name}` missing in onnxq's model")
+                elif tensor_key(init_o[name]) != tensor_key(init_r[name]):
+                    a, b = tensor_key(init_o[name]), tensor_key(init_r[name])
+                    problems.append(f"initializer `{name}`: onnxq {a[:2]}, ORT {b[:2]}, bytes equal: {a[2] == b[2]}")
+    return problems
+
+
+def feeds(model_path, npz, samples):
+    sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    if npz:
+        data = np.load(npz)
+        n = min(samples, min(data[k].shape[0] for k in data.files))
+        return [{i.name: data[i.name][s] for i in sess.get_inputs()} for s in range(n)]
+    rng = np.random.default_rng(0)
+    types = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64}
+    one = {}
+    for i in sess.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        t = types[i.type]
+        one[i.name] = rng.standard_normal(shape).astype(t) if t != np.int64 else np.ones(shape, np.int64)
+    return [one]
+
+
+def run(path, samples):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return [sess.run(None, s) for s in samples]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("float")
+    ap.add_argument("ours")
+    ap.add_argument("orts")
+    ap.add_argument("--feeds")
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--atol", type=float, default=0.0)
+    ap.add_argument("--min-cosine", type=float, default=0.9)
+    a = ap.parse_args()
+    failed = False
+
+    def report(name, problems):
+        nonlocal failed
+        failed |= bool(problems)
+        print(f"{name}: {'FAIL' if problems else 'ok'}")
+        for p in problems[:8]:
+            print(f"    {p}")
+
+    ours = onnx.load(a.ours)
+    try:
+        onnx.checker.check_model(a.ours, full_check=True)
+        report("checker", [])
+    except Exception as e:  # noqa: BLE001
+        report("checker", [str(e).splitlines()[0]])
+    orts = onnx.load(a.orts) if a.orts != "-" else None
+    if orts is not None:
+        po = Counter((n.domain, n.op_type) for n in nodes(ours))
+        pr = Counter((n.domain, n.op_type) for n in nodes(orts))
+        report("pattern", [] if po == pr else [f"ORT {dict(pr - po)} vs onnxq {dict(po - pr)}"])
+        report("nodes", check_nodes(ours, orts))
+    samples = feeds(a.float, a.feeds, a.samples)
+    outs_f, outs_o = run(a.float, samples), run(a.ours, samples)
+    outs_r = run(a.orts, samples) if orts is not None else None
+    problems = []
+    for j, name in enumerate(o.name for o in ours.graph.output):
+        f = np.concatenate([s[j].ravel() for s in outs_f]).astype(np.float64)
+        o = np.concatenate([s[j].ravel() for s in outs_o]).astype(np.float64)
+        cos = float(f @ o / (np.linalg.norm(f) * np.linalg.norm(o) + 1e-30))
+        line = f"{name}: max|onnxq-float| {np.abs(o - f).max():.4g}, cosine {cos:.6f}"
+        if outs_r is not None:
+            r = np.concatenate([s[j].ravel() for s in outs_r]).astype(np.float64)
+            d = float(np.abs(o - r).max())
+            line += f", max|onnxq-ORT| {d:.3g}"
+            if d > a.atol:
+                problems.append(line)
+        if cos < a.min_cosine:
+            problems.append(line)
+        print(f"    {line}")
+    report("outputs", problems)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
