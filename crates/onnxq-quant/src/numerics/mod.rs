@@ -1,9 +1,11 @@
 //! Numerics: ONNX Runtime's scale/zero-point math reproduced exactly (`params.rs`), the quantize
 //! kernels that read weights in place (`kernels.rs`) and the block-wise weight-only kernels
-//! (`blocks.rs`). Everything is re-exported here, so callers
+//! (`blocks.rs` for MatMulNBits and blocked DequantizeLinear, `gather_blocks.rs` for
+//! GatherBlockQuantized). Everything is re-exported here, so callers
 //! name `numerics::QuantType`, `numerics::quantize_weight`, ...
 
 pub mod blocks;
+pub mod gather_blocks;
 mod kernels;
 mod params;
 

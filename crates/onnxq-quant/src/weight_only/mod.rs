@@ -1,10 +1,11 @@
 //! Weight-only block quantization (ONNX Runtime's `MatMulNBitsQuantizer`): constant MatMul
 //! weights become 2/4/8-bit blocks along K with a scale (and zero point) per block, read by
-//! `com.microsoft.MatMulNBits`; activations stay float.
+//! `com.microsoft.MatMulNBits`, and constant Gather tables (embeddings) 4-bit blocks read by
+//! `com.microsoft.GatherBlockQuantized`; activations stay float.
 //!
 //! This file is the driver. Per graph, subgraph bodies first (always, as ORT's DEFAULT algorithm
-//! does), then three stages: **plan** (`plan.rs`: each selected MatMul with a constant weight, or
-//! the reason it stays float), **quantize** (`quantize.rs`: each distinct weight once, in
+//! does), then three stages: **plan** (`plan.rs`: each selected MatMul or Gather with a constant
+//! weight, or the reason it stays float), **quantize** (`quantize.rs`: each distinct weight once, in
 //! parallel, with the block kernels of `numerics/blocks.rs`), **apply** (`emit.rs`), then the
 //! float weights nothing reads any more are removed.
 
@@ -23,7 +24,7 @@ use crate::report::{Entry, Outcome, Report};
 use crate::select::{Scope, Selection, has_subgraphs};
 use crate::weights::remove_all_if_unused;
 use options::{WEIGHT_ONLY_OPS, WeightOnlyOptions};
-use plan::MatMulPlan;
+use plan::Plan;
 
 /// Quantizes `model`'s weights block-wise in place and reports every candidate node.
 pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Result<Report> {
@@ -62,6 +63,14 @@ pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Resu
     if run.report.quantized() > 0 {
         crate::opset::import_domain(model, "com.microsoft");
     }
+    // INT4/UINT4 tensors (GatherBlockQuantized's table) exist from IR version 10; the opset is
+    // left as it is, since no default-domain node changed.
+    let int4 = run.report.nodes.iter().any(|e| {
+        matches!(&e.outcome, Outcome::Quantized { pattern } if pattern.starts_with("GatherBlockQuantized"))
+    });
+    if int4 && model.proto.ir_version() < 10 {
+        model.proto.ir_version = Some(10);
+    }
     model.graph.validate().map_err(Error::edit)?;
     Ok(run.report)
 }
@@ -78,16 +87,16 @@ struct Run<'a> {
 fn quantize_graph(g: &mut Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Result<()> {
     quantize_subgraphs(g, outer, path, run)?;
     let planned = plan_nodes(g, outer, path, run);
-    let plans: Vec<MatMulPlan> = planned.iter().map(|(p, _)| p.clone()).collect();
+    let plans: Vec<Plan> = planned.iter().map(|(p, _)| p.clone()).collect();
     let quantized = quantize::quantize_weights(g, outer, &plans, run.opts, &run.sources)?;
     let mut store = emit::Stored::default();
     let mut consumed: BTreeSet<ValueId> = BTreeSet::new();
     for (p, entry) in &planned {
-        let outcome = match &quantized[&p.weight] {
+        let outcome = match &quantized[&p.key()] {
             Ok(q) => {
-                consumed.insert(p.b);
+                consumed.insert(p.weight_input);
                 Outcome::Quantized {
-                    pattern: emit::matmul_nbits(g, &mut store, p, q, run.opts)?,
+                    pattern: emit::apply(g, &mut store, p, q, run.opts)?,
                 }
             }
             Err(reason) => Outcome::skipped(reason.clone()),
@@ -145,12 +154,7 @@ fn quantize_subgraphs(
 
 /// Plans every candidate node of `g` in graph order, each with its report entry (a skip reason,
 /// or a placeholder the apply stage fills in).
-fn plan_nodes(
-    g: &Graph,
-    outer: &[&Graph],
-    path: &str,
-    run: &mut Run<'_>,
-) -> Vec<(MatMulPlan, usize)> {
+fn plan_nodes(g: &Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Vec<(Plan, usize)> {
     let mut planned = Vec::new();
     for (id, node) in g.nodes() {
         if !node.domain().is_empty() || !WEIGHT_ONLY_OPS.contains(&node.op_type()) {
@@ -159,7 +163,12 @@ fn plan_nodes(
         let outcome = run
             .selection
             .check(node.op_type(), node.name())
-            .and_then(|()| plan::plan_matmul(g, outer, id, node));
+            .and_then(|()| match node.op_type() {
+                "Gather" => {
+                    plan::plan_gather(g, outer, id, node, run.opts.gather_axis, run.opts.bits)
+                }
+                _ => plan::plan_matmul(g, outer, id, node),
+            });
         let entry = run.report.nodes.len();
         let outcome = match outcome {
             Ok(plan) => {

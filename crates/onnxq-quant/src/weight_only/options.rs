@@ -40,6 +40,9 @@ pub struct WeightOnlyOptions {
     pub include: Vec<String>,
     /// Node names or globs never to quantize.
     pub exclude: Vec<String>,
+    /// The axis a Gather table is blocked along (ORT's `quant_axes["Gather"]`, default 1; negative
+    /// counts from the end).
+    pub gather_axis: i64,
 }
 
 impl Default for WeightOnlyOptions {
@@ -54,12 +57,13 @@ impl Default for WeightOnlyOptions {
             op_types: Vec::new(),
             include: Vec::new(),
             exclude: Vec::new(),
+            gather_axis: 1,
         }
     }
 }
 
 /// The op types weight-only quantization can rewrite.
-pub(crate) const WEIGHT_ONLY_OPS: &[&str] = &["MatMul"];
+pub(crate) const WEIGHT_ONLY_OPS: &[&str] = &["MatMul", "Gather"];
 
 impl WeightOnlyOptions {
     /// Refuses settings no kernel takes, naming the setting and the values it takes.

@@ -10,61 +10,80 @@ use onnxq_ir::{Graph, Sources};
 use rayon::prelude::*;
 
 use super::options::WeightOnlyOptions;
-use super::plan::{BFLOAT16, FLOAT16, MatMulPlan};
+use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
 use crate::error::{Error, Result};
 use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
+use crate::numerics::gather_blocks::{GatherBlocks, gather_blocks};
 use crate::weights::{Source, f32_data, resolve};
 
-/// Each distinct weight's quantization, or why it stays float.
-pub(crate) type Quantized = BTreeMap<Source, Result<NBits, String>>;
+/// A quantized weight.
+pub(crate) enum Quantized {
+    /// For MatMulNBits.
+    NBits(NBits),
+    /// For GatherBlockQuantized.
+    Gather(GatherBlocks),
+}
 
-/// Quantizes the weight of every plan, each distinct weight once.
+/// Each distinct weight's quantization, or why it stays float.
+pub(crate) type Results = BTreeMap<(Source, Kind), Result<Quantized, String>>;
+
+/// Quantizes the weight of every plan, each distinct (weight, kind) once.
 pub(crate) fn quantize_weights(
     g: &Graph,
     outer: &[&Graph],
-    plans: &[MatMulPlan],
+    plans: &[Plan],
     opts: &WeightOnlyOptions,
     sources: &Sources,
-) -> Result<Quantized> {
-    let distinct: BTreeMap<Source, &MatMulPlan> = plans.iter().map(|p| (p.weight, p)).collect();
+) -> Result<Results> {
+    let distinct: BTreeMap<(Source, Kind), &Plan> = plans.iter().map(|p| (p.key(), p)).collect();
     distinct
         .into_par_iter()
-        .map(|(source, p)| {
-            let c = resolve(g, outer, p.b)
+        .map(|(key, p)| {
+            let c = resolve(g, outer, p.weight_input)
                 .ok_or_else(|| Error::Internal("planned weight is not constant".into()))?;
-            let shape = BlockShape {
-                k: p.k,
-                n: p.n,
-                block: opts.block_size,
-                bits: opts.bits,
-                symmetric: opts.symmetric,
-            };
-            let q = with_elems(c.tensor, |w| {
-                if w.len() != p.k * p.n {
-                    return Err(format!(
-                        "weight `{}` holds {} values for its {} x {} shape",
-                        p.weight_name,
-                        w.len(),
-                        p.k,
-                        p.n
-                    ));
-                }
-                if let Some(i) = (0..w.len()).find(|&i| !w.get(i).is_finite()) {
-                    return Err(format!(
-                        "weight `{}` holds {} at index {i}; it is left float",
-                        p.weight_name,
-                        w.get(i)
-                    ));
-                }
-                Ok(blocks::nbits(w, shape))
-            })?;
+            let q = with_elems(c.tensor, |w| quantize_one(w, p, opts))?;
             // The float weight has been read and is not needed again: drop its pages.
             if let Some(raw) = &c.tensor.raw_data {
                 sources.release(raw);
             }
-            Ok((source, q))
+            Ok((key, q))
         })
         .collect()
+}
+
+/// One weight's quantization, or why it stays float.
+fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Quantized, String> {
+    let count: usize = p.dims.iter().product();
+    if w.len() != count {
+        return Err(format!(
+            "weight `{}` holds {} values for its shape {:?}",
+            p.weight_name,
+            w.len(),
+            p.dims
+        ));
+    }
+    if let Some(i) = (0..w.len()).find(|&i| !w.get(i).is_finite()) {
+        return Err(format!(
+            "weight `{}` holds {} at index {i}; it is left float",
+            p.weight_name,
+            w.get(i)
+        ));
+    }
+    Ok(match p.kind {
+        Kind::MatMul { k, n } => Quantized::NBits(blocks::nbits(
+            w,
+            BlockShape {
+                k,
+                n,
+                block: opts.block_size,
+                bits: opts.bits,
+                symmetric: opts.symmetric,
+            },
+        )),
+        Kind::Gather { shape, .. } => {
+            Quantized::Gather(gather_blocks(w, shape, opts.block_size, opts.symmetric))
+        }
+    })
 }
 
 /// Calls `f` on the tensor's values in place (a copy only for float16 held in `int32_data`).
