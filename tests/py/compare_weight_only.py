@@ -1,16 +1,16 @@
 """Compare onnxq's weight-only model (OURS) with ONNX Runtime's (ORTS, from tests/py/ort_weight_only.py).
 
 Usage: python tests/py/compare_weight_only.py FLOAT.onnx OURS.onnx ORTS.onnx [--feeds calib.npz] [--samples N]
-           [--atol X] [--min-cosine C]
+           [--atol X] [--min-cosine C] [--ignore-names]
 
 ORTS may be "-" where ORT's tool cannot quantize the model: then checks 2 and 3 are skipped and 4 compares with
 the float model only. Where ORTS does not load in ONNX Runtime (ORT's tool forces opset 21 without converting the
 nodes), a line "orts-runs: no (...)" says so and 4 compares with the float model only. Checks, each printing one "name: ok|FAIL ..." line:
 1. checker  onnx.checker.check_model(OURS, full_check=True) passes.
 2. pattern  The multiset of (domain, op_type) over all nodes, subgraphs included, is equal.
-3. nodes    Every MatMulNBits, GatherBlockQuantized and DequantizeLinear of ORTS has a node in OURS with the same
-            name, op type, attributes and input names, and every initializer those inputs name has the same data
-            type, dims and bit-identical bytes.
+3. nodes    Every MatMulNBits, GatherBlockQuantized and DequantizeLinear of ORTS has a node in OURS writing the
+            same output, with the same op type, attributes, node name and input names (not checked with
+            --ignore-names), and every initializer input has the same data type, dims and bit-identical bytes.
 4. outputs  FLOAT, OURS (and ORTS) run in onnxruntime (CPU, one thread) on the first N samples of --feeds (key =
             input name, first axis = sample; random normal data per declared shape without --feeds, dynamic dims
             = 1). Fails where |OURS-ORTS| > atol anywhere, or where an output's cosine to FLOAT is below
@@ -55,27 +55,30 @@ def tensor_key(t):
     return t.data_type, list(t.dims), raw
 
 
-def check_nodes(ours, orts):
-    mine = {n.name: n for n in nodes(ours)}
+def check_nodes(ours, orts, names):
+    """Nodes are matched by their first output; with `names` their names and input names must match too."""
+    mine = {n.output[0]: n for n in nodes(ours)}
     init_o, init_r = initializers(ours), initializers(orts)
     problems = []
     for n in nodes(orts):
         if n.op_type not in QUANT_OPS:
             continue
-        m = mine.get(n.name)
+        m = mine.get(n.output[0])
         if m is None or m.op_type != n.op_type:
-            problems.append(f"{n.op_type} `{n.name}` missing in onnxq's model")
+            problems.append(f"{n.op_type} writing `{n.output[0]}` missing in onnxq's model")
             continue
         if attrs(m) != attrs(n):
             problems.append(f"`{n.name}` attributes: ORT {attrs(n)}, onnxq {attrs(m)}")
-        if list(m.input) != list(n.input):
-            problems.append(f"`{n.name}` inputs: ORT {list(n.input)}, onnxq {list(m.input)}")
-        for name in n.input:
+        if names and (m.name != n.name or list(m.input) != list(n.input)):
+            problems.append(f"`{n.name}` names: ORT {n.name} {list(n.input)}, onnxq {m.name} {list(m.input)}")
+        if len(m.input) != len(n.input):
+            problems.append(f"`{n.name}` has {len(n.input)} inputs in ORT's model, {len(m.input)} in onnxq's")
+        for mine_name, name in zip(m.input, n.input):
             if name in init_r:
-                if name not in init_o:
-                    problems.append(f"initializer `{name}` missing in onnxq's model")
-                elif tensor_key(init_o[name]) != tensor_key(init_r[name]):
-                    a, b = tensor_key(init_o[name]), tensor_key(init_r[name])
+                if mine_name not in init_o:
+                    problems.append(f"initializer `{mine_name}` missing in onnxq's model")
+                elif tensor_key(init_o[mine_name]) != tensor_key(init_r[name]):
+                    a, b = tensor_key(init_o[mine_name]), tensor_key(init_r[name])
                     problems.append(f"initializer `{name}`: onnxq {a[:2]}, ORT {b[:2]}, bytes equal: {a[2] == b[2]}")
     return problems
 
@@ -112,6 +115,7 @@ def main():
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--atol", type=float, default=0.0)
     ap.add_argument("--min-cosine", type=float, default=0.9)
+    ap.add_argument("--ignore-names", action="store_true", help="match nodes by output only (ORT's RTN names differ)")
     a = ap.parse_args()
     failed = False
 
@@ -133,7 +137,7 @@ def main():
         po = Counter((n.domain, n.op_type) for n in nodes(ours))
         pr = Counter((n.domain, n.op_type) for n in nodes(orts))
         report("pattern", [] if po == pr else [f"ORT {dict(pr - po)} vs onnxq {dict(po - pr)}"])
-        report("nodes", check_nodes(ours, orts))
+        report("nodes", check_nodes(ours, orts, not a.ignore_names))
     samples = feeds(a.float, a.feeds, a.samples)
     outs_f, outs_o = run(a.float, samples), run(a.ours, samples)
     outs_r = None

@@ -83,6 +83,15 @@ impl ScaleType {
         }
     }
 
+    /// `s` rounded once to this type (as numpy's `astype` from float64), as a float32.
+    pub fn from_f64(self, s: f64) -> f32 {
+        match self {
+            ScaleType::F32 => s as f32,
+            ScaleType::F16 => half::f16::from_f64(s).to_f32(),
+            ScaleType::Bf16 => half::bf16::from_f64(s).to_f32(),
+        }
+    }
+
     /// Little-endian bytes of `scales` in this type.
     pub fn to_bytes(self, scales: &[f32]) -> Vec<u8> {
         match self {

@@ -17,6 +17,11 @@ pub enum WeightOnlyFormat {
 pub enum Algorithm {
     /// ORT's C++ block quantizer (MLAS): min/max per block, round half away from zero.
     Default,
+    /// Round to nearest over each block's own min/max in float64 (ORT's "RTN").
+    Rtn,
+    /// llama.cpp's k-quant search of each block's scale and minimum (ORT's "k_quant"; always
+    /// asymmetric).
+    KQuant,
 }
 
 /// Options of `quantize --mode weight-only`.

@@ -9,11 +9,12 @@ use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, Sources};
 use rayon::prelude::*;
 
-use super::options::WeightOnlyOptions;
+use super::options::{Algorithm, WeightOnlyOptions};
 use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
 use crate::error::{Error, Result};
 use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
 use crate::numerics::gather_blocks::{GatherBlocks, gather_blocks};
+use crate::numerics::rtn::{RtnKind, rtn};
 use crate::weights::{Source, f32_data, resolve};
 
 /// A quantized weight.
@@ -70,16 +71,20 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
         ));
     }
     Ok(match p.kind {
-        Kind::MatMul { k, n } => Quantized::NBits(blocks::nbits(
-            w,
-            BlockShape {
+        Kind::MatMul { k, n } => {
+            let shape = BlockShape {
                 k,
                 n,
                 block: opts.block_size,
                 bits: opts.bits,
                 symmetric: opts.symmetric,
-            },
-        )),
+            };
+            Quantized::NBits(match opts.algorithm {
+                Algorithm::Default => blocks::nbits(w, shape),
+                Algorithm::Rtn => rtn(w, shape, RtnKind::Rtn),
+                Algorithm::KQuant => rtn(w, shape, RtnKind::KQuant),
+            })
+        }
         Kind::Gather { shape, .. } => {
             Quantized::Gather(gather_blocks(w, shape, opts.block_size, opts.symmetric))
         }
