@@ -199,8 +199,19 @@ pub struct NBits {
     pub packed: Vec<u8>,
     /// `[N, k_blocks]` stored scales (rounded through the scale type where it is float16).
     pub scales: Vec<f32>,
-    /// `[N, k_blocks]` zero points when asymmetric (unpacked; see [`pack_zero_points`]).
-    pub zero_points: Option<Vec<u8>>,
+    /// `[N, k_blocks]` zero points.
+    pub zero_points: ZeroPoints,
+}
+
+/// MatMulNBits' zero points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ZeroPoints {
+    /// None: the kernel's default `2^(bits-1)` (symmetric blocks).
+    Default,
+    /// Integer codes, unpacked (see [`pack_zero_points`]).
+    Codes(Vec<u8>),
+    /// Float zero points in code units, stored in the scales' type (HQQ).
+    Float(Vec<f32>),
 }
 
 /// Columns per parallel task: the weight rows are read in runs of this many values.
@@ -241,7 +252,11 @@ pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
         shape: s,
         packed,
         scales,
-        zero_points: (!s.symmetric).then_some(zps),
+        zero_points: if s.symmetric {
+            ZeroPoints::Default
+        } else {
+            ZeroPoints::Codes(zps)
+        },
     }
 }
 
@@ -355,7 +370,7 @@ mod tests {
         assert_eq!(q.scales, vec![3.75 / -8.0]);
         assert_eq!(q.packed[7] >> 4, 0, "the largest value is code 0");
         assert_eq!(q.packed[0] & 0x0f, 8, "zero is the mid code");
-        assert!(q.zero_points.is_none());
+        assert_eq!(q.zero_points, ZeroPoints::Default);
     }
 
     /// Asymmetric: the range includes 0, codes are unsigned, rows past K are zero.
@@ -367,7 +382,9 @@ mod tests {
             w[r * 2 + 1] = 1.0;
         }
         let q = nbits(&Elems::F32(F32Data::Slice(&w)), shape(20, 2, 16, 4, false));
-        let zps = q.zero_points.as_ref().unwrap();
+        let ZeroPoints::Codes(zps) = &q.zero_points else {
+            panic!("no zero points")
+        };
         // Column 0's first block holds -5..=10: scale 15 / 15, zero point 5.
         assert_eq!((q.scales[0], zps[0]), (1.0, 5));
         // Column 1's second block holds rows 16..20 (all 1.0): range [0, 1].

@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::blocks::{BlockShape, Elems, NBits};
+use super::blocks::{BlockShape, Elems, NBits, ZeroPoints};
 
 /// The block search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,11 @@ pub fn rtn(w: &Elems<'_>, s: BlockShape, kind: RtnKind) -> NBits {
         },
         packed,
         scales,
-        zero_points: asymmetric.then_some(zps),
+        zero_points: if asymmetric {
+            ZeroPoints::Codes(zps)
+        } else {
+            ZeroPoints::Default
+        },
     }
 }
 

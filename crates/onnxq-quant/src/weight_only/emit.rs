@@ -13,7 +13,7 @@ use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
 use super::quantize::Quantized;
 use crate::edit::{init, int_attr, tensor};
 use crate::error::{Error, Result};
-use crate::numerics::blocks::{NBits, ScaleType, pack_zero_points};
+use crate::numerics::blocks::{NBits, ScaleType, ZeroPoints, pack_zero_points};
 use crate::numerics::gather_blocks::GatherBlocks;
 use crate::weights::Source;
 
@@ -112,10 +112,21 @@ fn nbits_tensors(g: &mut Graph, p: &Plan, q: &NBits) -> Result<Vec<Option<ValueI
     );
     let scales = init(g, &format!("{name}_scales"), scales)?;
     let mut t = vec![Some(b), Some(scales)];
-    if let Some(z) = &q.zero_points {
-        let packed = pack_zero_points(z, s.n, s.k_blocks(), s.bits);
-        let row = (packed.len() / s.n) as i64;
-        let zp = tensor(vec![n, row], UINT8, packed);
+    let zp = match &q.zero_points {
+        ZeroPoints::Default => None,
+        ZeroPoints::Codes(z) => {
+            let packed = pack_zero_points(z, s.n, s.k_blocks(), s.bits);
+            let row = (packed.len() / s.n) as i64;
+            Some(tensor(vec![n, row], UINT8, packed))
+        }
+        // Unpacked, in the scales' type and shape.
+        ZeroPoints::Float(z) => Some(tensor(
+            vec![n, kb],
+            p.dtype,
+            scale_type(p.dtype).to_bytes(z),
+        )),
+    };
+    if let Some(zp) = zp {
         t.push(Some(init(g, &format!("{name}_zero_points"), zp)?));
     }
     Ok(t)

@@ -22,6 +22,9 @@ pub enum Algorithm {
     /// llama.cpp's k-quant search of each block's scale and minimum (ORT's "k_quant"; always
     /// asymmetric).
     KQuant,
+    /// Half-quadratic quantization: proximal optimisation of each block's zero point (float zero
+    /// points; asymmetric).
+    Hqq,
 }
 
 /// Options of `quantize --mode weight-only`.
@@ -89,6 +92,17 @@ impl WeightOnlyOptions {
             return Err(Error::Options(format!(
                 "accuracy level {}: MatMulNBits takes 0 (unset) to 4",
                 self.accuracy_level
+            )));
+        }
+        if self.symmetric && matches!(self.algorithm, Algorithm::KQuant | Algorithm::Hqq) {
+            return Err(Error::Options(format!(
+                "{} is asymmetric by construction: leave --symmetric out, or use the default or \
+                 RTN algorithm for symmetric blocks",
+                if self.algorithm == Algorithm::Hqq {
+                    "HQQ"
+                } else {
+                    "k-quant"
+                }
             )));
         }
         if self.format == WeightOnlyFormat::Qdq {

@@ -14,6 +14,7 @@ use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
 use crate::error::{Error, Result};
 use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
 use crate::numerics::gather_blocks::{GatherBlocks, gather_blocks};
+use crate::numerics::hqq::hqq;
 use crate::numerics::rtn::{RtnKind, rtn};
 use crate::weights::{Source, f32_data, resolve};
 
@@ -83,6 +84,7 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
                 Algorithm::Default => blocks::nbits(w, shape),
                 Algorithm::Rtn => rtn(w, shape, RtnKind::Rtn),
                 Algorithm::KQuant => rtn(w, shape, RtnKind::KQuant),
+                Algorithm::Hqq => hqq(w, shape),
             })
         }
         Kind::Gather { shape, .. } => {
