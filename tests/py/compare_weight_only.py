@@ -10,7 +10,8 @@ nodes), a line "orts-runs: no (...)" says so and 4 compares with the float model
 2. pattern  The multiset of (domain, op_type) over all nodes, subgraphs included, is equal.
 3. nodes    Every MatMulNBits, GatherBlockQuantized and DequantizeLinear of ORTS has a node in OURS writing the
             same output, with the same op type, attributes, node name and input names (not checked with
-            --ignore-names), and every initializer input has the same data type, dims and bit-identical bytes.
+            --ignore-names), and every initializer input has the same data type, dims and bit-identical bytes
+            (MatMulNBits' packed B: the same codes at every position within K).
 4. outputs  FLOAT, OURS (and ORTS) run in onnxruntime (CPU, one thread) on the first N samples of --feeds (key =
             input name, first axis = sample; random normal data per declared shape without --feeds, dynamic dims
             = 1). Fails where |OURS-ORTS| > atol anywhere, or where an output's cosine to FLOAT is below
@@ -55,6 +56,17 @@ def tensor_key(t):
     return t.data_type, list(t.dims), raw
 
 
+def nbits_codes(t, node):
+    """MatMulNBits' B as codes [N, K]: the positions past K (padding the kernel never reads, where ORT's 2-bit
+    kernel leaves stray bits) are cut off."""
+    a = attrs(node)
+    bits, k = a["bits"], a["K"]
+    raw = numpy_helper.to_array(t)
+    per = 8 // bits
+    codes = np.stack([(raw >> (bits * j)) & ((1 << bits) - 1) for j in range(per)], axis=-1)
+    return codes.reshape(raw.shape[0], -1)[:, :k]
+
+
 def check_nodes(ours, orts, names):
     """Nodes are matched by their first output; with `names` their names and input names must match too."""
     mine = {n.output[0]: n for n in nodes(ours)}
@@ -77,6 +89,10 @@ def check_nodes(ours, orts, names):
             if name in init_r:
                 if mine_name not in init_o:
                     problems.append(f"initializer `{mine_name}` missing in onnxq's model")
+                elif n.op_type == "MatMulNBits" and name == n.input[1]:
+                    same = tensor_key(init_o[mine_name])[:2] == tensor_key(init_r[name])[:2]
+                    if not same or not np.array_equal(nbits_codes(init_o[mine_name], m), nbits_codes(init_r[name], n)):
+                        problems.append(f"packed weight `{name}` differs within K")
                 elif tensor_key(init_o[mine_name]) != tensor_key(init_r[name]):
                     a, b = tensor_key(init_o[mine_name]), tensor_key(init_r[name])
                     problems.append(f"initializer `{name}`: onnxq {a[:2]}, ORT {b[:2]}, bytes equal: {a[2] == b[2]}")

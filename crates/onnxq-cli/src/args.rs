@@ -30,7 +30,7 @@ pub(crate) enum Command {
     /// file or back inline
     Repack(RepackArgs),
     /// Quantize a model (dynamic: int8 weights, activations quantized at run time; static: QDQ with
-    /// calibrated activation ranges)
+    /// calibrated activation ranges; weight-only: 2/4/8-bit weight blocks for MatMulNBits)
     Quantize(QuantizeArgs),
     /// Run the float model on calibration data and write each activation's range (for static
     /// quantization); memory does not grow with the number of samples
@@ -77,6 +77,11 @@ pub(crate) enum Mode {
     /// Weights and activations quantized with calibrated ranges (ONNX Runtime's `quantize_static`)
     #[value(alias = "qlinearops")]
     Static,
+    /// Weights only, in 2/4/8-bit blocks along K (ONNX Runtime's `MatMulNBitsQuantizer`):
+    /// MatMul → MatMulNBits, Gather → GatherBlockQuantized; activations stay float
+    #[value(name = "weight-only", alias = "weight_only", alias = "weightonly")]
+    #[serde(rename = "weight-only", alias = "weight_only")]
+    WeightOnly,
 }
 
 /// The static quantization format.
@@ -148,6 +153,8 @@ pub(crate) struct QuantizeArgs {
     pub(crate) ranges: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) calib: CalibSettings,
+    #[command(flatten)]
+    pub(crate) weight_only: WeightOnlyArgs,
     /// Quantize weights per channel (dynamic: MatMul along the last axis; static: Conv axis 0,
     /// Gemm by transB, MatMul axis 1)
     #[arg(long)]
@@ -257,6 +264,48 @@ pub(crate) enum Engine {
     Tract,
 }
 
+/// Settings of `quantize --mode weight-only` (ORT's `MatMulNBitsQuantizer` arguments; its class
+/// defaults, which its command line changes to block 32, symmetric).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct WeightOnlyArgs {
+    /// Weight-only: bits per weight, 2, 4 or 8 [default: 4]
+    #[arg(long)]
+    pub(crate) bits: Option<u32>,
+    /// Weight-only: rows of K per block, a power of two of at least 16 [default: 128, as ORT's
+    /// MatMulNBitsQuantizer class; its command line defaults to 32]
+    #[arg(long, value_name = "N")]
+    pub(crate) block_size: Option<usize>,
+    /// Weight-only: MatMulNBits' accuracy_level, the compute type of the activations: 0 unset,
+    /// 1 fp32, 2 fp16, 3 bf16, 4 int8 (fastest on CPU) [default: 0]
+    #[arg(long, value_name = "0-4")]
+    pub(crate) accuracy_level: Option<u8>,
+    /// Weight-only: how each block's codes are chosen [default: default]
+    #[arg(long, value_enum, ignore_case = true)]
+    pub(crate) algo: Option<WeightOnlyAlgo>,
+    /// Weight-only: OP:AXIS, the axis an op's weight is blocked along (ORT's quant_axes; only
+    /// Gather's is read: MatMul weights are blocked along K) [default: Gather:1]
+    #[arg(long, value_delimiter = ',', value_name = "OP:AXIS")]
+    pub(crate) quant_axes: Vec<String>,
+}
+
+/// A weight-only algorithm (ORT's `quant_method` names are aliases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WeightOnlyAlgo {
+    /// ORT's C++ block quantizer: min/max per block, round half away from zero
+    Default,
+    /// Round to nearest over each block's own min/max (ORT's RTN)
+    Rtn,
+    /// llama.cpp's k-quant scale search (ORT's k_quant; asymmetric)
+    #[value(name = "k-quant", alias = "k_quant", alias = "kquant")]
+    #[serde(rename = "k-quant", alias = "k_quant")]
+    KQuant,
+    /// Half-quadratic optimisation of the zero points (asymmetric; no PyTorch needed)
+    Hqq,
+    /// GPTQ with Hessians from --data (not supported yet)
+    Gptq,
+}
+
 /// How activation ranges are calibrated (shared by `calibrate` and `quantize --mode static`).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct CalibSettings {
@@ -268,7 +317,8 @@ pub(crate) struct CalibSettings {
     #[arg(long, value_enum, ignore_case = true)]
     pub(crate) method: Option<CalibMethod>,
     /// Symmetric ranges (ORT's CalibTensorRangeSymmetric): MinMax gives ±max(|min|, |max|),
-    /// Percentile takes the percentile of |x| [default: false for minmax, true for percentile]
+    /// Percentile takes the percentile of |x| [default: false for minmax, true for percentile].
+    /// With `quantize --mode weight-only`: symmetric blocks, no zero points [default: false]
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) symmetric: Option<bool>,
     /// Percentile method: the percentile kept

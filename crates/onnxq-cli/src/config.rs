@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::ValueEnum;
 
-use crate::args::{CalibMethod, Engine, Format, Mode, QType};
+use crate::args::{CalibMethod, Engine, Format, Mode, QType, WeightOnlyAlgo};
 pub(crate) mod keys;
 
 use crate::util::{HintExt, did_you_mean, fail};
@@ -43,6 +43,11 @@ pub(crate) struct Config {
     pub(crate) num_bins: Option<usize>,
     pub(crate) num_quantized_bins: Option<usize>,
     pub(crate) threads: Option<usize>,
+    pub(crate) bits: Option<u32>,
+    pub(crate) block_size: Option<usize>,
+    pub(crate) accuracy_level: Option<u8>,
+    pub(crate) algo: Option<WeightOnlyAlgo>,
+    pub(crate) quant_axes: Option<Vec<String>>,
     pub(crate) extra_options: ExtraOptions,
     /// Every setting given, as it should be named in an error, with the mode that uses it.
     pub(crate) given: Vec<(String, Uses)>,
@@ -206,12 +211,12 @@ pub(crate) fn load(path: Option<&Path>, extra: &[String]) -> Result<Config> {
 fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value) -> Result<()> {
     let Some(opt) = OPTIONS
         .iter()
-        .find(|o| o.config && (o.id == key || o.ort == Some(key)))
+        .find(|o| o.config && (o.id == key || o.ort.contains(&key)))
     else {
         let names = OPTIONS
             .iter()
             .filter(|o| o.config)
-            .flat_map(|o| std::iter::once(o.id).chain(o.ort));
+            .flat_map(|o| std::iter::once(o.id).chain(o.ort.iter().copied()));
         let hint = if let Some(best) = did_you_mean(key, names) {
             format!("did you mean `{best}`?")
         } else if EXTRA.iter().any(|e| e.name == key) || UNSUPPORTED.iter().any(|(n, _)| *n == key)
@@ -258,6 +263,11 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "num_bins" => put!(num_bins, count),
         "num_quantized_bins" => put!(num_quantized_bins, count),
         "threads" => put!(threads, count),
+        "bits" => put!(bits, |v| count(v).map(|n| n as u32)),
+        "block_size" => put!(block_size, count),
+        "accuracy_level" => put!(accuracy_level, level),
+        "algo" => put!(algo, choice::<WeightOnlyAlgo>),
+        "quant_axes" => put!(quant_axes, strings),
         "data" => {
             let files = strings(&value).map_err(|(w, h)| bad(w, h))?;
             cfg.data = Some(files.iter().map(|f| src.base.join(f)).collect());
@@ -410,6 +420,17 @@ fn count(v: &toml::Value) -> Result<usize, Bad> {
             usize::try_from(*i).map_err(|_| ("too large", String::new()))
         }
         _ => Err(("expected a whole number of at least 1", "e.g. 4".to_owned())),
+    }
+}
+
+/// MatMulNBits' accuracy level, 0 to 4.
+fn level(v: &toml::Value) -> Result<u8, Bad> {
+    match v {
+        toml::Value::Integer(i @ 0..=4) => Ok(*i as u8),
+        _ => Err((
+            "expected an accuracy level from 0 to 4",
+            "0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8".to_owned(),
+        )),
     }
 }
 

@@ -11,9 +11,14 @@ pub enum Error {
     /// An include/exclude entry matches nothing, or another selection problem.
     #[error("{0}")]
     Selection(String),
-    /// A setting no quantizer takes (bits, block size, ...).
-    #[error("{0}")]
-    Options(String),
+    /// A setting no quantizer takes (bits, block size, ...), with what to give instead.
+    #[error("{message}")]
+    Options {
+        /// What is wrong, naming the setting and its value.
+        message: String,
+        /// What to give instead.
+        hint: &'static str,
+    },
     /// The model lacks something every quantization needs.
     #[error("{0}")]
     Model(String),
@@ -33,7 +38,7 @@ impl Error {
             Error::Selection(_) => {
                 Some("node names are listed by `onnxq inspect --json`; globs use `*` and `?`")
             }
-            Error::Options(_) => Some("`onnxq quantize --help` lists the values each option takes"),
+            Error::Options { hint, .. } => Some(hint),
             Error::Model(_) => None,
             Error::Internal(_) => Some("this is a bug in onnxq; please report it with the model"),
         }

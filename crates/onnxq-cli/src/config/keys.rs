@@ -6,22 +6,64 @@
 /// Which quantization uses an option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Uses {
-    /// Both modes.
+    /// Every mode.
     Any,
+    /// Dynamic and static quantization (integer weights per tensor or channel).
+    Integer,
     /// Dynamic quantization only.
     Dynamic,
     /// Static quantization only.
     Static,
     /// Static quantization that calibrates here (`--data`), not with a `--ranges` file.
     Calibration,
+    /// Weight-only quantization only.
+    WeightOnly,
+    /// Static and weight-only quantization (`--format`).
+    StaticOrWeightOnly,
+    /// Calibration, and weight-only quantization (`--symmetric`).
+    CalibrationOrWeightOnly,
+}
+
+impl Uses {
+    /// Whether a run in `mode` reads the option (`calibrating`: static with `--data`).
+    pub(crate) fn used_in(self, mode: crate::args::Mode, calibrating: bool) -> bool {
+        use crate::args::Mode::{Dynamic, Static, WeightOnly};
+        match (self, mode) {
+            (Uses::Any, _)
+            | (Uses::Integer, Dynamic | Static)
+            | (Uses::Dynamic, Dynamic)
+            | (Uses::Static, Static)
+            | (Uses::WeightOnly, WeightOnly)
+            | (Uses::StaticOrWeightOnly, Static | WeightOnly)
+            | (Uses::CalibrationOrWeightOnly, WeightOnly) => true,
+            (Uses::Calibration | Uses::CalibrationOrWeightOnly, Static) => calibrating,
+            _ => false,
+        }
+    }
+
+    /// The modes that read the option, for messages ("of static quantization").
+    pub(crate) fn users(self) -> &'static str {
+        match self {
+            Uses::Any => "of quantization",
+            Uses::Integer => "of dynamic and static quantization",
+            Uses::Dynamic => "of dynamic quantization",
+            Uses::Static => "of static quantization",
+            Uses::Calibration => "of static quantization's calibration",
+            Uses::WeightOnly => "of weight-only quantization",
+            Uses::StaticOrWeightOnly => "of static and weight-only quantization",
+            Uses::CalibrationOrWeightOnly => {
+                "of static quantization's calibration and of weight-only quantization"
+            }
+        }
+    }
 }
 
 /// One quantize option.
 pub(crate) struct OptionInfo {
     /// The clap field name (the flag is `--` + id with `-` for `_`) and the config key.
     pub(crate) id: &'static str,
-    /// ONNX Runtime's argument name, accepted as a config key too.
-    pub(crate) ort: Option<&'static str>,
+    /// ONNX Runtime's argument names, accepted as config keys too.
+    pub(crate) ort: &'static [&'static str],
     /// Whether the config file takes it (`model`, `output`, `config`, `extra` are flags only).
     pub(crate) config: bool,
     pub(crate) uses: Uses,
@@ -30,16 +72,16 @@ pub(crate) struct OptionInfo {
 const fn opt(id: &'static str, uses: Uses) -> OptionInfo {
     OptionInfo {
         id,
-        ort: None,
+        ort: &[],
         config: true,
         uses,
     }
 }
 
-const fn ort(id: &'static str, ort: &'static str, uses: Uses) -> OptionInfo {
+const fn ort(id: &'static str, ort: &'static [&'static str], uses: Uses) -> OptionInfo {
     OptionInfo {
         id,
-        ort: Some(ort),
+        ort,
         config: true,
         uses,
     }
@@ -48,7 +90,7 @@ const fn ort(id: &'static str, ort: &'static str, uses: Uses) -> OptionInfo {
 const fn flag_only(id: &'static str) -> OptionInfo {
     OptionInfo {
         id,
-        ort: None,
+        ort: &[],
         config: false,
         uses: Uses::Any,
     }
@@ -61,14 +103,18 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     flag_only("config"),
     flag_only("extra"),
     opt("mode", Uses::Any),
-    ort("format", "quant_format", Uses::Static),
-    opt("weight_type", Uses::Any),
+    ort("format", &["quant_format"], Uses::StaticOrWeightOnly),
+    opt("weight_type", Uses::Integer),
     opt("activation_type", Uses::Static),
     opt("overrides", Uses::Static),
     opt("ranges", Uses::Static),
     opt("data", Uses::Static),
-    ort("method", "calibrate_method", Uses::Calibration),
-    opt("symmetric", Uses::Calibration),
+    ort("method", &["calibrate_method"], Uses::Calibration),
+    ort(
+        "symmetric",
+        &["is_symmetric"],
+        Uses::CalibrationOrWeightOnly,
+    ),
     opt("percentile", Uses::Calibration),
     opt("num_bins", Uses::Calibration),
     opt("num_quantized_bins", Uses::Calibration),
@@ -76,12 +122,21 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("engine", Uses::Calibration),
     opt("ort_lib", Uses::Calibration),
     opt("threads", Uses::Calibration),
-    opt("per_channel", Uses::Any),
+    opt("bits", Uses::WeightOnly),
+    opt("block_size", Uses::WeightOnly),
+    opt("accuracy_level", Uses::WeightOnly),
+    ort("algo", &["algorithm", "quant_method"], Uses::WeightOnly),
+    opt("quant_axes", Uses::WeightOnly),
+    opt("per_channel", Uses::Integer),
     opt("conv_per_channel", Uses::Dynamic),
-    opt("reduce_range", Uses::Any),
-    ort("op_types", "op_types_to_quantize", Uses::Any),
-    ort("include", "nodes_to_quantize", Uses::Any),
-    ort("exclude", "nodes_to_exclude", Uses::Any),
+    opt("reduce_range", Uses::Integer),
+    ort("op_types", &["op_types_to_quantize"], Uses::Any),
+    ort(
+        "include",
+        &["nodes_to_quantize", "nodes_to_include"],
+        Uses::Any,
+    ),
+    ort("exclude", &["nodes_to_exclude"], Uses::Any),
     opt("enable_subgraph", Uses::Dynamic),
     opt("dynamic_b", Uses::Dynamic),
     opt("report", Uses::Any),
@@ -111,7 +166,7 @@ const fn extra(name: &'static str, kind: Kind, uses: Uses) -> Extra {
 pub(crate) const EXTRA: &[Extra] = &[
     extra("MatMulConstBOnly", Kind::Bool, Uses::Dynamic),
     extra("EnableSubgraph", Kind::Bool, Uses::Dynamic),
-    extra("WeightSymmetric", Kind::Bool, Uses::Any),
+    extra("WeightSymmetric", Kind::Bool, Uses::Integer),
     extra("ActivationSymmetric", Kind::Bool, Uses::Static),
     extra("QuantizeBias", Kind::Bool, Uses::Static),
     extra("QDQKeepRemovableActivations", Kind::Bool, Uses::Static),
@@ -175,8 +230,8 @@ pub(crate) const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     (
         "BlockSize",
-        "block-wise weights are not supported yet; use --per-channel, or --weight-type int4 \
-         --per-channel for 4-bit weights",
+        "static QDQ with blocked weights is not supported yet; --mode weight-only --block-size N \
+         writes block-wise weights (MatMulNBits), or use --per-channel with static",
     ),
     (
         "DefaultTensorType",
@@ -226,12 +281,16 @@ mod tests {
                 "engine" => "\"tract\"",
                 "op_types" | "include" | "exclude" | "data" => "[\"a\"]",
                 "percentile" => "99.9",
-                "num_bins" | "num_quantized_bins" | "threads" => "4",
+                "num_bins" | "num_quantized_bins" | "threads" | "bits" | "accuracy_level" => "4",
+                "block_size" => "32",
+                "algo" => "\"RTN\"",
+                "quant_axes" => "[\"Gather:0\"]",
                 "ranges" | "overrides" | "report" | "ort_lib" => "\"f.json\"",
                 _ => "true",
             };
             let path = dir.path().join("c.toml");
-            std::fs::write(&path, format!("{} = {value}\n", o.ort.unwrap_or(o.id))).unwrap();
+            let key = o.ort.first().copied().unwrap_or(o.id);
+            std::fs::write(&path, format!("{key} = {value}\n")).unwrap();
             let cfg = crate::config::load(Some(&path), &[]).unwrap();
             assert_eq!(cfg.given.len(), 1, "{}", o.id);
         }

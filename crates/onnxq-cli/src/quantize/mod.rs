@@ -3,6 +3,7 @@
 mod options;
 mod ranges;
 mod summary;
+mod weight_only;
 
 use anyhow::{Context, Result};
 use onnxq_ir::{Layout, load, save};
@@ -24,6 +25,9 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
     let report = match mode {
         Mode::Dynamic => quantize_dynamic(&mut model, &options::dynamic_options(a, &cfg)?)?,
+        Mode::WeightOnly => {
+            onnxq_quant::quantize_weight_only(&mut model, &weight_only::weight_only_options(a)?)?
+        }
         Mode::Static => {
             let format = a.format.unwrap_or(Format::Qdq);
             let opts = options::static_options(a, &cfg)?;

@@ -145,6 +145,7 @@ fn name(m: Mode) -> &'static str {
     match m {
         Mode::Dynamic => "dynamic",
         Mode::Static => "static",
+        Mode::WeightOnly => "weight-only",
     }
 }
 
@@ -192,6 +193,14 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         )*};
     }
     list!(op_types, include, exclude);
+    let w = &mut m.weight_only;
+    w.bits = w.bits.or(cfg.bits);
+    w.block_size = w.block_size.or(cfg.block_size);
+    w.accuracy_level = w.accuracy_level.or(cfg.accuracy_level);
+    w.algo = w.algo.or(cfg.algo);
+    if !given("quant_axes") {
+        w.quant_axes = cfg.quant_axes.clone().unwrap_or_default();
+    }
     let x = &mut cfg.extra_options;
     let c = &mut m.calib;
     if !given("data") {
@@ -254,11 +263,7 @@ fn check_uses(a: &QuantizeArgs, cfg: &Config, mode: Mode, why: &str) -> Result<(
     let calibrating = !a.calib.data.is_empty();
     let mut unused: Vec<(String, Uses)> = flags
         .chain(cfg.given.iter().cloned())
-        .filter(|(_, uses)| match (uses, mode) {
-            (Uses::Any, _) | (Uses::Dynamic, Mode::Dynamic) | (Uses::Static, Mode::Static) => false,
-            (Uses::Calibration, Mode::Static) => !calibrating,
-            _ => true,
-        })
+        .filter(|(_, uses)| !uses.used_in(mode, calibrating))
         .collect();
     if unused.is_empty() {
         return Ok(());
@@ -276,39 +281,45 @@ fn check_uses(a: &QuantizeArgs, cfg: &Config, mode: Mode, why: &str) -> Result<(
         Some((last, rest)) => (format!("{} and {last}", rest.join(", ")), "are options"),
         None => return Ok(()),
     };
-    let (what, hint) = match (kind, mode) {
-        (Uses::Dynamic, _) => (
-            "of dynamic quantization",
-            format!("drop {list} for static quantization, or give --mode dynamic"),
-        ),
-        (Uses::Calibration, Mode::Static) => (
-            "of calibration",
-            format!(
-                "--ranges gives ranges calibrated already: drop {list}, or calibrate here with \
-                 --data instead of --ranges (or pass them to `onnxq calibrate`)"
-            ),
-        ),
-        _ => (
-            "of static quantization",
-            if a.mode.is_some() || cfg.mode.is_some() {
-                format!("drop {list}, or give --mode static with --data or --ranges")
-            } else {
-                format!(
-                    "give --data PATH (calibration samples) or --ranges FILE to quantize \
-                     statically, or drop {list}"
-                )
-            },
-        ),
-    };
     let chosen = match mode {
-        Mode::Dynamic => "dynamic",
-        Mode::Static if calibrating => "static",
-        Mode::Static => "static with --ranges",
+        Mode::Static if !calibrating => "static with --ranges",
+        m => name(m),
     };
     Err(fail(
-        format!("{list} {verb} {what}, but this quantization is {chosen} ({why})"),
-        hint,
+        format!(
+            "{list} {verb} {}, but this quantization is {chosen} ({why})",
+            kind.users()
+        ),
+        unused_hint(kind, mode, &list, a.mode.is_some() || cfg.mode.is_some()),
     ))
+}
+
+/// What to do about options of `kind` that a `mode` run does not read.
+fn unused_hint(kind: Uses, mode: Mode, list: &str, mode_given: bool) -> String {
+    match (kind, mode) {
+        (Uses::Calibration | Uses::CalibrationOrWeightOnly, Mode::Static) => format!(
+            "--ranges gives ranges calibrated already: drop {list}, or calibrate here with --data \
+             instead of --ranges (or pass them to `onnxq calibrate`)"
+        ),
+        (Uses::Dynamic, _) => format!("drop {list}, or give --mode dynamic"),
+        (Uses::Integer, Mode::WeightOnly) => format!(
+            "drop {list}: weight-only blocks have a scale per block of K in every output channel \
+             (--bits and --block-size set them)"
+        ),
+        (Uses::WeightOnly, _) => format!("drop {list}, or give --mode weight-only"),
+        (Uses::StaticOrWeightOnly, _) => {
+            format!("drop {list}, or give --mode static (with --data) or --mode weight-only")
+        }
+        (Uses::CalibrationOrWeightOnly, _) => format!(
+            "drop {list}, or give --mode weight-only (symmetric blocks) or --mode static with \
+             --data (symmetric ranges)"
+        ),
+        _ if mode_given => format!("drop {list}, or give --mode static with --data or --ranges"),
+        _ => format!(
+            "give --data PATH (calibration samples) or --ranges FILE to quantize statically, or \
+             drop {list}"
+        ),
+    }
 }
 
 fn qtype(t: QType, flag: &str) -> Result<QuantType> {
@@ -449,6 +460,10 @@ pub(crate) fn check_op_types(
                 .collect(),
             ORT_DYNAMIC_OPS.to_vec(),
         ),
+        Mode::WeightOnly => (
+            onnxq_quant::weight_only::options::WEIGHT_ONLY_OPS.to_vec(),
+            vec!["MatMul"],
+        ),
         Mode::Static => {
             let rules = onnxq_quant::ops::static_ops::STATIC_OPS;
             let all = rules
@@ -463,7 +478,7 @@ pub(crate) fn check_op_types(
     // Static quantization takes any ONNX op type given (the generic rule), dynamic only its
     // registry's.
     let can = |t: &str| match mode {
-        Mode::Dynamic => quantizable.contains(&t),
+        Mode::Dynamic | Mode::WeightOnly => quantizable.contains(&t),
         Mode::Static => true,
     };
     let wholesale = ort_list.iter().all(|t| op_types.iter().any(|o| o == t));

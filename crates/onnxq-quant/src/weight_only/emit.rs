@@ -17,10 +17,20 @@ use crate::numerics::blocks::{NBits, ScaleType, ZeroPoints, pack_zero_points};
 use crate::numerics::gather_blocks::GatherBlocks;
 use crate::weights::Source;
 
-/// The quantized tensors already added to the graph, by weight and kind.
+/// What the apply stage has done so far: the quantized tensors added, by weight and kind, and
+/// the outputs of replaced nodes with the values that took them over (a later plan may read one:
+/// a MatMul after a quantized Gather).
 #[derive(Default)]
 pub(crate) struct Stored {
     tensors: BTreeMap<(Source, Kind), Vec<Option<ValueId>>>,
+    replaced: BTreeMap<ValueId, ValueId>,
+}
+
+impl Stored {
+    /// The value now standing for `v`.
+    fn current(&self, v: ValueId) -> ValueId {
+        self.replaced.get(&v).copied().unwrap_or(v)
+    }
 }
 
 /// ONNX data types written here.
@@ -58,10 +68,11 @@ pub(crate) fn apply(
             }
             attrs.push(int_attr("bits", i64::from(bits)));
             attrs.push(int_attr("block_size", opts.block_size as i64));
-            let mut inputs = vec![Some(p.other)];
+            let mut inputs = vec![Some(store.current(p.other))];
             inputs.extend(t);
             replace(
                 g,
+                store,
                 p.node,
                 "MatMulNBits",
                 &format!("_Q{bits}"),
@@ -87,11 +98,19 @@ pub(crate) fn apply(
                 int_attr("gather_axis", gather_axis),
                 int_attr("quantize_axis", axis as i64),
             ];
-            let mut inputs = vec![t[0], Some(p.other), t[1]];
+            let mut inputs = vec![t[0], Some(store.current(p.other)), t[1]];
             if t[2].is_some() {
                 inputs.push(t[2]);
             }
-            replace(g, p.node, "GatherBlockQuantized", "_Q4", &inputs, attrs)?;
+            replace(
+                g,
+                store,
+                p.node,
+                "GatherBlockQuantized",
+                "_Q4",
+                &inputs,
+                attrs,
+            )?;
             Ok("GatherBlockQuantized 4-bit".into())
         }
         _ => Err(Error::Internal("quantized weight of another kind".into())),
@@ -174,6 +193,7 @@ fn gather_tensors(
 /// unnamed original, as ORT does) reading `inputs` and writing the original's output.
 fn replace(
     g: &mut Graph,
+    store: &mut Stored,
     id: NodeId,
     op: &str,
     suffix: &str,
@@ -198,6 +218,7 @@ fn replace(
         .map_err(Error::edit)?;
     let new = outs[0].ok_or_else(|| Error::Internal(format!("{op} without output")))?;
     g.substitute(out, new).map_err(Error::edit)?;
+    store.replaced.insert(out, new);
     g.remove_node(id).map_err(Error::edit)?;
     Ok(())
 }

@@ -71,44 +71,57 @@ impl Default for WeightOnlyOptions {
 }
 
 /// The op types weight-only quantization can rewrite.
-pub(crate) const WEIGHT_ONLY_OPS: &[&str] = &["MatMul", "Gather"];
+pub const WEIGHT_ONLY_OPS: &[&str] = &["MatMul", "Gather"];
 
 impl WeightOnlyOptions {
     /// Refuses settings no kernel takes, naming the setting and the values it takes.
     pub fn validate(&self) -> Result<()> {
+        let bad = |message: String, hint: &'static str| Err(Error::Options { message, hint });
         if !matches!(self.bits, 2 | 4 | 8) {
-            return Err(Error::Options(format!(
-                "{} bits: weight-only quantization takes 2, 4 or 8 bits",
-                self.bits
-            )));
+            return bad(
+                format!(
+                    "{} bits: weight-only quantization takes 2, 4 or 8 bits",
+                    self.bits
+                ),
+                "give --bits 4 (the usual choice), 8 (near-lossless) or 2",
+            );
         }
         if self.block_size < 16 || !self.block_size.is_power_of_two() {
-            return Err(Error::Options(format!(
-                "block size {}: it must be a power of two of at least 16 (16, 32, 64, 128, ...)",
-                self.block_size
-            )));
+            return bad(
+                format!(
+                    "block size {}: it must be a power of two of at least 16",
+                    self.block_size
+                ),
+                "give --block-size 32 (more accurate) or 128 (smaller, ORT's default); 16, 64 and 256 work too",
+            );
         }
         if self.accuracy_level > 4 {
-            return Err(Error::Options(format!(
-                "accuracy level {}: MatMulNBits takes 0 (unset) to 4",
-                self.accuracy_level
-            )));
+            return bad(
+                format!(
+                    "accuracy level {}: MatMulNBits takes 0 to 4",
+                    self.accuracy_level
+                ),
+                "give --accuracy-level 4 (int8 compute, fastest on CPU) or 0 (unset)",
+            );
         }
         if self.symmetric && matches!(self.algorithm, Algorithm::KQuant | Algorithm::Hqq) {
-            return Err(Error::Options(format!(
-                "{} is asymmetric by construction: leave --symmetric out, or use the default or \
-                 RTN algorithm for symmetric blocks",
-                if self.algorithm == Algorithm::Hqq {
-                    "HQQ"
-                } else {
-                    "k-quant"
-                }
-            )));
+            let algo = if self.algorithm == Algorithm::Hqq {
+                "HQQ"
+            } else {
+                "k-quant"
+            };
+            return bad(
+                format!(
+                    "{algo} is asymmetric by construction, and symmetric blocks were asked for"
+                ),
+                "leave --symmetric out, or use --algo default or rtn for symmetric blocks",
+            );
         }
         if self.format == WeightOnlyFormat::Qdq {
-            return Err(Error::Options(
+            return bad(
                 "the QDQ format of weight-only quantization is not supported yet".into(),
-            ));
+                "leave --format out to write MatMulNBits (the QOperator format)",
+            );
         }
         Ok(())
     }

@@ -1,0 +1,118 @@
+"""Write small float models with the weight shapes weight-only quantization must handle, for the tests that
+compare onnxq's weight-only models with ONNX Runtime's MatMulNBitsQuantizer.
+
+Usage: python tests/py/make_weight_only_models.py OUTDIR
+
+Writes OUTDIR/<case>.onnx (opset 17, IR 8) and prints the case names, one per line. Each model reads a float
+input "x" (and "ids" for the Gather cases) and writes "y":
+
+* kpad:    K = 100, not a multiple of any block size (the last block is padded);
+* even:    K = 128 (4 blocks of 32: an even block count);
+* odd:     K = 96 (3 blocks of 32: ORT's RTN and k-quant crash packing zero points);
+* n1:      N = 1, one output column;
+* ksmall:  K = 10, smaller than the smallest block;
+* rank3:   B is [1, 64, 16] and A has rank 3 (MatMulNBits needs no reshape);
+* fp16:    float16 activations and weight (scales are float16 too);
+* shared:  one weight read by two MatMuls (stored once);
+* subgraph: a MatMul inside an If branch reading a weight of the main graph;
+* gather:  a Gather on a [50, 64] float table (an embedding) followed by a MatMul.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(5)
+
+
+def weight(name, shape, dtype=np.float32):
+    # Heavy-ish tails so blocks differ in range, as trained weights do.
+    w = RNG.standard_normal(shape) * RNG.uniform(0.02, 0.2, size=shape[-1:])
+    return numpy_helper.from_array(w.astype(dtype), name)
+
+
+def model(nodes, inits, inputs, out_type=TensorProto.FLOAT, out_shape=None):
+    g = helper.make_graph(
+        nodes, "g", inputs, [helper.make_tensor_value_info("y", out_type, out_shape)], initializer=inits
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    # The checker wants shaped main-graph outputs: take them from shape inference.
+    inferred = onnx.shape_inference.infer_shapes(m)
+    m.graph.ClearField("output")
+    m.graph.output.extend(inferred.graph.output)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def x(shape, t=TensorProto.FLOAT):
+    return helper.make_tensor_value_info("x", t, shape)
+
+
+def matmul(k, n, a_shape):
+    return model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [weight("w", [k, n])], [x(a_shape)])
+
+
+def cases():
+    yield "kpad", matmul(100, 24, [2, 100])
+    yield "even", matmul(128, 16, [1, 3, 128])
+    yield "odd", matmul(96, 16, [1, 3, 96])
+    yield "n1", matmul(64, 1, [4, 64])
+    yield "ksmall", matmul(10, 8, [4, 10])
+    yield "rank3", model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [weight("w", [1, 64, 16])], [x([2, 5, 64])]
+    )
+    yield "fp16", model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        [weight("w", [64, 32], np.float16)],
+        [x([1, 4, 64], TensorProto.FLOAT16)],
+        TensorProto.FLOAT16,
+    )
+    yield "shared", model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="mm_a"),
+            helper.make_node("Relu", ["x"], ["r"], name="relu"),
+            helper.make_node("MatMul", ["r", "w"], ["h2"], name="mm_b"),
+            helper.make_node("Add", ["h", "h2"], ["y"], name="add"),
+        ],
+        [weight("w", [64, 32])],
+        [x([3, 64])],
+    )
+    branch = lambda name, src: helper.make_graph(  # noqa: E731
+        [helper.make_node("MatMul", [src, "w"], [f"{name}_y"], name=f"{name}_mm")],
+        name,
+        [],
+        [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, None)],
+    )
+    yield "subgraph", model(
+        [
+            helper.make_node("ReduceSum", ["x"], ["s"], name="sum", keepdims=0),
+            helper.make_node("Greater", ["s", "zero"], ["c"], name="gt"),
+            helper.make_node(
+                "If", ["c"], ["y"], name="if", then_branch=branch("then", "x"), else_branch=branch("else", "x")
+            ),
+        ],
+        [weight("w", [64, 32]), numpy_helper.from_array(np.array(0, np.float32), "zero")],
+        [x([2, 64])],
+    )
+    yield "gather", model(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["e"], name="embed", axis=0),
+            helper.make_node("MatMul", ["e", "w"], ["y"], name="mm"),
+        ],
+        [weight("table", [50, 64]), weight("w", [64, 32])],
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 7])],
+    )
+
+
+def main():
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, m in cases():
+        onnx.save(m, out / f"{name}.onnx")
+        print(name)
+
+
+if __name__ == "__main__":
+    main()
