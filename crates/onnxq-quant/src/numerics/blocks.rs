@@ -52,6 +52,56 @@ impl Elems<'_> {
         }
     }
 
+    /// Values `start..start + out.len()` into `out` (a tight loop per type, which vectorizes).
+    #[inline]
+    pub fn read_into(&self, start: usize, out: &mut [f32]) {
+        let n = out.len();
+        match self {
+            Elems::F32(F32Data::Slice(s)) => out.copy_from_slice(&s[start..start + n]),
+            Elems::F32(F32Data::Le(b)) => {
+                for (o, c) in out
+                    .iter_mut()
+                    .zip(b[4 * start..4 * (start + n)].chunks_exact(4))
+                {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Elems::F16(b) => {
+                for (o, c) in out
+                    .iter_mut()
+                    .zip(b[2 * start..2 * (start + n)].chunks_exact(2))
+                {
+                    *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            Elems::Bf16(b) => {
+                for (o, c) in out
+                    .iter_mut()
+                    .zip(b[2 * start..2 * (start + n)].chunks_exact(2))
+                {
+                    *o = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+        }
+    }
+
+    /// The index of the first value that is NaN or infinite, if any (in parallel chunks).
+    pub fn first_non_finite(&self) -> Option<usize> {
+        const CHUNK: usize = 1 << 16;
+        let chunks = self.len().div_ceil(CHUNK);
+        (0..chunks).into_par_iter().find_map_first(|c| {
+            let start = c * CHUNK;
+            let mut buf = vec![0f32; CHUNK.min(self.len() - start)];
+            self.read_into(start, &mut buf);
+            // The whole chunk in one pass (vectorizes); the index only when there is one.
+            if buf.iter().all(|v| v.is_finite()) {
+                None
+            } else {
+                buf.iter().position(|v| !v.is_finite()).map(|i| start + i)
+            }
+        })
+    }
+
     /// The type scales are stored in: the weight's own.
     pub fn scale_type(&self) -> ScaleType {
         match self {
@@ -143,6 +193,35 @@ impl BlockShape {
     }
 }
 
+/// `roundf(x)` (half away from zero) as an integer, for the codes: `x as i32` truncates inline
+/// where `f32::round` is a libm call on baseline x86-64, and `x - t` is exact below 2^23 (every
+/// float beyond is an integer). Values beyond ±2^23 come out as ±2^23, which the callers' clamp to
+/// the code range absorbs.
+#[inline]
+fn round_away(x: f32) -> i32 {
+    const LIMIT: f32 = 8_388_608.0;
+    let x = x.clamp(-LIMIT, LIMIT);
+    let t = x as i32;
+    let frac = x - t as f32;
+    if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
+}
+
+/// `clamp(roundf(x), 0, top)` for a code, branch-free so that loops over it vectorize: clamping
+/// first gives the same integer (the bounds are integers), and on `[0, top]` rounding half away
+/// from zero is truncation plus one where the fraction (exact: `x - trunc(x)`) is at least 0.5.
+#[inline]
+fn code(x: f32, top: f32) -> u8 {
+    let x = x.max(0.0).min(top);
+    let t = x as i32;
+    (t + i32::from(x - t as f32 >= 0.5)) as u8
+}
+
 /// One block's parameters: the stored scale (as float32), the kernel's reciprocal, the zero point.
 #[derive(Debug, Clone, Copy)]
 struct Block {
@@ -178,17 +257,6 @@ fn block_params(min: f32, max: f32, s: &BlockShape, st: ScaleType) -> Block {
     }
 }
 
-/// Minimum and maximum of `w[rows, col]` (float32 comparisons as MLAS: NaN never wins).
-fn column_range(w: &Elems<'_>, n: usize, col: usize, rows: std::ops::Range<usize>) -> (f32, f32) {
-    let (mut lo, mut hi) = (f32::MAX, f32::MIN);
-    for r in rows {
-        let v = w.get(r * n + col);
-        lo = if v < lo { v } else { lo };
-        hi = if v > hi { v } else { hi };
-    }
-    (lo, hi)
-}
-
 /// A weight quantized in MatMulNBits' layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NBits {
@@ -214,8 +282,9 @@ pub enum ZeroPoints {
     Float(Vec<f32>),
 }
 
-/// Columns per parallel task: the weight rows are read in runs of this many values.
-const TILE: usize = 32;
+/// Columns per parallel task: the weight's rows are read in contiguous runs of this many values
+/// into a small buffer, so the per-column block statistics never stride through memory.
+const TILE: usize = 64;
 
 /// Quantizes the `[k, n]` row-major weight `w` into MatMulNBits' layout (ORT's DEFAULT
 /// algorithm).
@@ -223,6 +292,8 @@ pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
     debug_assert_eq!(w.len(), s.k * s.n);
     let (kb, blob, st) = (s.k_blocks(), s.blob(), w.scale_type());
     let per_byte = 8 / s.bits as usize;
+    let shift = per_byte.trailing_zeros();
+    let top = s.max_code();
     let mut packed = vec![0u8; s.n * kb * blob];
     let mut scales = vec![0f32; s.n * kb];
     let mut zps = vec![0u8; s.n * kb];
@@ -232,18 +303,47 @@ pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
         .zip(zps.par_chunks_mut(TILE * kb))
         .enumerate()
         .for_each(|(t, ((packed, scales), zps))| {
-            for (c, col) in (t * TILE..s.n.min((t + 1) * TILE)).enumerate() {
-                for b in 0..kb {
-                    let rows = b * s.block..s.k.min((b + 1) * s.block);
-                    let (lo, hi) = column_range(w, s.n, col, rows.clone());
-                    let p = block_params(lo, hi, &s, st);
+            let c0 = t * TILE;
+            let cols = TILE.min(s.n - c0);
+            // buf[i * cols + c]: row b·block + i of column c0 + c; codes likewise.
+            let mut buf = vec![0f32; s.block * cols];
+            let mut codes = vec![0u8; s.block * cols];
+            for b in 0..kb {
+                let rows = b * s.block..s.k.min((b + 1) * s.block);
+                let height = rows.len();
+                for (i, r) in rows.enumerate() {
+                    w.read_into(r * s.n + c0, &mut buf[i * cols..(i + 1) * cols]);
+                }
+                // Row by row, every column's range at once (vectorizes).
+                let (mut lo, mut hi) = ([f32::MAX; TILE], [f32::MIN; TILE]);
+                for i in 0..height {
+                    let row = &buf[i * cols..(i + 1) * cols];
+                    for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                        *l = if v < *l { v } else { *l };
+                        *h = if v > *h { v } else { *h };
+                    }
+                }
+                let (mut recip, mut zpf) = ([0f32; TILE], [0f32; TILE]);
+                for c in 0..cols {
+                    let p = block_params(lo[c], hi[c], &s, st);
                     scales[c * kb + b] = p.scale;
                     zps[c * kb + b] = p.zp as u8;
+                    (recip[c], zpf[c]) = (p.recip, p.zp as f32);
+                }
+                // Codes row by row across the columns (vectorizes), then packed per column.
+                for i in 0..height {
+                    let row = &buf[i * cols..(i + 1) * cols];
+                    let q = &mut codes[i * cols..(i + 1) * cols];
+                    for c in 0..cols {
+                        q[c] = code(row[c] * recip[c] + zpf[c], top as f32);
+                    }
+                }
+                for c in 0..cols {
                     let out = &mut packed[(c * kb + b) * blob..(c * kb + b + 1) * blob];
-                    for (i, r) in rows.enumerate() {
-                        let q = (w.get(r * s.n + col) * p.recip + p.zp as f32).round() as i32;
-                        let q = q.clamp(0, s.max_code()) as u8;
-                        out[i / per_byte] |= q << ((i % per_byte) as u32 * s.bits);
+                    for i in 0..height {
+                        // per_byte is a power of two: shifts, not divisions, per value.
+                        out[i >> shift] |=
+                            codes[i * cols + c] << ((i & (per_byte - 1)) as u32 * s.bits);
                     }
                 }
             }
@@ -317,15 +417,29 @@ pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
         .enumerate()
         .for_each(|(b, ((codes, scales), zps))| {
             let rows = b * s.block..s.k.min((b + 1) * s.block);
-            for col in 0..s.n {
-                let (lo, hi) = column_range(w, s.n, col, rows.clone());
-                let p = block_params(lo, hi, &s, st);
-                let zp = if s.symmetric { 0 } else { p.zp };
-                scales[col] = p.scale;
-                zps[col] = zp as u8;
-                for (i, r) in rows.clone().enumerate() {
-                    let q = (w.get(r * s.n + col) * p.recip).round() as i32 + zp;
-                    codes[i * s.n + col] = q.clamp(lo_code, hi_code) as i8;
+            // The block's rows are contiguous: one pass for every column's range, one for codes.
+            let mut row = vec![0f32; s.n];
+            let (mut lo, mut hi) = (vec![f32::MAX; s.n], vec![f32::MIN; s.n]);
+            for r in rows.clone() {
+                w.read_into(r * s.n, &mut row);
+                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(&row) {
+                    *l = if v < *l { v } else { *l };
+                    *h = if v > *h { v } else { *h };
+                }
+            }
+            let params: Vec<Block> = (0..s.n)
+                .map(|c| block_params(lo[c], hi[c], &s, st))
+                .collect();
+            for (c, p) in params.iter().enumerate() {
+                scales[c] = p.scale;
+                zps[c] = if s.symmetric { 0 } else { p.zp as u8 };
+            }
+            for (i, r) in rows.enumerate() {
+                w.read_into(r * s.n, &mut row);
+                for (c, (&v, p)) in row.iter().zip(&params).enumerate() {
+                    let zp = if s.symmetric { 0 } else { p.zp };
+                    let q = round_away(v * p.recip) + zp;
+                    codes[i * s.n + c] = q.clamp(lo_code, hi_code) as i8;
                 }
             }
         });
@@ -402,6 +516,57 @@ mod tests {
             "unused slot holds 8"
         );
         assert_eq!(pack_zero_points(&[1], 1, 1, 2), vec![0b10_10_10_01]);
+    }
+
+    /// `code` is ORT's `clamp(roundf(x), 0, top)`, halves included.
+    #[test]
+    fn code_is_clamped_roundf() {
+        for i in -200_000..200_000 {
+            let x = i as f32 * 0.0037 + 1e-4 * (i % 7) as f32;
+            for top in [3.0f32, 15.0, 255.0] {
+                let want = x.round().clamp(0.0, top) as u8;
+                assert_eq!(code(x, top), want, "{x} {top}");
+            }
+        }
+        for x in [
+            0.5f32,
+            1.5,
+            2.5,
+            0.49999997,
+            14.5,
+            15.49,
+            254.5,
+            -0.5,
+            -0.49999997,
+            1e9,
+        ] {
+            assert_eq!(code(x, 255.0), x.round().clamp(0.0, 255.0) as u8, "{x}");
+        }
+    }
+
+    /// `round_away` is `f32::round` wherever the codes can fall, halves included.
+    #[test]
+    fn round_away_is_roundf() {
+        for x in [
+            0.5f32,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            7.5,
+            254.5,
+            1e7,
+            -3e9,
+        ] {
+            let want = x.round().clamp(-1000.0, 1000.0) as i32;
+            assert_eq!(round_away(x).clamp(-1000, 1000), want, "{x}");
+        }
+        for i in -100_000..100_000 {
+            let x = i as f32 * 0.013;
+            assert_eq!(round_away(x), x.round() as i32, "{x}");
+        }
     }
 
     /// The QDQ layout: signed 4-bit codes row-major, rounding before the zero point.

@@ -64,7 +64,7 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
             p.dims
         ));
     }
-    if let Some(i) = (0..w.len()).find(|&i| !w.get(i).is_finite()) {
+    if let Some(i) = w.first_non_finite() {
         return Err(format!(
             "weight `{}` holds {} at index {i}; it is left float",
             p.weight_name,

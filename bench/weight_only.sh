@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Benchmark weight-only quantization side by side on one machine: `onnxq quantize --mode weight-only`
+# against ONNX Runtime's MatMulNBitsQuantizer (DEFAULT algorithm, 4 bits, asymmetric, QOperator, blocks of
+# 32 and 128), on the 2.54 GB synthetic model (bench/make_big.sh), plus the time to `cp` its data file
+# once. Each command runs $RUNS times (default 2) into an emptied folder; wall time, CPU time and max RSS
+# come from /usr/bin/time -v. Prints a Markdown table; raw output goes to $LOG.
+#
+# Usage: bench/make_big.sh && cargo build --release -p onnxq-cli && bench/weight_only.sh
+# env: BIG_DIR (default /tmp/onnxq-big/synth-2p5g), ONNXQ (default target/release/onnxq),
+#      PY (default .venv/bin/python), RUNS (default 2), LOG (default /tmp/onnxq-wo-<time>.log)
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIG_DIR=${BIG_DIR:-/tmp/onnxq-big/synth-2p5g}
+ONNXQ=${ONNXQ:-$ROOT/target/release/onnxq}
+PY=${PY:-$ROOT/.venv/bin/python}
+RUNS=${RUNS:-2}
+LOG=${LOG:-/tmp/onnxq-wo-$(date +%Y%m%d-%H%M%S).log}
+[[ -x $ONNXQ ]] || { echo "no onnxq at $ONNXQ (cargo build --release -p onnxq-cli)" >&2; exit 1; }
+OUT=$(mktemp -d /tmp/onnxq-wo.XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+
+PY_ORT='import logging, sys
+import onnx
+from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+logging.disable(logging.WARNING)
+src, out, block = sys.argv[1], sys.argv[2], int(sys.argv[3])
+q = MatMulNBitsQuantizer(onnx.load(src), bits=4, block_size=block, is_symmetric=False)
+q.process()
+q.model.save_model_to_file(out, True)'
+
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+rows=()
+measure() {  # LABEL CMD...
+    local label=$1 run
+    shift
+    for run in $(seq "$RUNS"); do
+        rm -rf "$OUT/o" && mkdir -p "$OUT/o"
+        timed "$@"
+        { echo "## $label, run $run: $*"; cat "$OUT/cmd.txt" "$OUT/time.txt"; echo; } >>"$LOG"
+        rows+=("| $label | $run | $WALL | $CPU | $RSS | $RC |")
+        echo "$label, run $run: ${WALL} s wall, ${CPU} s CPU, ${RSS} MB, exit $RC" >&2
+    done
+}
+
+echo "machine: $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, $(date -Is), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)')"
+model=$BIG_DIR/model.onnx
+measure "cp model.onnx.data" cp "$BIG_DIR/model.onnx.data" "$OUT/o/copy.data"
+for block in 32 128; do
+    measure "onnxq weight-only, block $block" "$ONNXQ" quantize "$model" -o "$OUT/o/model.onnx" \
+        --mode weight-only --block-size "$block"
+    measure "ORT MatMulNBitsQuantizer, block $block" "$PY" -c "$PY_ORT" "$model" "$OUT/o/model.onnx" "$block"
+done
+echo
+echo "| command | run | wall s | CPU s | max RSS MB | exit |"
+echo "| --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${rows[@]}"
