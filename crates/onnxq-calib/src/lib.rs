@@ -7,12 +7,18 @@
 //! feeding each scalar into its tensor's observer, which keeps only a running summary.
 
 pub mod data;
+pub mod fingerprint;
+mod fit;
+mod float_types;
 pub mod histogram;
 pub mod npy;
 mod observe;
 mod ranges;
+mod testdata;
 pub mod trt;
 
+pub use fingerprint::ModelId;
+pub use float_types::float_tensors;
 pub use observe::{Method, MinMaxOptions};
 pub use ranges::{Ranges, TensorRange};
 
@@ -22,7 +28,7 @@ use onnxq_engine::{DataRef, Executor};
 use onnxq_ir::proto as pb;
 use onnxq_ir::{Attribute, Def, Model, Node, ValueId};
 
-use crate::data::{InputSpec, Samples};
+use crate::data::{Dim, InputSpec, Samples};
 use crate::observe::Observer;
 
 /// A calibration failure (per-tensor problems are not failures).
@@ -60,10 +66,23 @@ pub fn input_specs(model: &Model) -> Vec<InputSpec> {
             InputSpec {
                 name: g.value(p.value).name().to_owned(),
                 elem_type: tensor.map_or(0, |t| t.elem_type()),
-                rank: tensor.and_then(|t| t.shape.as_ref()).map(|s| s.dim.len()),
+                dims: tensor
+                    .and_then(|t| t.shape.as_ref())
+                    .map(|s| s.dim.iter().map(declared_dim).collect()),
             }
         })
         .collect()
+}
+
+/// One declared input dimension: a positive value is fixed; a named parameter is symbolic, but
+/// an empty or `?` one (exporters write them for "any") and a 0 or missing value mean any size.
+fn declared_dim(d: &pb::tensor_shape_proto::Dimension) -> Dim {
+    use pb::tensor_shape_proto::dimension::Value;
+    match &d.value {
+        Some(Value::DimValue(n)) if *n > 0 => Dim::Fixed(*n as usize),
+        Some(Value::DimParam(p)) if !p.is_empty() && p != "?" => Dim::Named(p.clone()),
+        _ => Dim::Unknown,
+    }
 }
 
 /// The tensors the engine must return for calibration: every node output of the main graph

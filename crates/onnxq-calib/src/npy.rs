@@ -18,6 +18,21 @@ pub struct Header {
 }
 
 impl Header {
+    /// The ONNX element type code of the array's type (1 = float32, 11 = float64, ...).
+    pub fn elem_type(&self) -> i32 {
+        match self.descr.as_str() {
+            "<f4" => 1,
+            "|u1" => 2,
+            "|i1" => 3,
+            "<i4" => 6,
+            "<i8" => 7,
+            "|b1" => 9,
+            "<f2" => 10,
+            "<f8" => 11,
+            _ => 0,
+        }
+    }
+
     /// Bytes per element.
     pub fn width(&self) -> Option<usize> {
         Some(match self.descr.as_str() {

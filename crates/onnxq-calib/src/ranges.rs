@@ -6,10 +6,15 @@
 //! every sample; infinite values for a histogram) is not in `tensors` but in `skipped`, with the
 //! reason; static quantization leaves it in float. `--data` quantizes from the same [`Ranges`]
 //! value, so both ways give one model.
+//!
+//! Version 2 adds `model`, the [`ModelId`] of the model calibrated, so `--ranges` can refuse a
+//! file made for another model. Version 1 files (earlier onnxq) have none and stay readable.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::ModelId;
 
 /// One tensor's calibrated range. Infinite bounds (an additive `-inf` attention mask) are real
 /// observations and kept; JSON has no infinity, so they are written as the strings "-inf"/"inf".
@@ -70,7 +75,7 @@ mod json_f32 {
 pub struct Ranges {
     /// Always "onnxq-ranges".
     pub format: String,
-    /// Format version, 1.
+    /// Format version: 2 (1 for files without `model`, from earlier onnxq versions).
     pub version: u32,
     /// The calibration method and its options, as given.
     pub method: String,
@@ -78,6 +83,9 @@ pub struct Ranges {
     pub engine: String,
     /// How many samples were run.
     pub samples: usize,
+    /// The model calibrated (version 2; `None` in version 1 files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelId>,
     /// Range per tensor name.
     pub tensors: BTreeMap<String, TensorRange>,
     /// Tensors the method could not calibrate, with the reason (they have no range).
@@ -94,19 +102,31 @@ fn legacy_no_values(t: &TensorRange) -> bool {
 
 impl Ranges {
     /// The current format version.
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
+    /// The oldest version still read (no `model` field).
+    pub const OLDEST_VERSION: u32 = 1;
 
     /// Parses and checks a ranges file's text. A tensor written the legacy way with no value
     /// observed (see [`legacy_no_values`]) moves to `skipped`.
     pub fn from_json(text: &str) -> Result<Ranges, String> {
         let mut r: Ranges =
             serde_json::from_str(text).map_err(|e| format!("not an onnxq ranges file: {e}"))?;
-        if r.format != "onnxq-ranges" || r.version != Self::VERSION {
+        if r.format != "onnxq-ranges"
+            || !(Self::OLDEST_VERSION..=Self::VERSION).contains(&r.version)
+        {
             return Err(format!(
-                "ranges file format `{}` version {} is not `onnxq-ranges` version {}",
+                "ranges file format `{}` version {} is not `onnxq-ranges` version {} to {}",
                 r.format,
                 r.version,
+                Self::OLDEST_VERSION,
                 Self::VERSION
+            ));
+        }
+        // Version 2 always records its model; one without is not a file onnxq wrote.
+        if r.version >= 2 && r.model.is_none() {
+            return Err(format!(
+                "a version {} ranges file must name its model (`model`)",
+                r.version
             ));
         }
         let legacy: Vec<String> = r
@@ -171,10 +191,16 @@ mod tests {
         );
         let r = Ranges {
             format: "onnxq-ranges".into(),
-            version: 1,
+            version: 2,
             method: "minmax".into(),
             engine: "e".into(),
             samples: 3,
+            model: Some(ModelId {
+                file: "m.onnx".into(),
+                tensor_names: "0123abcd".into(),
+                weights_crc32: "89abcdef".into(),
+                weight_bytes: 12,
+            }),
             tensors,
             skipped: BTreeMap::new(),
         };
@@ -188,12 +214,15 @@ mod tests {
         assert!(Ranges::from_json("{}").is_err());
         let bad = r#"{"format":"onnxq-ranges","version":1,"method":"m","engine":"e","samples":1,"tensors":{"t":{"min":2.0,"max":1.0}}}"#;
         assert!(Ranges::from_json(bad).unwrap_err().contains("`t`"));
-        let future = bad.replace("\"version\":1", "\"version\":2");
+        let future = bad.replace("\"version\":1", "\"version\":3");
         assert!(
             Ranges::from_json(&future)
                 .unwrap_err()
-                .contains("version 2")
+                .contains("version 3")
         );
+        // Version 2 without its model is not a file onnxq wrote.
+        let unbound = r#"{"format":"onnxq-ranges","version":2,"method":"m","engine":"e","samples":1,"tensors":{}}"#;
+        assert!(Ranges::from_json(unbound).unwrap_err().contains("`model`"));
     }
 
     #[test]

@@ -151,6 +151,10 @@ pub(crate) struct QuantizeArgs {
     /// Static: a ranges file from `onnxq calibrate` instead of calibrating here with --data
     #[arg(long, value_name = "FILE", conflicts_with = "data")]
     pub(crate) ranges: Option<PathBuf>,
+    /// Static: use a --ranges file made for another model, or missing ranges of tensors this
+    /// quantization reads (they stay float), instead of refusing it
+    #[arg(long)]
+    pub(crate) force_ranges: bool,
     #[command(flatten)]
     pub(crate) calib: CalibSettings,
     #[command(flatten)]

@@ -1,4 +1,5 @@
-//! `onnxq calibrate`: load samples, run the model, write the ranges file atomically.
+//! `onnxq calibrate`: load samples, run the model, write the ranges file atomically, bound to the
+//! model calibrated by its fingerprint (so `quantize --ranges` can refuse it for another model).
 
 use std::io::Write;
 
@@ -12,7 +13,7 @@ use onnxq_ir::Model;
 
 use crate::args::{CalibMethod, CalibSettings, CalibrateArgs};
 use crate::engine::Backend;
-use crate::util::{Progress, note};
+use crate::util::{Progress, fail, note};
 
 pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let method = args.calib.method;
@@ -22,7 +23,16 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
         &crate::method_flags::given_flags(args.given.ids()),
     )?;
     let model = onnxq_ir::load(&args.model)?;
-    let ranges = calibrate(&model, &args.calib, None)?;
+    let (mut ranges, notes) = calibrate(&model, &args.calib, None)?;
+    let file = args
+        .model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ranges.model = Some(onnxq_calib::ModelId::of(&model, &file));
+    for n in &notes {
+        note(n);
+    }
     let (a, total) = (args, ranges.samples);
     if let Some(dir) = &a.trt_table {
         onnxq_calib::trt::write_tables(dir, &ranges.tensors)
@@ -44,17 +54,26 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
 }
 
 /// Runs `model` on the calibration data of `a` and returns every float activation's range, or
-/// only those named in `only`.
+/// only those named in `only` (without the model's fingerprint: the caller knows the file), and
+/// the notes on the data (float64 cast to float32).
 pub(crate) fn calibrate(
     model: &Model,
     a: &CalibSettings,
     only: Option<&std::collections::BTreeSet<String>>,
-) -> Result<Ranges> {
+) -> Result<(Ranges, Vec<String>)> {
     anyhow::ensure!(
         !a.data.is_empty(),
         "no calibration data: give --data with a .npz, a folder of samples or ONNX test-data folders"
     );
-    let samples = Samples::open(&a.data, &input_specs(model)).map_err(onnxq_calib::Error::Data)?;
+    // Every sample is checked against the model's inputs here, before an engine is loaded.
+    let samples = Samples::open(&a.data, &input_specs(model)).map_err(|e| {
+        let hint = e.hint.unwrap_or_else(|| {
+            "calibration data is a .npz (one array per model input, first axis = samples), a \
+             .npy for a single-input model, or a folder of one-sample files"
+                .to_owned()
+        });
+        fail(e.message, hint)
+    })?;
     let backend = Backend::choose(a.engine, a.ort_lib.as_deref())?;
     // A session of the model with every tensor as an output tells each tensor's type without a
     // run; only float32 tensors are calibrated.
@@ -118,15 +137,17 @@ pub(crate) fn calibrate(
             })?
         }
     };
-    Ok(Ranges {
+    let ranges = Ranges {
         format: "onnxq-ranges".into(),
         version: Ranges::VERSION,
         method: describe(a),
         engine: backend.name(),
         samples: total,
+        model: None,
         tensors,
         skipped,
-    })
+    };
+    Ok((ranges, samples.notes().to_vec()))
 }
 
 fn describe(a: &CalibSettings) -> String {

@@ -36,6 +36,7 @@ pub(crate) struct Config {
     pub(crate) exclude: Option<Vec<String>>,
     pub(crate) data: Option<Vec<PathBuf>>,
     pub(crate) ranges: Option<PathBuf>,
+    pub(crate) force_ranges: Option<bool>,
     pub(crate) overrides: Option<PathBuf>,
     pub(crate) report: Option<PathBuf>,
     pub(crate) ort_lib: Option<PathBuf>,
@@ -273,6 +274,7 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
             cfg.data = Some(files.iter().map(|f| src.base.join(f)).collect());
         }
         "ranges" => put!(ranges, |v| path(v, &src.base)),
+        "force_ranges" => put!(force_ranges, boolean),
         "overrides" => put!(overrides, |v| path(v, &src.base)),
         "report" => put!(report, |v| path(v, &src.base)),
         "ort_lib" => put!(ort_lib, |v| path(v, &src.base)),

@@ -145,22 +145,22 @@ fn bad_calibration_data() {
         (
             "wrong-key",
             "x=np.zeros((2, 1, 1, 8, 8), np.float32)",
-            "has no value for model input `input`",
+            "has no array for model input `input`",
         ),
         (
             "wrong-dtype",
-            "input=np.zeros((2, 1, 1, 8, 8), np.float64)",
-            "data is float64, the model wants float32",
+            "input=np.zeros((2, 1, 1, 8, 8), np.int32)",
+            "array `input` is int32, model input `input` is float32",
         ),
         (
             "wrong-rank",
             "input=np.zeros((2, 8, 8), np.float32)",
-            "has rank 2",
+            "has shape [2, 8, 8], which does not split into samples",
         ),
         (
             "nan",
             "input=np.where(np.arange(128).reshape(2, 1, 1, 8, 8) == 77, np.nan, 0).astype(np.float32)",
-            "sample 1, input `input` contains NaN",
+            "sample 1, array `input` contains NaN",
         ),
         (
             "empty",

@@ -108,6 +108,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("activation_type", Uses::Static),
     opt("overrides", Uses::Static),
     opt("ranges", Uses::Static),
+    opt("force_ranges", Uses::Static),
     opt("data", Uses::Static),
     ort("method", &["calibrate_method"], Uses::Calibration),
     ort(

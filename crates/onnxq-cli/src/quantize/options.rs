@@ -183,7 +183,8 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         conv_per_channel,
         reduce_range,
         enable_subgraph,
-        dynamic_b
+        dynamic_b,
+        force_ranges
     );
     macro_rules! list {
         ($($field:ident),*) => {$(
