@@ -1,8 +1,6 @@
 //! `onnxq calibrate`: load samples, run the model, write the ranges file atomically.
 
-use std::io::Write;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use onnxq_calib::data::Samples;
 use onnxq_calib::{
     HistogramMethod, MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_extremes,
@@ -11,18 +9,43 @@ use onnxq_calib::{
 use onnxq_ir::Model;
 
 use crate::args::{CalibMethod, CalibSettings, CalibrateArgs};
-use crate::engine::Backend;
+use crate::engine::{Backend, hint_engine_errors};
+use crate::outputs::{Outputs, Plan};
 use crate::util::{Progress, note};
+
+/// The files `--trt-table DIR` writes, as `onnxq_calib::trt::write_tables` names them.
+const TRT_FILES: [&str; 3] = [
+    "calibration.json",
+    "calibration.flatbuffers",
+    "calibration.cache",
+];
 
 pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let model = onnxq_ir::load(&args.model)?;
-    let ranges = calibrate(&model, &args.calib, None)?;
-    let (a, total) = (args, ranges.samples);
-    if let Some(dir) = &a.trt_table {
-        onnxq_calib::trt::write_tables(dir, &ranges.tensors)
-            .with_context(|| format!("cannot write TensorRT tables into `{}`", dir.display()))?;
+    let mut plan = Plan::default();
+    plan.read_model(&args.model, &model);
+    plan.read_data(&args.calib.data)?;
+    plan.write("ranges file", "-o", &args.output);
+    if let Some(dir) = &args.trt_table {
+        plan.write_in_folder("TensorRT table", "--trt-table", dir, &TRT_FILES);
     }
-    write_atomic(&a.output, &(serde_json::to_string_pretty(&ranges)? + "\n"))?;
+    plan.check()?;
+    let ranges = calibrate(&model, &args.calib, None).map_err(hint_engine_errors)?;
+    let (a, total) = (args, ranges.samples);
+    // Every output is written to a temporary, then all are renamed: none is left if one fails.
+    let mut outputs = Outputs::default();
+    if let Some(dir) = &a.trt_table {
+        let (json, flat, cache) = onnxq_calib::trt::tables(&ranges.tensors);
+        for (name, bytes) in TRT_FILES
+            .iter()
+            .zip([json.as_bytes(), &flat, cache.as_bytes()])
+        {
+            outputs.file("TensorRT table", &dir.join(name), bytes)?;
+        }
+    }
+    let json = serde_json::to_string_pretty(&ranges)? + "\n";
+    outputs.file("ranges file", &a.output, json.as_bytes())?;
+    outputs.commit()?;
     let skipped = match ranges.skipped.len() {
         0 => String::new(),
         n => format!(" ({n} without a range, listed under `skipped` with the reason)"),
@@ -183,26 +206,4 @@ fn check_histogram_args(m: HistogramMethod) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn write_atomic(path: &std::path::Path, text: &str) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    Ok(())
-}
-
-fn tempfile_in(dir: &std::path::Path) -> Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".onnxq-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in `{}`", dir.display()))
 }
