@@ -266,6 +266,44 @@ fn a_signal_leaves_no_temporary() {
     assert_eq!(listing(d), Vec::<String>::new(), "left behind");
 }
 
+/// Ctrl-C while the engine's copy of the model exists (in TMPDIR): it is removed, exit code 130.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_removes_the_engines_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, tmp) = (dir.path(), dir.path().join("tmp"));
+    std::fs::create_dir(&tmp).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onnxq"))
+        .arg("calibrate")
+        .arg(big_model())
+        .arg("--data")
+        .arg(onnxq_testkit::corpus_feeds("minilm-l6-v2"))
+        .args(["--engine", "tract", "-o", "r.json"])
+        .current_dir(d)
+        .env("TMPDIR", &tmp)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !listing(&tmp).iter().any(|n| n.starts_with("onnxq-engine-")) {
+        assert!(child.try_wait().unwrap().is_none(), "calibrate ended first");
+        assert!(start.elapsed().as_secs() < 60, "no engine copy appeared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{o:?}");
+    assert_eq!(listing(&tmp), Vec::<String>::new(), "left behind");
+    assert_eq!(listing(d), ["tmp"], "left behind");
+}
+
 #[test]
 fn engine_errors_name_the_users_model() {
     let dir = setup();
