@@ -1,9 +1,7 @@
 //! `onnxq calibrate`: load samples, run the model, write the ranges file atomically, bound to the
 //! model calibrated by its fingerprint (so `quantize --ranges` can refuse it for another model).
 
-use std::io::Write;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use onnxq_calib::data::Samples;
 use onnxq_calib::{
     HistogramMethod, MinMaxOptions, Ranges, augmented, augmented_minmax, calibrate_extremes,
@@ -12,8 +10,16 @@ use onnxq_calib::{
 use onnxq_ir::Model;
 
 use crate::args::{CalibMethod, CalibSettings, CalibrateArgs};
-use crate::engine::Backend;
+use crate::engine::{Backend, hint_engine_errors};
+use crate::outputs::{Outputs, Plan};
 use crate::util::{Progress, fail, note};
+
+/// The files `--trt-table DIR` writes, as `onnxq_calib::trt::write_tables` names them.
+const TRT_FILES: [&str; 3] = [
+    "calibration.json",
+    "calibration.flatbuffers",
+    "calibration.cache",
+];
 
 pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let method = args.calib.method;
@@ -23,7 +29,15 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
         &crate::method_flags::given_flags(args.given.ids()),
     )?;
     let model = onnxq_ir::load(&args.model)?;
-    let (mut ranges, notes) = calibrate(&model, &args.calib, None)?;
+    let mut plan = Plan::default();
+    plan.read_model(&args.model, &model);
+    plan.read_data(&args.calib.data)?;
+    plan.write("ranges file", "-o", &args.output);
+    if let Some(dir) = &args.trt_table {
+        plan.write_in_folder("TensorRT table", "--trt-table", dir, &TRT_FILES);
+    }
+    plan.check()?;
+    let (mut ranges, notes) = calibrate(&model, &args.calib, None).map_err(hint_engine_errors)?;
     let file = args
         .model
         .file_name()
@@ -34,11 +48,20 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
         note(n);
     }
     let (a, total) = (args, ranges.samples);
+    // Every output is written to a temporary, then all are renamed: none is left if one fails.
+    let mut outputs = Outputs::default();
     if let Some(dir) = &a.trt_table {
-        onnxq_calib::trt::write_tables(dir, &ranges.tensors)
-            .with_context(|| format!("cannot write TensorRT tables into `{}`", dir.display()))?;
+        let (json, flat, cache) = onnxq_calib::trt::tables(&ranges.tensors);
+        for (name, bytes) in TRT_FILES
+            .iter()
+            .zip([json.as_bytes(), &flat, cache.as_bytes()])
+        {
+            outputs.file("TensorRT table", &dir.join(name), bytes)?;
+        }
     }
-    write_atomic(&a.output, &(serde_json::to_string_pretty(&ranges)? + "\n"))?;
+    let json = serde_json::to_string_pretty(&ranges)? + "\n";
+    outputs.file("ranges file", &a.output, json.as_bytes())?;
+    outputs.commit()?;
     let skipped = match ranges.skipped.len() {
         0 => String::new(),
         n => format!(" ({n} without a range, listed under `skipped` with the reason)"),
@@ -210,26 +233,4 @@ fn check_histogram_args(m: HistogramMethod) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn write_atomic(path: &std::path::Path, text: &str) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    Ok(())
-}
-
-fn tempfile_in(dir: &std::path::Path) -> Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".onnxq-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in `{}`", dir.display()))
 }

@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use onnxq_engine::{Executor, OrtEngine, find_ort_library};
+use onnxq_engine::{EngineError, Executor, OrtEngine, find_ort_library};
 use onnxq_ir::{DEFAULT_THRESHOLD, Layout, Model, PROTO_LIMIT};
 use prost::Message;
 
 use crate::args::Engine;
-use crate::util::note;
+use crate::outputs::engine_prefix;
+use crate::util::{HintExt, fail, hint_of, note};
 
 /// The engine that runs models for calibration.
 pub(crate) enum Backend {
@@ -52,10 +53,12 @@ impl Backend {
     /// mapped pages are dropped first (they are read back when quantization needs them). A model
     /// over the protobuf limit is written with external data.
     pub(crate) fn load(&self, model: &Model, threads: usize) -> Result<Box<dyn Executor>> {
+        // The prefix holds the process id: the signal handler removes this run's folder.
         let dir = tempfile::Builder::new()
-            .prefix("onnxq-engine-")
+            .prefix(&engine_prefix())
             .tempdir()
-            .context("cannot create a temporary folder for the engine's copy of the model")?;
+            .context("cannot create a temporary folder for the engine's copy of the model")
+            .hint("set TMPDIR to a folder you may write in")?;
         let path = dir.path().join("model.onnx");
         let layout = if (model.to_proto()?.encoded_len() as u64) <= PROTO_LIMIT {
             Layout::Inline
@@ -65,18 +68,61 @@ impl Backend {
                 threshold: DEFAULT_THRESHOLD,
             }
         };
-        onnxq_ir::save(model, &path, &layout).with_context(|| {
-            format!(
-                "cannot write the engine's copy of the model into `{}`",
-                dir.path().display()
-            )
-        })?;
+        onnxq_ir::save(model, &path, &layout)
+            .with_context(|| {
+                format!(
+                    "cannot write the engine's copy of the model into `{}`",
+                    dir.path().display()
+                )
+            })
+            .hint("free some space there, or set TMPDIR to a folder with room for the model")?;
         model.sources().release_all();
-        Ok(match self {
-            Backend::Ort(lib) => Box::new(OrtEngine::load_file(lib, &path, threads)?),
+        let loaded: Result<Box<dyn Executor>, EngineError> = match self {
+            Backend::Ort(lib) => {
+                OrtEngine::load_file(lib, &path, threads).map(|e| Box::new(e) as Box<dyn Executor>)
+            }
             #[cfg(feature = "tract")]
-            Backend::Tract => Box::new(onnxq_engine::TractEngine::load_file(&path)?),
-        })
+            Backend::Tract => onnxq_engine::TractEngine::load_file(&path)
+                .map(|e| Box::new(e) as Box<dyn Executor>),
+        };
+        let inner = loaded.map_err(|e| self.load_error(&e, model, dir.path()))?;
+        Ok(Box::new(Named {
+            inner,
+            user: user_name(model),
+            copy: path.display().to_string(),
+        }))
+    }
+
+    /// An engine's load error about its temporary copy in `dir`, told about the user's model: the
+    /// copy's path means nothing to the user (and is gone once the command ends).
+    fn load_error(&self, e: &EngineError, model: &Model, dir: &Path) -> anyhow::Error {
+        let user = user_name(model);
+        let copy = dir.join("model.onnx");
+        let text = e
+            .to_string()
+            .replace(&copy.display().to_string(), &user)
+            .replace(&dir.display().to_string(), "<the engine's copy>");
+        let engine = match self {
+            Backend::Ort(_) => "ONNX Runtime",
+            #[cfg(feature = "tract")]
+            Backend::Tract => "tract",
+        };
+        let hint = e.hint().map_or_else(
+            || {
+                format!(
+                    "{engine} was handed `{user}` with the tensors to calibrate added as outputs; \
+                     check that it runs in {engine} as it is, or try the other `--engine`"
+                )
+            },
+            str::to_owned,
+        );
+        // The engine's own message starts by saying it cannot load "the model"; say it once.
+        let prefix = format!("{engine} cannot load the model: ");
+        let text = text.strip_prefix(&prefix).unwrap_or(&text);
+        fail(
+            format!("{engine} cannot load `{user}` for calibration: {text}"),
+            hint,
+        )
     }
 
     /// The engine and its version, for reports.
@@ -86,5 +132,80 @@ impl Backend {
             #[cfg(feature = "tract")]
             Backend::Tract => format!("tract-onnx {}", onnxq_engine::TRACT_VERSION),
         }
+    }
+}
+
+/// What to do about an engine failure while running the model.
+const RUN_HINT: &str = "the engine ran the model as onnxq hands it (the tensors to calibrate added \
+     as outputs); check that the model runs in this engine, or try the other `--engine`";
+
+/// Gives an engine failure during calibration its hint: `onnxq_calib::Error::Engine` wraps the
+/// engine's error transparently, so `report_error` does not reach the engine error's own hint.
+pub(crate) fn hint_engine_errors(e: anyhow::Error) -> anyhow::Error {
+    if hint_of(&e).is_some() {
+        return e;
+    }
+    let engine = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<onnxq_calib::Error>() {
+            Some(onnxq_calib::Error::Engine(inner)) => Some(inner.hint().unwrap_or(RUN_HINT)),
+            _ => None,
+        });
+    match engine {
+        Some(hint) => match Err::<(), _>(e).hint(hint) {
+            Err(e) => e,
+            Ok(()) => unreachable!("`hint` keeps an error an error"),
+        },
+        None => e,
+    }
+}
+
+/// How messages name the user's model: its path, or "the model" for one read from memory.
+fn user_name(model: &Model) -> String {
+    model
+        .path()
+        .map_or_else(|| "the model".to_owned(), |p| p.display().to_string())
+}
+
+/// An engine whose errors name the user's model: a run error otherwise says "the model" or names
+/// the engine's temporary copy, and the user would not know which file failed.
+struct Named {
+    inner: Box<dyn Executor>,
+    user: String,
+    /// The copy's path, replaced by the user's in messages.
+    copy: String,
+}
+
+impl Named {
+    fn rename(&self, e: EngineError) -> EngineError {
+        let told = |m: String| format!("`{}`: {}", self.user, m.replace(&self.copy, &self.user));
+        match e {
+            EngineError::Run(m) => EngineError::Run(told(m)),
+            EngineError::Feed(m) => EngineError::Feed(told(m)),
+            e => e,
+        }
+    }
+}
+
+impl Executor for Named {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn output_types(
+        &mut self,
+        feeds: &[(String, onnxq_engine::Tensor)],
+    ) -> Result<Vec<(String, i32)>, EngineError> {
+        self.inner.output_types(feeds).map_err(|e| self.rename(e))
+    }
+
+    fn run_each(
+        &mut self,
+        feeds: &[(String, onnxq_engine::Tensor)],
+        visit: &mut dyn FnMut(&str, &[usize], onnxq_engine::DataRef<'_>),
+    ) -> Result<(), EngineError> {
+        self.inner
+            .run_each(feeds, visit)
+            .map_err(|e| self.rename(e))
     }
 }

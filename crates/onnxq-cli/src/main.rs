@@ -9,6 +9,7 @@ mod config;
 mod engine;
 mod inspect;
 mod method_flags;
+mod outputs;
 mod quantize;
 mod repack;
 mod util;
@@ -19,6 +20,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    // Before any work: a signal during it must find the handler that removes temporaries.
+    if let Err(e) = outputs::install_signal_cleanup() {
+        util::report_error(&e);
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Repack(a) => repack::run(&a),

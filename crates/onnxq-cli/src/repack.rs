@@ -1,14 +1,14 @@
 //! `onnxq repack`: rewrite a model with tensors moved to external data or back inline.
 
-use anyhow::{Context, Result};
-use onnxq_ir::{Layout, load, save};
+use anyhow::Result;
+use onnxq_ir::{Layout, load};
 
 use crate::args::RepackArgs;
-use crate::util::{check_output, human_bytes, note};
+use crate::outputs::{Outputs, Plan};
+use crate::util::{human_bytes, note};
 
 pub(crate) fn run(a: &RepackArgs) -> Result<()> {
     let model = load(&a.model)?;
-    check_output(&a.model, &a.output)?;
     let default_location = || {
         format!(
             "{}.data",
@@ -31,8 +31,13 @@ pub(crate) fn run(a: &RepackArgs) -> Result<()> {
             threshold: a.size_threshold,
         },
     };
-    let saved = save(&model, &a.output, &layout)
-        .with_context(|| format!("cannot write `{}`", a.output.display()))?;
+    let mut plan = Plan::default();
+    plan.read_model(&a.model, &model);
+    plan.write_model(&a.output, &layout, "--external-data");
+    plan.check()?;
+    let mut outputs = Outputs::default();
+    let saved = outputs.model(&model, &a.output, &layout)?;
+    outputs.commit()?;
     let mut msg = format!(
         "wrote {} ({})",
         a.output.display(),

@@ -1,10 +1,8 @@
 //! Shared CLI plumbing: errors that carry their hint and the printing of both, "did you mean",
-//! progress bars, human-readable sizes, output-path checks.
+//! progress bars, human-readable sizes.
 
+use anyhow::Result;
 use std::fmt;
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, bail};
 
 /// An error with the sentence that tells the user what to do about it. Its message and causes are
 /// the wrapped error's, so wrapping changes nothing but the hint `report_error` prints.
@@ -200,42 +198,6 @@ pub(crate) fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[unit])
     }
-}
-
-/// Refuses an output path that is the input itself (the input is never modified) or a folder.
-pub(crate) fn check_output(input: &Path, output: &Path) -> Result<()> {
-    if output.is_dir() {
-        bail!(
-            "output `{}` is a folder; give a file path such as `{}`",
-            output.display(),
-            output.join("model.onnx").display()
-        );
-    }
-    let canon_in = input
-        .canonicalize()
-        .with_context(|| format!("cannot read `{}`", input.display()))?;
-    if resolve(output)? == canon_in {
-        bail!(
-            "output `{}` is the input model; onnxq never modifies its input, write to a new path",
-            output.display()
-        );
-    }
-    Ok(())
-}
-
-/// The absolute path `p` will have, resolving links in its folder (the file may not exist yet).
-fn resolve(p: &Path) -> Result<PathBuf> {
-    if let Ok(c) = p.canonicalize() {
-        return Ok(c);
-    }
-    let parent = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let dir = parent
-        .canonicalize()
-        .with_context(|| format!("output folder `{}` does not exist", parent.display()))?;
-    Ok(dir.join(p.file_name().unwrap_or_default()))
 }
 
 #[cfg(test)]

@@ -44,6 +44,17 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A path to read is a named pipe, device, socket or folder: reading it could block forever or
+    /// never end, so it is refused before it is opened.
+    #[error("cannot read `{}` ({what}): it is {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// What the file was to be ("model file", "data file of initializer `w` in `m.onnx`").
+        what: String,
+        /// The path.
+        path: PathBuf,
+        /// What it is instead ("a named pipe (FIFO)", "a folder", ...).
+        kind: &'static str,
+    },
     /// The graph's internal maps disagree (a bug in an editing pass, never user input).
     #[error("graph invariant broken: {0}")]
     Invariant(String),
@@ -70,6 +81,10 @@ impl Error {
             Error::Invalid { .. } => {
                 Some("the model breaks the ONNX format; `onnx.checker.check_model` gives details")
             }
+            Error::NotAFile { .. } => Some(
+                "onnxq reads models and external data only from regular files (a pipe or device \
+                 could block it forever); copy the data into a file and give that path",
+            ),
             Error::Invariant(_) => Some("this is a bug in onnxq; please report it with the model"),
             Error::Io { .. } | Error::Edit(_) | Error::Option(_) => None,
         }

@@ -26,4 +26,7 @@ pub use load::{from_bytes, load};
 pub use mapped::Sources;
 pub use model::{ExternalFile, Model};
 pub use onnxq_proto as proto;
-pub use save::{DEFAULT_THRESHOLD, Layout, PROTO_LIMIT, Saved, save};
+pub use save::{
+    DEFAULT_THRESHOLD, Layout, PROTO_LIMIT, Saved, Staged, save, save_staged, temp_file_in,
+    temp_prefix,
+};

@@ -18,20 +18,14 @@ use crate::tensor::{check_tensor, visit_tensors};
 
 /// Loads the model at `path`, with its external data.
 pub fn load(path: &Path) -> Result<Model> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io(
-            "read",
-            path,
-            std::io::Error::other("it is a directory, not a model file"),
-        ));
-    }
-    let (map, bytes) = map_file(path)?;
+    let (map, bytes) = map_file(path, &|| "model file".to_owned())?;
     let mut sources = Sources::default();
     if let Some(map) = map {
         sources.push(map);
     }
-    from_bytes_in(bytes, path, Some(parent_dir(path)), sources)
+    let mut model = from_bytes_in(bytes, path, Some(parent_dir(path)), sources)?;
+    model.path = Some(path.to_owned());
+    Ok(model)
 }
 
 /// Decodes a model held in memory. External data is refused: there is no folder to resolve it in.
@@ -92,6 +86,7 @@ fn from_bytes_in(
         graph,
         sources,
         external_files,
+        path: None,
     })
 }
 
@@ -137,8 +132,12 @@ impl ExternalResolver<'_> {
             location.ok_or_else(|| err("is marked external but has no `location`".into()))?;
         if !self.files.contains_key(&location) {
             let path = safe_join(dir, &location).map_err(&err)?;
-            let (map, bytes) = map_file(&path)
-                .map_err(|e| err(format!("cannot use data file `{location}`: {e}")))?;
+            let what = || format!("data file of {place} in `{}`", self.model.display());
+            let (map, bytes) = map_file(&path, &what).map_err(|e| match e {
+                // Its own hint says what to do; the external-data one would not.
+                Error::NotAFile { .. } => e,
+                e => err(format!("cannot use data file `{location}`: {e}")),
+            })?;
             let map = map.ok_or_else(|| err(format!("data file `{location}` is empty")))?;
             let info = ExternalFile {
                 location: location.clone(),

@@ -26,13 +26,30 @@ impl AsRef<[u8]> for Mapped {
     }
 }
 
-/// Maps `path` read-only. An empty file gives an empty buffer (mmap cannot map zero bytes).
-pub(crate) fn map_file(path: &Path) -> Result<(Option<Arc<Mapped>>, Bytes)> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io("read", path, e))?
-        .len();
+/// Maps `path`, a `what` ("model file", ...), read-only. An empty file gives an empty buffer (mmap
+/// cannot map zero bytes). Anything but a regular file is refused before it is opened: opening a
+/// named pipe for reading blocks until a writer appears, and a device may never end.
+pub(crate) fn map_file(
+    path: &Path,
+    what: &dyn Fn() -> String,
+) -> Result<(Option<Arc<Mapped>>, Bytes)> {
+    let not_a_file = |kind| Error::NotAFile {
+        what: what(),
+        path: path.to_owned(),
+        kind,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    if let Some(kind) = not_regular(&meta) {
+        return Err(not_a_file(kind));
+    }
+    let file = open_nonblocking(path).map_err(|e| Error::io("open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+    // The path may have been swapped for a pipe between the check and the open; the open did not
+    // block (O_NONBLOCK), and this check on the open file sees what was really opened.
+    if let Some(kind) = not_regular(&meta) {
+        return Err(not_a_file(kind));
+    }
+    let len = meta.len();
     if len == 0 {
         return Ok((None, Bytes::new()));
     }
@@ -43,6 +60,40 @@ pub(crate) fn map_file(path: &Path) -> Result<(Option<Arc<Mapped>>, Bytes)> {
     let mapped = Arc::new(Mapped(map));
     let bytes = Bytes::from_owner(ArcMapped(mapped.clone()));
     Ok((Some(mapped), bytes))
+}
+
+/// What `meta` is if it is not a regular file, in words for an error message.
+pub(crate) fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("a folder");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("a named pipe (FIFO)");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return Some("a device");
+        }
+    }
+    Some("a special file")
+}
+
+/// Opens `path` for reading without blocking: on a named pipe a plain open waits for a writer.
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
 }
 
 /// `Bytes::from_owner` needs an owner that is `AsRef<[u8]>`; this keeps the `Arc` shared.

@@ -20,6 +20,9 @@ pub struct Model {
     pub graph: Graph,
     pub(crate) sources: Sources,
     pub(crate) external_files: Vec<ExternalFile>,
+    /// The file it was loaded from (`None` for a model decoded from memory): error messages about
+    /// copies of the model (the engine's temporary one) name this file instead.
+    pub(crate) path: Option<std::path::PathBuf>,
 }
 
 /// An external data file the model was loaded from.
@@ -57,6 +60,11 @@ impl Model {
     /// pass has finished reading.
     pub fn sources(&self) -> &Sources {
         &self.sources
+    }
+
+    /// The file the model was loaded from (`None` when decoded from memory).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
     }
 
     /// The external data files the model was loaded from, by location.

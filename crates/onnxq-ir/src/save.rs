@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use onnxq_proto as pb;
@@ -65,11 +65,55 @@ pub struct Saved {
 
 /// Writes `model` to `path` with the given layout, atomically (temporary files then rename).
 pub fn save(model: &Model, path: &Path, layout: &Layout) -> Result<Saved> {
+    save_staged(model, path, layout)?.commit()
+}
+
+/// Writes `model` like [`save`] but leaves the files as temporaries beside their targets, so a
+/// caller writing several files can rename them all only once every one is written.
+pub fn save_staged(model: &Model, path: &Path, layout: &Layout) -> Result<Staged> {
     let mut proto = model.to_proto()?;
     let target = Target::new(path, layout)?;
     let (external, forced_by_size) = choose_external(&mut proto, target.threshold, path)?;
     let chunks = place_external(&mut proto, &external, &target.location)?;
     write_files(model, proto, path, &target, &chunks, forced_by_size)
+}
+
+/// A written, not yet renamed, save: the temporaries (removed if this is dropped) and their final
+/// paths, the data file first so the model never points at a missing file.
+#[derive(Debug)]
+pub struct Staged {
+    /// What the save wrote.
+    pub saved: Saved,
+    /// Each temporary file and the path it is renamed to.
+    pub files: Vec<(tempfile::NamedTempFile, PathBuf)>,
+}
+
+impl Staged {
+    /// Renames the files into place.
+    pub fn commit(self) -> Result<Saved> {
+        for (tmp, path) in self.files {
+            tmp.persist(&path)
+                .map_err(|e| Error::io("write", &path, e.error))?;
+        }
+        Ok(self.saved)
+    }
+}
+
+/// The name prefix of every temporary file onnxq writes: the process id is part of it, so a signal
+/// handler can remove this run's temporaries and no other run's.
+pub fn temp_prefix() -> String {
+    format!(".onnxq-{}-", std::process::id())
+}
+
+/// A temporary file in `dir` named with [`temp_prefix`], with the mode a file the user creates
+/// gets (temporary files are private, 0600, by default).
+pub fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    let prefix = temp_prefix();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.tempfile_in(dir)
 }
 
 /// Where a save writes: the output's folder, the data file's location (relative to it) and the
@@ -239,8 +283,7 @@ fn place_external(
     Ok(chunks)
 }
 
-/// Streams the data file (if any tensor moved) and the model into temporary files, then renames
-/// them into place, the data file first.
+/// Streams the data file (if any tensor moved) and the model into temporary files.
 fn write_files(
     model: &Model,
     proto: pb::ModelProto,
@@ -248,32 +291,25 @@ fn write_files(
     target: &Target<'_>,
     chunks: &[(u64, Bytes)],
     forced_by_size: bool,
-) -> Result<Saved> {
+) -> Result<Staged> {
     let mut saved = Saved {
         forced_by_size,
         ..Saved::default()
     };
-    let data_tmp = if chunks.is_empty() {
-        None
-    } else {
+    let mut files = Vec::new();
+    if !chunks.is_empty() {
         let data_path = target.dir.join(&target.location);
         let (tmp, written) =
             write_atomic_tmp(&data_path, |w| write_data(w, chunks, &model.sources))?;
         saved.data_location = Some(target.location.clone());
         saved.external_tensors = chunks.len() as u64;
         saved.data_bytes = written;
-        Some((tmp, data_path))
-    };
+        files.push((tmp, data_path));
+    }
     let (model_tmp, written) = write_atomic_tmp(path, |w| write_model(w, proto, &model.sources))?;
     saved.model_bytes = written;
-    if let Some((tmp, data_path)) = data_tmp {
-        tmp.persist(&data_path)
-            .map_err(|e| Error::io("write", &data_path, e.error))?;
-    }
-    model_tmp
-        .persist(path)
-        .map_err(|e| Error::io("write", path, e.error))?;
-    Ok(saved)
+    files.push((model_tmp, path.to_owned()));
+    Ok(Staged { saved, files })
 }
 
 /// Writes through `f` into a temporary file beside `path`; returns it unrenamed with its size.
@@ -282,15 +318,7 @@ fn write_atomic_tmp(
     f: impl FnOnce(&mut CountingWriter<BufWriter<&File>>) -> std::io::Result<()>,
 ) -> Result<(tempfile::NamedTempFile, u64)> {
     let dir = parent_dir(path);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".onnxq-").suffix(".tmp");
-    // Temporary files are private (0600) by default; the output should get the usual mode (0666
-    // less the umask), like any file the user creates.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    let tmp = temp_file_in(dir).map_err(|e| Error::io("create a temporary file in", dir, e))?;
     let mut w = CountingWriter {
         inner: BufWriter::with_capacity(1 << 20, tmp.as_file()),
         count: 0,

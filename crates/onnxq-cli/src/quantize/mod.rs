@@ -5,14 +5,21 @@ mod ranges;
 mod summary;
 mod weight_only;
 
-use anyhow::{Context, Result};
-use onnxq_ir::{Layout, load, save};
+use anyhow::Result;
+use onnxq_ir::{Layout, load};
 use onnxq_quant::{lower_qoperator, quantize_dynamic, quantize_qdq};
 
 use crate::args::{Format, Mode, QuantizeArgs};
-use crate::util::{check_output, human_bytes, note};
+use crate::outputs::{Outputs, Plan};
+use crate::util::{human_bytes, note};
 
 pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
+    if let Some(config) = &a.config {
+        // Read before anything else: a pipe given as the config must not block option parsing.
+        let mut plan = Plan::default();
+        plan.read("config file", "--config", config);
+        plan.check()?;
+    }
     let options::Resolved {
         args,
         cfg,
@@ -21,7 +28,8 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     } = options::resolve(a)?;
     let a = &args;
     let mut model = load(&a.model)?;
-    check_output(&a.model, &a.output)?;
+    let layout = output_layout(a, &model);
+    io_plan(a, &model, &layout)?.check()?;
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
     let report = match mode {
         Mode::Dynamic => quantize_dynamic(&mut model, &options::dynamic_options(a, &cfg)?)?,
@@ -32,7 +40,8 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             let format = a.format.unwrap_or(Format::Qdq);
             let opts = options::static_options(a, &cfg)?;
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
-            let (ranges, unranged) = ranges::static_ranges(a, &cfg, &model, &opts)?;
+            let (ranges, unranged) = ranges::static_ranges(a, &cfg, &model, &opts)
+                .map_err(crate::engine::hint_engine_errors)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
             report.notes.extend(unranged);
             if format == Format::Qoperator {
@@ -41,26 +50,14 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             report
         }
     };
-    let layout = if model.external_files().is_empty() {
-        Layout::Inline
-    } else {
-        let name = a
-            .output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Layout::External {
-            location: format!("{name}.data"),
-            threshold: onnxq_ir::DEFAULT_THRESHOLD,
-        }
-    };
-    let saved = save(&model, &a.output, &layout)
-        .with_context(|| format!("cannot write `{}`", a.output.display()))?;
+    // Every output is written to a temporary, then all are renamed: none is left if one fails.
+    let mut outputs = Outputs::default();
+    let saved = outputs.model(&model, &a.output, &layout)?;
     if let Some(path) = &a.report {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write report `{}`", path.display()))?;
+        let json = serde_json::to_string_pretty(&report)? + "\n";
+        outputs.file("report", path, json.as_bytes())?;
     }
+    outputs.commit()?;
     for n in &notes {
         note(n);
     }
@@ -75,4 +72,41 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     }
     note(&msg);
     Ok(())
+}
+
+/// The output's layout: inline, or external data beside it when the input had external data.
+fn output_layout(a: &QuantizeArgs, model: &onnxq_ir::Model) -> Layout {
+    if model.external_files().is_empty() {
+        return Layout::Inline;
+    }
+    let name = a
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Layout::External {
+        location: format!("{name}.data"),
+        threshold: onnxq_ir::DEFAULT_THRESHOLD,
+    }
+}
+
+/// Every file the command reads (config included, with its paths resolved) and writes.
+fn io_plan(a: &QuantizeArgs, model: &onnxq_ir::Model, layout: &Layout) -> Result<Plan> {
+    let mut plan = Plan::default();
+    plan.read_model(&a.model, model);
+    plan.read_data(&a.calib.data)?;
+    if let Some(p) = &a.ranges {
+        plan.read("ranges file", "--ranges", p);
+    }
+    if let Some(p) = &a.config {
+        plan.read("config file", "--config", p);
+    }
+    if let Some(p) = &a.overrides {
+        plan.read("overrides file", "--overrides", p);
+    }
+    plan.write_model(&a.output, layout, "-o");
+    if let Some(p) = &a.report {
+        plan.write("report", "--report", p);
+    }
+    Ok(plan)
 }
