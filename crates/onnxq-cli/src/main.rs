@@ -18,6 +18,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    util::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => util::Verbosity::Quiet,
+        (_, true) => util::Verbosity::Verbose,
+        _ => util::Verbosity::Normal,
+    });
     let result = match cli.command {
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Repack(a) => repack::run(&a),

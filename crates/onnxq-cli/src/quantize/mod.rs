@@ -2,6 +2,7 @@
 
 mod options;
 mod ranges;
+mod stamp;
 mod summary;
 
 use anyhow::{Context, Result};
@@ -23,17 +24,31 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     check_output(&a.model, &a.output)?;
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
     let report = match mode {
-        Mode::Dynamic => quantize_dynamic(&mut model, &options::dynamic_options(a, &cfg)?)?,
+        Mode::Dynamic => {
+            let opts = options::dynamic_options(a, &cfg)?;
+            let report = quantize_dynamic(&mut model, &opts)?;
+            stamp::stamp(&mut model, "dynamic", None, &opts, None)?;
+            report
+        }
         Mode::Static => {
             let format = a.format.unwrap_or(Format::Qdq);
             let opts = options::static_options(a, &cfg)?;
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
-            let (ranges, unranged) = ranges::static_ranges(a, &cfg, &model, &opts)?;
+            let (ranges, unranged, calibration) = ranges::static_ranges(a, &cfg, &model, &opts)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
             report.notes.extend(unranged);
             if format == Format::Qoperator {
                 lower_qoperator(&mut model, &mut report)?;
             }
+            report.calibration = Some(calibration.line());
+            let format = format!("{format:?}").to_lowercase();
+            stamp::stamp(
+                &mut model,
+                "static",
+                Some(&format),
+                &opts,
+                Some(&calibration),
+            )?;
             report
         }
     };
@@ -60,7 +75,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     for n in &notes {
         note(n);
     }
-    note(&summary::summary(&report));
+    let warnings = summary::print(&report);
     let mut msg = format!(
         "wrote {} ({})",
         a.output.display(),
@@ -70,5 +85,6 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         msg += &format!(" + {loc} ({})", human_bytes(saved.data_bytes));
     }
     note(&msg);
+    summary::print_warnings(&warnings);
     Ok(())
 }

@@ -16,7 +16,7 @@ pub(super) fn static_ranges(
     cfg: &Config,
     model: &onnxq_ir::Model,
     opts: &onnxq_quant::StaticOptions,
-) -> Result<(Ranges, Option<String>)> {
+) -> Result<(Ranges, Option<String>, super::stamp::Calibration)> {
     // Only the tensors quantization reads are calibrated from `--data`; the note names the same
     // ones from a full file.
     let targets = onnxq_quant::qdq::calibration_targets(model, opts);
@@ -55,12 +55,13 @@ pub(super) fn static_ranges(
         ranges.tensors.len()
     );
     let note = unranged_note(&ranges.skipped, &targets);
+    let calibration = super::stamp::Calibration::of(&ranges, a.ranges.is_some());
     let ranges = ranges
         .tensors
         .iter()
         .map(|(k, r)| (k.clone(), (r.min, r.max)))
         .collect();
-    Ok((ranges, note))
+    Ok((ranges, note, calibration))
 }
 
 /// The note naming the tensors of `targets` calibration gave no range (`skipped`), grouped by
