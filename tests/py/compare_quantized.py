@@ -6,7 +6,8 @@ Usage: python tests/py/compare_quantized.py FLOAT.onnx OURS.onnx ORTS.onnx --fee
 ORTS may be "-" where ORT's tool fails on the model: then only checks 1 and 4 run, and 4 only reports.
 ORTS comes from tests/py/ort_quantize.py. Checks, each printing one "name: ok|FAIL ..." line (details indented):
 1. checker  onnx.checker.check_model(OURS, full_check=True) passes.
-2. pattern  The multiset of (domain, op_type) over all nodes, subgraphs included, is the same in both models.
+2. pattern  The multiset of (domain, op_type) over all nodes, subgraphs included, is the same in both models
+            (ORT's read without the Constant nodes and initializers nothing reads: onnxq removes them).
             Each quantized node is also keyed by its float-model anchor: the float tensor(s) it stands for, i.e.
             its weight / data input(s) without the "_quantized" suffix (ANCHOR_INPUTS), so a difference reads as
             "MatMulInteger on W: ORT 1, onnxq 0".
@@ -130,7 +131,31 @@ def fold_constant_qdq(model):
     return model
 
 
+def drop_unread(model):
+    """A copy of model (ORT's) without the Constant nodes and initializers nothing reads (no node, at any
+    depth, and no graph output), removed until none is left: ORT's tool leaves the float constants it
+    replaced, onnxq removes them (ONNX Runtime warns about each at load). Nothing else differs by it."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    while True:
+        read = {i for _, g in graphs(model.graph) for n in g.node for i in n.input}
+        read |= {o.name for _, g in graphs(model.graph) for o in g.output}
+        removed = 0
+        for _, g in graphs(model.graph):
+            inputs = {i.name for i in g.input}
+            dead = [i for i, n in enumerate(g.node) if n.op_type == "Constant" and n.domain in ("", "ai.onnx")
+                    and not any(o in read for o in n.output)]
+            for i in reversed(dead):
+                del g.node[i]
+            unread = [i for i, t in enumerate(g.initializer) if t.name not in read and t.name not in inputs]
+            for i in reversed(unread):
+                del g.initializer[i]
+            removed += len(dead) + len(unread)
+        if not removed:
+            return model
+
+
 def check_pattern(ours, orts):
+    orts = drop_unread(orts)
     if ARGS.fold_constants:
         orts = fold_constant_qdq(orts)
     ca, cb = op_counts(ours), op_counts(orts)
@@ -177,6 +202,7 @@ def tensor_diff(a, b):
 
 
 def check_weights(ours, orts):
+    orts = drop_unread(orts)
     pa, pb = quant_params(ours), quant_params(orts)
     missing = sorted(pb.keys() - pa.keys())
     mismatched = []

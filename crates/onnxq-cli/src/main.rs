@@ -20,6 +20,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    util::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => util::Verbosity::Quiet,
+        (_, true) => util::Verbosity::Verbose,
+        _ => util::Verbosity::Normal,
+    });
     // Before any work: a signal during it must find the handler that removes temporaries.
     if let Err(e) = outputs::install_signal_cleanup() {
         util::report_error(&e);

@@ -178,10 +178,44 @@ impl Drop for Progress {
     }
 }
 
-/// Prints a message line to stderr.
+/// How much the commands print: `-q` only warnings (and errors), `-v` more detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// The process-wide verbosity, set once from the global flags before a command runs (a global
+/// rather than a parameter: every command prints through [`note`]).
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+/// Sets the verbosity for the rest of the run.
+pub(crate) fn set_verbosity(v: Verbosity) {
+    VERBOSITY.store(v as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The verbosity set by [`set_verbosity`].
+pub(crate) fn verbosity() -> Verbosity {
+    match VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// Prints a message line to stderr, unless `-q`.
 #[allow(clippy::print_stderr)]
 pub(crate) fn note(msg: &str) {
-    eprintln!("{msg}");
+    if verbosity() > Verbosity::Quiet {
+        eprintln!("{msg}");
+    }
+}
+
+/// Prints a warning line to stderr, even with `-q`: it says the result is worse than asked for.
+#[allow(clippy::print_stderr)]
+pub(crate) fn warn(msg: &str) {
+    eprintln!("warning: {msg}");
 }
 
 /// `1234567` → `1.2 MB` (decimal units, as file managers show).

@@ -8,6 +8,7 @@
 //!
 //! This file only declares the modules and re-exports the public API.
 
+mod dtypes;
 pub mod dynamic;
 mod edit;
 mod error;

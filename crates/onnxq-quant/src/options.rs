@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::numerics::QuantType;
 pub use crate::select::glob_match;
 
 /// Options of `quantize --mode dynamic` (ORT's `quantize_dynamic` arguments and extra options).
-#[derive(Debug, Clone, PartialEq)]
+/// Serialize: the settings recorded in the output model's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DynamicOptions {
     /// Weight type: int8 (default) or uint8. Activations are always uint8, quantized at run time.
     pub weight_type: QuantType,
@@ -64,7 +65,7 @@ impl DynamicOptions {
 
 /// Options of `quantize --mode static` in the QDQ format (ORT's `quantize_static` arguments and
 /// extra options, with its defaults).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StaticOptions {
     /// Activation type (ORT's default for `quantize_static`: int8, asymmetric).
     pub activation_type: QuantType,
@@ -144,7 +145,7 @@ impl Default for StaticOptions {
 }
 
 /// One override entry, with ORT's keys.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Override {
     /// Quantization type: `QInt8`, `QUInt8`, `QInt16`, `QUInt16`, `QInt4`, `QUInt4` (or onnxq's
@@ -171,7 +172,7 @@ pub struct Override {
 }
 
 /// ORT's `convert` entry: the second type, its parameters and who reads it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Convert {
     /// The converted type (required; must differ from the tensor's own).

@@ -71,6 +71,13 @@ pub struct Report {
     /// Findings that concern tensors rather than nodes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Findings that make the model worse than the user asked for (a weight left float because
+    /// it holds NaN or infinite values): printed last, after the counts, so they are seen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Where static quantization's activation ranges came from: which engine calibrated, how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
 }
 
 impl Report {

@@ -104,6 +104,21 @@ pub(crate) fn dims(t: &pb::TensorProto) -> Vec<usize> {
         .collect()
 }
 
+/// Removes every initializer and Constant node of `g` nothing reads (no node, subgraph or graph
+/// output), with the Identity chains leading to them: the float weights a pass replaced and any
+/// the input model already carried. ONNX Runtime warns once per such initializer at load
+/// ("Removing initializer ... It is not used by any node") and they cost file size; ORT's tool
+/// leaves them. Initializers that are also graph inputs stay (the caller may feed them).
+pub(crate) fn remove_unread_constants(g: &mut Graph) -> onnxq_ir::Result<()> {
+    let mut values = g.initializers();
+    for (_, n) in g.nodes() {
+        if n.op_type() == "Constant" && matches!(n.domain(), "" | "ai.onnx") {
+            values.extend(n.outputs().iter().flatten().copied());
+        }
+    }
+    remove_all_if_unused(g, values)
+}
+
 /// [`remove_if_unused`] for many values, ending the same way, but level by level: the Constant and
 /// Identity nodes writing the unused values go together, then what those Identity nodes read. A
 /// constant read through N Identity nodes then costs its N uses once instead of N times.

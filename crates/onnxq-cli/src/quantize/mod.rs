@@ -2,6 +2,7 @@
 
 mod options;
 mod ranges;
+mod stamp;
 mod summary;
 mod weight_only;
 
@@ -32,21 +33,38 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     io_plan(a, &model, &layout)?.check()?;
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
     let report = match mode {
-        Mode::Dynamic => quantize_dynamic(&mut model, &options::dynamic_options(a, &cfg)?)?,
+        Mode::Dynamic => {
+            let opts = options::dynamic_options(a, &cfg)?;
+            let report = quantize_dynamic(&mut model, &opts)?;
+            stamp::stamp(&mut model, "dynamic", None, &opts, None)?;
+            report
+        }
         Mode::WeightOnly => {
-            onnxq_quant::quantize_weight_only(&mut model, &weight_only::weight_only_options(a)?)?
+            let opts = weight_only::weight_only_options(a)?;
+            let report = onnxq_quant::quantize_weight_only(&mut model, &opts)?;
+            stamp::stamp(&mut model, "weight-only", None, &opts, None)?;
+            report
         }
         Mode::Static => {
             let format = a.format.unwrap_or(Format::Qdq);
             let opts = options::static_options(a, &cfg)?;
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
-            let (ranges, unranged) = ranges::static_ranges(a, &cfg, &model, &opts)
+            let (ranges, unranged, calibration) = ranges::static_ranges(a, &cfg, &model, &opts)
                 .map_err(crate::engine::hint_engine_errors)?;
             let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
             report.notes.extend(unranged);
             if format == Format::Qoperator {
                 lower_qoperator(&mut model, &mut report)?;
             }
+            report.calibration = Some(calibration.line());
+            let format = format!("{format:?}").to_lowercase();
+            stamp::stamp(
+                &mut model,
+                "static",
+                Some(&format),
+                &opts,
+                Some(&calibration),
+            )?;
             report
         }
     };
@@ -61,7 +79,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     for n in &notes {
         note(n);
     }
-    note(&summary::summary(&report));
+    let warnings = summary::print(&report);
     let mut msg = format!(
         "wrote {} ({})",
         a.output.display(),
@@ -71,6 +89,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         msg += &format!(" + {loc} ({})", human_bytes(saved.data_bytes));
     }
     note(&msg);
+    summary::print_warnings(&warnings);
     Ok(())
 }
 

@@ -26,7 +26,7 @@ pub(super) fn static_ranges(
     cfg: &Config,
     model: &onnxq_ir::Model,
     opts: &onnxq_quant::StaticOptions,
-) -> Result<(Ranges, Vec<String>)> {
+) -> Result<(Ranges, Vec<String>, super::stamp::Calibration)> {
     // Only the tensors quantization reads are calibrated from `--data`; the note names the same
     // ones from a full file.
     let targets = onnxq_quant::qdq::calibration_targets(model, opts);
@@ -82,12 +82,13 @@ pub(super) fn static_ranges(
         ));
     }
     notes.extend(unranged_note(&ranges.skipped, &targets));
+    let calibration = super::stamp::Calibration::of(&ranges, a.ranges.is_some());
     let ranges = ranges
         .tensors
         .iter()
         .map(|(k, r)| (k.clone(), (r.min, r.max)))
         .collect();
-    Ok((ranges, notes))
+    Ok((ranges, notes, calibration))
 }
 
 /// Checks that the `--ranges` file at `path` is for `model`: its fingerprint, when it has one

@@ -1,15 +1,40 @@
-//! The summary `quantize` prints: what was quantized, what was skipped and why, warnings.
+//! The summary `quantize` prints: what was quantized, how the ranges were calibrated, what was
+//! skipped and why, then the warnings, last, so they are the lines a user sees.
 
 use std::collections::BTreeMap;
 
 use onnxq_quant::Report;
-use onnxq_quant::report::Outcome;
+use onnxq_quant::report::{Entry, Outcome};
+
+use crate::util::{Verbosity, note, verbosity, warn};
 
 /// Below this weight SQNR the summary warns: per-tensor 8-bit weights normally reach 30-45 dB.
 const LOW_SQNR_DB: f64 = 20.0;
 
-/// "quantized 36 of 55 candidate nodes: MatMulInteger 36" plus skip reasons grouped by op type.
-pub(super) fn summary(r: &Report) -> String {
+/// Below this the weight's values collapse onto a few codes (15 dB: quantization noise of about a
+/// sixth of the signal's RMS): the issue's threshold for "this will likely ruin accuracy".
+const COLLAPSE_DB: f64 = 15.0;
+
+/// Skipped node names shown per reason without `-v`.
+const SHOWN: usize = 3;
+
+/// Prints the summary (not with `-q`); returns the warnings, which the caller prints last with
+/// [`print_warnings`].
+pub(super) fn print(r: &Report) -> Vec<String> {
+    note(&summary(r, verbosity() == Verbosity::Verbose));
+    warnings(r)
+}
+
+/// Prints `warnings`, even with `-q`.
+pub(super) fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        warn(w);
+    }
+}
+
+/// "quantized 36 of 55 candidate nodes (MatMulInteger 36)", the calibration, the lowest weight
+/// SQNR, the notes, and the skip reasons grouped by op type (every node named when `all`).
+fn summary(r: &Report, all: bool) -> String {
     let mut patterns: BTreeMap<&str, usize> = BTreeMap::new();
     let mut skips: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for e in &r.nodes {
@@ -32,38 +57,84 @@ pub(super) fn summary(r: &Report) -> String {
     if r.opset.0 != r.opset.1 {
         s += &format!("; opset raised from {} to {}", r.opset.0, r.opset.1);
     }
+    if let Some(c) = &r.calibration {
+        s += &format!("\n  {c}");
+    }
     if let Some((e, db)) = r.worst_weight() {
         s += &format!(
             "\n  lowest weight SQNR {db:.1} dB at {} ({})",
             e.node, e.op_type
         );
-        if db < LOW_SQNR_DB {
-            s += &format!(
-                "\nwarning: weights quantized below {LOW_SQNR_DB} dB SQNR lose much of their information; \
-                 try --per-channel{}",
-                if r.nodes
-                    .iter()
-                    .any(|e| e.op_type == "Conv"
-                        && e.weight_sqnr_db.is_some_and(|d| d < LOW_SQNR_DB))
-                {
-                    " --conv-per-channel"
-                } else {
-                    ""
-                }
-            );
-        }
     }
     for n in &r.notes {
         s += &format!("\n  note: {n}");
     }
     for ((op, reason), nodes) in &skips {
-        let first: Vec<&str> = nodes.iter().take(3).copied().collect();
-        let more = if nodes.len() > 3 {
-            format!(", ... ({} in all)", nodes.len())
+        let shown = if all { nodes.len() } else { SHOWN };
+        let first: Vec<&str> = nodes.iter().take(shown).copied().collect();
+        let more = if nodes.len() > shown {
+            format!(", ... ({} in all; -v names them all)", nodes.len())
         } else {
             String::new()
         };
         s += &format!("\n  skipped {op} {}{more}: {reason}", first.join(", "));
     }
     s
+}
+
+/// The warnings: weights that lost most of their information, then the report's own.
+fn warnings(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let low = |limit: f64| -> Vec<&Entry> {
+        r.nodes
+            .iter()
+            .filter(|e| e.weight_sqnr_db.is_some_and(|d| d < limit))
+            .collect()
+    };
+    let collapsed = low(COLLAPSE_DB);
+    if let Some((e, db)) = r.worst_weight().filter(|(_, db)| *db < LOW_SQNR_DB) {
+        let at = names(&low(LOW_SQNR_DB));
+        out.push(if collapsed.is_empty() {
+            format!(
+                "weights quantized below {LOW_SQNR_DB} dB SQNR lose much of their information \
+                 (lowest {db:.1} dB at {}): {at}; try {}",
+                e.node,
+                remedy(r, &low(LOW_SQNR_DB))
+            )
+        } else {
+            format!(
+                "the quantized weights of {} collapsed (SQNR below {COLLAPSE_DB} dB, lowest \
+                 {db:.1} dB at {}): this will likely ruin accuracy; try {}",
+                names(&collapsed),
+                e.node,
+                remedy(r, &collapsed)
+            )
+        });
+    }
+    out.extend(r.warnings.iter().cloned());
+    out
+}
+
+/// Up to three node names, then how many in all.
+fn names(entries: &[&Entry]) -> String {
+    let first: Vec<&str> = entries
+        .iter()
+        .take(SHOWN)
+        .map(|e| e.node.as_str())
+        .collect();
+    if entries.len() > SHOWN {
+        format!("{}, ... ({} nodes)", first.join(", "), entries.len())
+    } else {
+        first.join(", ")
+    }
+}
+
+/// What to try for the weights of `low`: per-channel quantization (in dynamic mode Conv weights
+/// need `--conv-per-channel` too), or leaving the nodes float.
+fn remedy(r: &Report, low: &[&Entry]) -> String {
+    let conv = r.mode == "dynamic" && low.iter().any(|e| e.op_type == "Conv");
+    format!(
+        "--per-channel{}, or keep those nodes float with --exclude",
+        if conv { " --conv-per-channel" } else { "" },
+    )
 }

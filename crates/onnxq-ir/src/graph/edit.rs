@@ -437,6 +437,52 @@ impl Graph {
     }
 
     /// Turns a value into an unnamed tombstone, freeing its name; returns its old definition.
+    /// Forgets the values this (sub)graph reads from an enclosing graph that nothing in it reads
+    /// any more, after an edit removed their last reader; then
+    /// [`Graph::refresh_subgraph_uses`] on the enclosing node lets the enclosing graph see that
+    /// (and, say, remove a weight only the subgraph read).
+    pub fn forget_unread_outer(&mut self) {
+        let unread: Vec<ValueId> = self
+            .values()
+            .filter(|(_, v)| matches!(v.def, Def::Outer) && v.uses.is_empty())
+            .map(|(id, _)| id)
+            .collect();
+        for v in unread {
+            self.bury(v);
+        }
+    }
+
+    /// Re-derives the [`Use::Subgraph`] entries of node `id` from what its subgraphs read now
+    /// (their `Def::Outer` values), after their bodies were edited. Values that lost their last
+    /// reader inside are no longer used by the node.
+    pub fn refresh_subgraph_uses(&mut self, id: NodeId) -> Result<()> {
+        let node = self
+            .node(id)
+            .ok_or_else(|| Error::Edit(format!("node {} was removed", id.0)))?;
+        let mut read: Vec<ValueId> = Vec::new();
+        for g in node.attributes.iter().flat_map(|a| &a.subgraphs) {
+            for (_, v) in g.values().filter(|(_, v)| matches!(v.def, Def::Outer)) {
+                let here = self.names.get(&v.name).copied().ok_or_else(|| {
+                    Error::Edit(format!(
+                        "a subgraph of node {} reads `{}`, unknown here",
+                        id.0, v.name
+                    ))
+                })?;
+                read.push(here);
+            }
+        }
+        read.sort_unstable();
+        read.dedup();
+        let entry = Use::Subgraph { node: id };
+        for v in &mut self.values {
+            v.uses.retain(|u| *u != entry);
+        }
+        for v in read {
+            self.values[v.index()].uses.push(entry);
+        }
+        Ok(())
+    }
+
     fn bury(&mut self, value: ValueId) -> Def {
         let name = std::mem::take(&mut self.values[value.index()].name);
         self.names.remove(&name);

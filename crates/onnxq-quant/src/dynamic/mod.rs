@@ -22,11 +22,10 @@ pub use plan::{Layout, NodePlan, PlanCx, WeightKey, WeightPlan};
 
 use crate::edit::node_label;
 use crate::error::{Error, Result};
-use crate::numerics::QuantizedTensor;
 use crate::options::DynamicOptions;
 use crate::report::{Entry, Outcome, Report};
 use crate::select::{Scope, Selection, has_subgraphs, report_subgraph_skips};
-use crate::weights::remove_all_if_unused;
+use crate::weights::{remove_all_if_unused, remove_unread_constants};
 
 /// Quantizes `model` dynamically in place and reports what happened to every candidate node.
 pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Report> {
@@ -42,6 +41,7 @@ pub fn quantize_dynamic(model: &mut Model, opts: &DynamicOptions) -> Result<Repo
             nodes: Vec::new(),
             opset: (opset, new_opset),
             notes: Vec::new(),
+            ..Default::default()
         },
         domains: BTreeSet::new(),
         sources: model.sources().clone(),
@@ -123,6 +123,8 @@ fn quantize_subgraphs(
                 let sub_path = format!("{path}/{label}.{attr_name}{index}");
                 if run.opts.enable_subgraph {
                     quantize_graph(sub, &scope, &sub_path, run)?;
+                    // A weight of this graph the body no longer reads can then be removed here.
+                    sub.forget_unread_outer();
                 } else {
                     report_subgraph_skips(
                         sub,
@@ -136,6 +138,7 @@ fn quantize_subgraphs(
         if let Some(n) = g.node_mut(id) {
             n.attributes = attrs;
         }
+        g.refresh_subgraph_uses(id).map_err(Error::edit)?;
     }
     Ok(())
 }
@@ -149,11 +152,16 @@ fn plan_nodes(g: &Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Vec
         opts: run.opts,
     };
     let selection = selection(run.opts);
+    let types = crate::dtypes::known_types(g);
     let mut planned = Vec::new();
     for (id, node) in g.nodes() {
         let Some(op) = ops::quantizer_for(node) else {
             continue;
         };
+        // Integer shape arithmetic (a Gather of a shape) has nothing to quantize: no candidate.
+        if crate::dtypes::all_non_float(node, &types) {
+            continue;
+        }
         let outcome = selection
             .check(op.op_type(), node.name())
             .and_then(|()| op.plan(&cx, id));
@@ -180,16 +188,27 @@ fn plan_nodes(g: &Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Vec
 fn apply(
     g: &mut Graph,
     planned: &[Planned],
-    quantized: BTreeMap<WeightKey, QuantizedTensor>,
+    quantized: quantize::Quantized,
     run: &mut Run<'_>,
 ) -> Result<()> {
     let sqnr: BTreeMap<WeightKey, Option<f64>> = quantized
+        .done
         .iter()
         .map(|(k, q)| (k.clone(), q.sqnr_db))
         .collect();
-    let mut shared = Shared::new(quantized);
+    let nonfinite = quantized.nonfinite;
+    let mut shared = Shared::new(quantized.done);
     let mut consumed: BTreeSet<ValueId> = BTreeSet::new();
     for p in planned {
+        if let Some((w, bad)) = p
+            .plan
+            .weights
+            .iter()
+            .find_map(|w| nonfinite.get(&w.key).map(|n| (w, *n)))
+        {
+            leave_float(g, w, bad, &mut run.report, p.entry);
+            continue;
+        }
         let pattern = p.op.apply(g, &p.plan, &mut shared)?;
         consumed.extend(p.plan.weights.iter().map(|w| w.value));
         let entry = &mut run.report.nodes[p.entry];
@@ -203,6 +222,24 @@ fn apply(
     }
     // Together, so a weight read through many Identity nodes is not rescanned per node.
     remove_all_if_unused(g, consumed).map_err(Error::edit)?;
+    // Constants the model carried unread: ONNX Runtime warns about each at load.
+    remove_unread_constants(g).map_err(Error::edit)?;
     run.domains.extend(shared.into_domains());
     Ok(())
+}
+
+/// Leaves the node of report entry `entry` float: its weight `w` holds `bad` NaN or infinite
+/// values, which would quantize with an infinite scale (ONNX Runtime's tool stops with "scale
+/// issue"); the warning names the weight.
+fn leave_float(g: &Graph, w: &WeightPlan, bad: usize, report: &mut Report, entry: usize) {
+    let name = g.value(w.value).name().to_owned();
+    let e = &mut report.nodes[entry];
+    e.outcome = Outcome::skipped(format!(
+        "weight `{name}` holds {bad} NaN or infinite value(s)"
+    ));
+    report.warnings.push(format!(
+        "weight `{name}` of {} ({}) holds {bad} NaN or infinite value(s): left float (it has no \
+         finite scale, and quantized it would break every output); check the model's export or training",
+        e.node, e.op_type
+    ));
 }

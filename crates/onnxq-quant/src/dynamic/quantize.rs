@@ -9,8 +9,15 @@ use rayon::prelude::*;
 
 use crate::dynamic::plan::{Layout, WeightKey, WeightPlan};
 use crate::error::{Error, Result};
-use crate::numerics::{F32Data, QuantizedTensor, quantize_weight};
+use crate::numerics::{F32Data, QuantizedTensor, nonfinite_count, quantize_weight};
 use crate::weights::{dims, f32_data, resolve};
+
+/// The weights quantized, and those that hold NaN or infinite values (with how many), which are
+/// not: their nodes stay float.
+pub(crate) struct Quantized {
+    pub(crate) done: BTreeMap<WeightKey, QuantizedTensor>,
+    pub(crate) nonfinite: BTreeMap<WeightKey, usize>,
+}
 
 /// Quantizes each distinct weight of `weights` (by [`WeightKey`]) once, in parallel.
 pub(crate) fn quantize_weights<'p>(
@@ -18,22 +25,36 @@ pub(crate) fn quantize_weights<'p>(
     outer: &[&Graph],
     weights: impl Iterator<Item = &'p WeightPlan>,
     sources: &Sources,
-) -> Result<BTreeMap<WeightKey, QuantizedTensor>> {
+) -> Result<Quantized> {
     let keys: BTreeMap<WeightKey, ValueId> = weights.map(|w| (w.key.clone(), w.value)).collect();
-    keys.into_par_iter()
+    let results: Vec<(WeightKey, std::result::Result<QuantizedTensor, usize>)> = keys
+        .into_par_iter()
         .map(|(key, v)| {
             let c = resolve(g, outer, v)
                 .ok_or_else(|| Error::Internal("planned weight is not constant".into()))?;
             let data = f32_data(c.tensor)
                 .ok_or_else(|| Error::Internal("planned weight is not float32".into()))?;
-            let q = quantize_in_layout(&key, data, &dims(c.tensor));
+            // Checked first: a NaN or infinite value makes an infinite scale and a broken model.
+            let bad = nonfinite_count(data);
+            let q = (bad == 0).then(|| quantize_in_layout(&key, data, &dims(c.tensor)));
             // The float weight has been read once and is not needed again: drop its pages.
             if let Some(raw) = &c.tensor.raw_data {
                 sources.release(raw);
             }
-            Ok((key, q))
+            Ok((key, q.ok_or(bad)))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let mut out = Quantized {
+        done: BTreeMap::new(),
+        nonfinite: BTreeMap::new(),
+    };
+    for (key, r) in results {
+        match r {
+            Ok(q) => out.done.insert(key, q).map(|_| ()),
+            Err(bad) => out.nonfinite.insert(key, bad).map(|_| ()),
+        };
+    }
+    Ok(out)
 }
 
 /// Quantizes float data of shape `d` as `key` says, in the stored layout.

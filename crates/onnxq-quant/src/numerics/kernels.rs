@@ -196,6 +196,22 @@ pub fn min_max(data: F32Data<'_>) -> (f32, f32) {
     if lo > hi { (0.0, 0.0) } else { (lo, hi) }
 }
 
+/// How many values of `data` are NaN or infinite. Such a weight cannot be quantized: its range
+/// gives an infinite scale (every code 0, every output NaN) or its NaN values a silent code.
+pub fn nonfinite_count(data: F32Data<'_>) -> usize {
+    let n = data.len();
+    (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut bad = 0;
+            data.blocks(c * CHUNK, ((c + 1) * CHUNK).min(n), |xs, real| {
+                bad += xs[..real].iter().filter(|x| !x.is_finite()).count();
+            });
+            bad
+        })
+        .sum()
+}
+
 /// Per-channel min/max of data viewed as `[outer, channels, inner]`.
 fn channel_min_max(
     data: F32Data<'_>,

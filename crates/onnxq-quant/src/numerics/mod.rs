@@ -13,8 +13,8 @@ mod params;
 pub mod rtn;
 
 pub use kernels::{
-    F32Data, QuantizedTensor, dequantize, from_storage, min_max, quantize_one, quantize_tensor,
-    quantize_weight, quantize_with, to_storage, weight_params,
+    F32Data, QuantizedTensor, dequantize, from_storage, min_max, nonfinite_count, quantize_one,
+    quantize_tensor, quantize_weight, quantize_with, to_storage, weight_params,
 };
 pub(crate) use params::snap_to_uint8;
 pub use params::{QParams, QuantType, compute_qparams};

@@ -5,6 +5,7 @@
 
 use onnxq_ir::{Def, Graph, Node, NodeId, ValueId};
 
+use crate::dtypes::{all_non_float, known_types};
 use crate::edit::{bytes_attr, float_attr, input, int_attr_of, node_label, output};
 use crate::error::{Error, Result};
 use crate::numerics::{QParams, QuantType};
@@ -113,12 +114,16 @@ pub(crate) fn mark_graph(
 ) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let ids: Vec<NodeId> = g.nodes().map(|(id, _)| id).collect();
+    // Read before any edit: the folds below only remove nodes and move uses.
+    let types = known_types(g);
     for id in ids {
         let Some(n) = g.node(id) else { continue };
         let wanted = op_types.iter().any(|t| t == n.op_type());
         if !known(n.op_type()) && !wanted {
             continue;
         }
+        // Integer shape arithmetic is no candidate (marked all the same: its rule finds nothing).
+        let candidate = !all_non_float(n, &types);
         let label = node_label(g, n);
         let op_type = n.op_type().to_owned();
         let outcome = match selected(n) {
@@ -142,7 +147,9 @@ pub(crate) fn mark_graph(
                 false => outcome_of(g, id, m)?,
             },
         };
-        entries.push(Entry::new("main", label, &op_type, outcome));
+        if candidate {
+            entries.push(Entry::new("main", label, &op_type, outcome));
+        }
     }
     Ok(entries)
 }

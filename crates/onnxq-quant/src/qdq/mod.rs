@@ -20,6 +20,7 @@
 mod constants;
 mod emit;
 mod mark;
+mod nonfinite;
 pub mod overrides;
 mod params;
 mod plan;
@@ -120,11 +121,13 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
         nodes: Vec::new(),
         opset: (opset, opset),
         notes: Vec::new(),
+        ..Default::default()
     };
     report.nodes = mark::mark_graph(g, opset, &op_types, &selected, &mut marks)?;
     let contrib = needs_contrib(opts, opset, &overrides, &act.converted);
     report.notes.append(&mut marks.notes);
     marking_notes(g, &marks, &act.infinite, &mut report);
+    report.warnings = nonfinite::unmark_nonfinite(g, &mut marks);
 
     // Quantize the marked constants in parallel, then emit.
     let params = Params {
@@ -153,6 +156,8 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
             unranged.join(", ")
         ));
     }
+    // The float constants the stored quantized ones replaced (and any the model carried unread).
+    crate::weights::remove_unread_constants(&mut model.graph).map_err(Error::edit)?;
     if contrib {
         crate::opset::import_domain(model, "com.microsoft");
     }

@@ -112,7 +112,9 @@ fn cleanup(g: &mut Graph) -> Result<()> {
             }
         }
     }
-    Ok(())
+    // What the QDQ pass left unread was removed there; this catches constants only the removed
+    // DequantizeLinear nodes' Identity chains kept alive.
+    crate::weights::remove_unread_constants(g).map_err(Error::edit)
 }
 
 /// Quantized tensors get ORT's QOperator names: `<T>_quantized` for the output of a

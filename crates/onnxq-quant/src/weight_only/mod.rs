@@ -7,7 +7,8 @@
 //! does), then three stages: **plan** (`plan.rs`: each selected MatMul or Gather with a constant
 //! weight, or the reason it stays float), **quantize** (`quantize.rs`: each distinct weight once, in
 //! parallel, with the block kernels of `numerics/blocks.rs`), **apply** (`emit.rs`), then the
-//! float weights nothing reads any more are removed.
+//! float weights nothing reads any more are removed (a weight of an enclosing graph too, once no
+//! body reads it).
 
 mod emit;
 pub mod options;
@@ -22,7 +23,7 @@ use crate::edit::node_label;
 use crate::error::{Error, Result};
 use crate::report::{Entry, Outcome, Report};
 use crate::select::{Scope, Selection, has_subgraphs};
-use crate::weights::remove_all_if_unused;
+use crate::weights::{remove_all_if_unused, remove_unread_constants};
 use options::{WEIGHT_ONLY_OPS, WeightOnlyOptions};
 use plan::Plan;
 
@@ -55,7 +56,7 @@ pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Resu
             mode: "weight-only".into(),
             nodes: Vec::new(),
             opset: (opset, opset),
-            notes: Vec::new(),
+            ..Default::default()
         },
         sources: model.sources().clone(),
     };
@@ -99,11 +100,18 @@ fn quantize_graph(g: &mut Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>
                     pattern: emit::apply(g, &mut store, p, q, run.opts)?,
                 }
             }
-            Err(reason) => Outcome::skipped(reason.clone()),
+            Err(skip) => {
+                if skip.warn {
+                    run.report.warnings.push(skip.reason.clone());
+                }
+                Outcome::skipped(skip.reason.clone())
+            }
         };
         run.report.nodes[*entry].outcome = outcome;
     }
-    remove_all_if_unused(g, consumed).map_err(Error::edit)
+    remove_all_if_unused(g, consumed).map_err(Error::edit)?;
+    // And every constant nothing reads (as the other passes end), the input's own included.
+    remove_unread_constants(g).map_err(Error::edit)
 }
 
 /// The subgraph bodies of `g`'s nodes, each with `g` (read-only) as its closest enclosing scope.
@@ -143,11 +151,14 @@ fn quantize_subgraphs(
                     &format!("{path}/{label}.{attr_name}{index}"),
                     run,
                 )?;
+                // A weight of this graph the body no longer reads can then be removed here.
+                sub.forget_unread_outer();
             }
         }
         if let Some(n) = g.node_mut(id) {
             n.attributes = attrs;
         }
+        g.refresh_subgraph_uses(id).map_err(Error::edit)?;
     }
     Ok(())
 }

@@ -1,10 +1,13 @@
 //! Options of weight-only block quantization, with the defaults of ONNX Runtime's
 //! `MatMulNBitsQuantizer` class (4 bits, block 128, asymmetric, QOperator, DEFAULT).
 
+use serde::Serialize;
+
 use crate::error::{Error, Result};
 
 /// How the quantized weight is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WeightOnlyFormat {
     /// `com.microsoft.MatMulNBits` (ORT's QOperator format).
     QOperator,
@@ -13,7 +16,8 @@ pub enum WeightOnlyFormat {
 }
 
 /// The algorithm choosing each block's codes and parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Algorithm {
     /// ORT's C++ block quantizer (MLAS): min/max per block, round half away from zero.
     Default,
@@ -28,7 +32,7 @@ pub enum Algorithm {
 }
 
 /// Options of `quantize --mode weight-only`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WeightOnlyOptions {
     /// Bits per weight: 2, 4 or 8.
     pub bits: u32,

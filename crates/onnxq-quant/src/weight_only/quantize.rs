@@ -26,8 +26,15 @@ pub(crate) enum Quantized {
     Gather(GatherBlocks),
 }
 
+/// Why a weight stays float; `warn` for a broken weight (NaN or infinite values), which the
+/// report also lists among its warnings.
+pub(crate) struct Skip {
+    pub(crate) reason: String,
+    pub(crate) warn: bool,
+}
+
 /// Each distinct weight's quantization, or why it stays float.
-pub(crate) type Results = BTreeMap<(Source, Kind), Result<Quantized, String>>;
+pub(crate) type Results = BTreeMap<(Source, Kind), Result<Quantized, Skip>>;
 
 /// Quantizes the weight of every plan, each distinct (weight, kind) once.
 pub(crate) fn quantize_weights(
@@ -54,22 +61,28 @@ pub(crate) fn quantize_weights(
 }
 
 /// One weight's quantization, or why it stays float.
-fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Quantized, String> {
+fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Quantized, Skip> {
     let count: usize = p.dims.iter().product();
     if w.len() != count {
-        return Err(format!(
-            "weight `{}` holds {} values for its shape {:?}",
-            p.weight_name,
-            w.len(),
-            p.dims
-        ));
+        return Err(Skip {
+            reason: format!(
+                "weight `{}` holds {} values for its shape {:?}",
+                p.weight_name,
+                w.len(),
+                p.dims
+            ),
+            warn: true,
+        });
     }
     if let Some(i) = w.first_non_finite() {
-        return Err(format!(
-            "weight `{}` holds {} at index {i}; it is left float",
-            p.weight_name,
-            w.get(i)
-        ));
+        return Err(Skip {
+            reason: format!(
+                "weight `{}` holds {} at index {i}: it has no finite scale and stays float",
+                p.weight_name,
+                w.get(i)
+            ),
+            warn: true,
+        });
     }
     Ok(match p.kind {
         Kind::MatMul { k, n } => {

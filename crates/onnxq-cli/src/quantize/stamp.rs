@@ -1,0 +1,93 @@
+//! What a quantized model says about how it was made: `producer_name = "onnxq"` with its version
+//! and a `metadata_props` entry `onnxq.settings` with the settings used, as ONNX Runtime's tool
+//! writes `producer_name = "onnx.quantize"`. A model found later can then be traced to the tool and
+//! options that made it. Deterministic: no timestamps, no paths, only the options and the
+//! calibration's method, engine and sample count.
+
+use onnxq_ir::Model;
+use onnxq_proto as pb;
+use serde::Serialize;
+
+/// The metadata key of the settings.
+pub(crate) const SETTINGS_KEY: &str = "onnxq.settings";
+
+/// Where static quantization's activation ranges came from, for the summary and the metadata.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Calibration {
+    /// The calibration method and its options, as the ranges record them.
+    pub(crate) method: String,
+    /// The engine that ran the model.
+    pub(crate) engine: String,
+    /// Samples run.
+    pub(crate) samples: usize,
+    /// Read from a `--ranges` file (else calibrated in this run from `--data`). Summary only:
+    /// the same ranges make the same model, byte for byte, whichever way they came.
+    #[serde(skip)]
+    pub(crate) from_file: bool,
+}
+
+impl Calibration {
+    /// The header of `ranges`, read from a file or calibrated now.
+    pub(crate) fn of(ranges: &onnxq_calib::Ranges, from_file: bool) -> Calibration {
+        Calibration {
+            method: ranges.method.clone(),
+            engine: ranges.engine.clone(),
+            samples: ranges.samples,
+            from_file,
+        }
+    }
+
+    /// The summary line: which engine calibrated, how, and whether in this run.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "{} by {} ({}, {} sample{})",
+            if self.from_file {
+                "ranges from --ranges, calibrated"
+            } else {
+                "calibrated"
+            },
+            self.engine,
+            self.method,
+            self.samples,
+            if self.samples == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// The settings recorded in the model.
+#[derive(Serialize)]
+struct Settings<'a, O: Serialize> {
+    mode: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'a str>,
+    options: &'a O,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<&'a Calibration>,
+}
+
+/// Sets the producer to onnxq and its version, and records `options` (with the mode, the static
+/// format and the calibration) under [`SETTINGS_KEY`], replacing an entry of that key the input
+/// model had (it described the input's quantization, not this one).
+pub(crate) fn stamp<O: Serialize>(
+    model: &mut Model,
+    mode: &str,
+    format: Option<&str>,
+    options: &O,
+    calibration: Option<&Calibration>,
+) -> anyhow::Result<()> {
+    let settings = serde_json::to_string(&Settings {
+        mode,
+        format,
+        options,
+        calibration,
+    })?;
+    let p = &mut model.proto;
+    p.producer_name = Some("onnxq".into());
+    p.producer_version = Some(env!("CARGO_PKG_VERSION").into());
+    p.metadata_props.retain(|e| e.key() != SETTINGS_KEY);
+    p.metadata_props.push(pb::StringStringEntryProto {
+        key: Some(SETTINGS_KEY.into()),
+        value: Some(settings),
+    });
+    Ok(())
+}
