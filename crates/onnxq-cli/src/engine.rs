@@ -148,7 +148,12 @@ pub(crate) fn hint_engine_errors(e: anyhow::Error) -> anyhow::Error {
     let engine = e
         .chain()
         .find_map(|c| match c.downcast_ref::<onnxq_calib::Error>() {
-            Some(onnxq_calib::Error::Engine(inner)) => Some(inner.hint().unwrap_or(RUN_HINT)),
+            Some(onnxq_calib::Error::Engine(EngineError::Unsupported { .. })) => {
+                Some(unsupported_hint())
+            }
+            Some(onnxq_calib::Error::Engine(inner)) => {
+                Some(inner.hint().unwrap_or(RUN_HINT).to_owned())
+            }
             _ => None,
         });
     match engine {
@@ -157,6 +162,26 @@ pub(crate) fn hint_engine_errors(e: anyhow::Error) -> anyhow::Error {
             Ok(()) => unreachable!("`hint` keeps an error an error"),
         },
         None => e,
+    }
+}
+
+/// What to do when the engine cannot prepare the model: the other engine, when ONNX Runtime is
+/// there to be used, else how to get it.
+fn unsupported_hint() -> String {
+    let more = if crate::util::verbosity() == crate::util::Verbosity::Verbose {
+        ""
+    } else {
+        " (`-v` shows tract's whole analysis)"
+    };
+    if find_ort_library(None).is_ok() {
+        format!(
+            "tract does not run every model: use `--engine ort` (ONNX Runtime is installed){more}"
+        )
+    } else {
+        format!(
+            "tract does not run every model: install ONNX Runtime (`pip install onnxruntime==1.31.1`) \
+             and use `--engine ort`, or point --ort-lib at libonnxruntime.so{more}"
+        )
     }
 }
 
@@ -181,6 +206,15 @@ impl Named {
         let told = |m: String| format!("`{}`: {}", self.user, m.replace(&self.copy, &self.user));
         match e {
             EngineError::Run(m) => EngineError::Run(told(m)),
+            // One sentence; tract's whole analysis only with --verbose.
+            EngineError::Unsupported { message, detail } => EngineError::Unsupported {
+                message: if crate::util::verbosity() == crate::util::Verbosity::Verbose {
+                    format!("{}\n  tract's analysis: {detail}", told(message))
+                } else {
+                    told(message)
+                },
+                detail,
+            },
             EngineError::Feed(m) => EngineError::Feed(told(m)),
             e => e,
         }

@@ -269,23 +269,57 @@ fn both_engines_agree_on_the_corpus() {
     }
 }
 
-/// tract cannot prepare silero-vad (its shape analysis fails inside the `If` branches): a clear
-/// error that points at ONNX Runtime, and no ranges file.
+/// tract cannot prepare silero-vad (its shape analysis fails inside the `If` branches): one
+/// sentence naming the user's model and the innermost cause, tract's whole analysis only with
+/// `-v`, and a hint that says `--engine ort` where ONNX Runtime is found and how to get it where it
+/// is not; no ranges file.
 #[test]
 fn tract_failure_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let (ok, stderr) = calibrate(
-        &corpus_model("silero-vad"),
-        &[&corpus_feeds("silero-vad")],
-        &out,
-        &["--engine", "tract"],
-    );
+    let model = corpus_model("silero-vad");
+    let feeds = corpus_feeds("silero-vad");
+    let (ok, stderr) = calibrate(&model, &[&feeds], &out, &["--engine", "tract"]);
+    assert!(!ok && !out.exists(), "{stderr}");
+    let error = stderr.lines().next().unwrap();
     assert!(
-        !ok && stderr.contains("tract") && stderr.contains("--engine ort"),
+        error.contains(model.to_str().unwrap()) && error.contains("tract cannot prepare"),
         "{stderr}"
     );
-    assert!(!out.exists());
+    assert!(
+        !stderr.contains("Infering facts"),
+        "internals without -v:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "hint: tract does not run every model: use `--engine ort` (ONNX Runtime is installed)"
+        ),
+        "{stderr}"
+    );
+    let (_, verbose) = calibrate(&model, &[&feeds], &out, &["--engine", "tract", "-v"]);
+    assert!(
+        verbose.contains("tract's analysis: ") && verbose.contains("Infering facts"),
+        "{verbose}"
+    );
+    // Without ONNX Runtime the hint says how to get it.
+    let o = Command::new(env!("CARGO_BIN_EXE_onnxq"))
+        .args([
+            "calibrate".as_ref(),
+            model.as_os_str(),
+            "--data".as_ref(),
+            feeds.as_os_str(),
+        ])
+        .args(["--engine", "tract", "-o"])
+        .arg(&out)
+        .env("ONNXQ_PYTHON", dir.path().join("no-python"))
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("install ONNX Runtime (`pip install onnxruntime==1.31.1`)"),
+        "{stderr}"
+    );
 }
 
 /// TensorRT tables: with symmetric ranges (where ORT's `max(highest, lowest)` is the true dynamic

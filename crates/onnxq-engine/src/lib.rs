@@ -26,6 +26,15 @@ pub enum EngineError {
     /// The engine rejected the model or a run.
     #[error("{0}")]
     Run(String),
+    /// The engine cannot prepare the model at all (tract's shape analysis fails on some models):
+    /// `message` is one sentence, `detail` the engine's whole chain of causes.
+    #[error("{message}")]
+    Unsupported {
+        /// One sentence: the engine, the shapes, the innermost cause.
+        message: String,
+        /// The engine's own chain of causes, for `--verbose`.
+        detail: String,
+    },
     /// A feed does not fit the model (missing input, wrong type or rank).
     #[error("{0}")]
     Feed(String),
@@ -42,7 +51,7 @@ impl EngineError {
             EngineError::Feed(_) => {
                 Some("calibration data keys must be the model's input names, one sample per entry")
             }
-            EngineError::Run(_) => None,
+            EngineError::Run(_) | EngineError::Unsupported { .. } => None,
         }
     }
 }

@@ -89,10 +89,13 @@ impl TractEngine {
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
-            .map_err(|e| {
-                EngineError::Run(format!(
-                    "tract cannot prepare the model for input shapes {key:?}: {e:#} (tract does not run every model; try `--engine ort`)"
-                ))
+            .map_err(|e| EngineError::Unsupported {
+                // The innermost cause says what failed; the chain above it says where.
+                message: format!(
+                    "tract cannot prepare the model for input shapes {key:?}: {}",
+                    e.root_cause()
+                ),
+                detail: format!("{e:#}"),
             })?;
         if self.plans.len() == PLANS_KEPT {
             self.plans.pop_front();
