@@ -335,7 +335,12 @@ fn engine_errors_name_the_users_model() {
         .current_dir(d)
         .env("TMPDIR", d);
         if engine == "tract" {
-            cmd.env_remove("ORT_DYLIB_PATH");
+            // No ONNX Runtime to be found: the hint says how to get it, on every machine.
+            cmd.env_remove("ORT_DYLIB_PATH")
+                .env("ONNXQ_PYTHON", d.join("no-python"));
+        } else {
+            // ONNX Runtime's library from the oracle's Python package, as CI has it.
+            cmd.env("ONNXQ_PYTHON", onnxq_testkit::python());
         }
         let o = cmd.output().unwrap();
         let text = stderr(d, &o);

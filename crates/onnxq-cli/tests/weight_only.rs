@@ -187,6 +187,33 @@ fn hqq_reconstructs_better_than_rtn() {
     }
 }
 
+/// The same model and settings give the same bytes (the kernels run in parallel), and the output
+/// names onnxq and the settings used.
+#[test]
+fn deterministic_and_stamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = corpus_model("bytegpt");
+    let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
+    for out in [&a, &b] {
+        quantize(
+            &model,
+            out,
+            &[
+                "--mode",
+                "weight-only",
+                "--algo",
+                "hqq",
+                "--op-types",
+                "MatMul,Gather",
+            ],
+        );
+    }
+    let bytes = std::fs::read(&a).unwrap();
+    assert!(bytes == std::fs::read(&b).unwrap(), "two runs differ");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("onnxq.settings") && text.contains("\"mode\":\"weight-only\""));
+}
+
 /// Settings no kernel takes are refused before anything is written, each with its own hint.
 #[test]
 fn bad_settings_are_refused() {

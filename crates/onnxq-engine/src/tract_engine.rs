@@ -90,10 +90,9 @@ impl TractEngine {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| EngineError::Unsupported {
-                // The innermost cause says what failed; the chain above it says where.
                 message: format!(
                     "tract cannot prepare the model for input shapes {key:?}: {}",
-                    e.root_cause()
+                    short_cause(&e)
                 ),
                 detail: format!("{e:#}"),
             })?;
@@ -200,5 +199,20 @@ fn onnx_code(dt: DatumType) -> i32 {
         DatumType::F16 => 10,
         DatumType::F64 => 11,
         _ => 0,
+    }
+}
+
+/// The part of tract's chain of causes a user needs: the deepest link naming a node (where it
+/// failed) and the innermost cause (what failed); the links between are tract's internals.
+fn short_cause(e: &tract_onnx::prelude::TractError) -> String {
+    let root = e.root_cause().to_string();
+    match e
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|c| c.contains("node #"))
+        .last()
+    {
+        Some(node) if node != root => format!("{node}: {root}"),
+        _ => root,
     }
 }
