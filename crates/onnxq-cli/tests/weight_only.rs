@@ -227,6 +227,7 @@ fn bad_settings_are_refused() {
         &["--mode", "weight-only", "--accuracy-level", "7"],
         &["--mode", "weight-only", "--algo", "gptq"],
         &["--mode", "weight-only", "--algo", "hqq", "--symmetric"],
+        &["--mode", "weight-only", "--algo", "hqq", "--bits", "8"],
         &["--mode", "weight-only", "--exclude", "no_such_node"],
         &["--mode", "weight-only", "--per-channel"],
         &["--mode", "weight-only", "--op-types", "Conv"],

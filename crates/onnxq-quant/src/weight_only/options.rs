@@ -121,6 +121,16 @@ impl WeightOnlyOptions {
                 "leave --symmetric out, or use --algo default or rtn for symmetric blocks",
             );
         }
+        if self.algorithm == Algorithm::Hqq && self.bits == 8 {
+            // Measured: MatMulNBits fails at run time, "Only 2b and 4b quantization is supported
+            // for unpacked compute for now".
+            return bad(
+                "HQQ at 8 bits: ONNX Runtime 1.31 runs MatMulNBits with float zero points (HQQ's) at \
+                 2 and 4 bits only"
+                    .into(),
+                "use --bits 4 with HQQ, or --algo default at 8 bits (near-lossless already)",
+            );
+        }
         if self.format == WeightOnlyFormat::Qdq {
             return bad(
                 "the QDQ format of weight-only quantization is not supported yet".into(),
