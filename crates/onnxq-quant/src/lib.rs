@@ -19,6 +19,7 @@ pub mod qdq;
 pub mod qoperator;
 pub mod report;
 mod select;
+mod subgraphs;
 pub mod weight_only;
 mod weights;
 

@@ -14,7 +14,7 @@ mod quantize;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use onnxq_ir::{Graph, Model, NodeId, Sources, ValueId};
+use onnxq_ir::{Graph, Model, Sources, ValueId};
 
 pub use emit::Shared;
 use ops::DynamicOp;
@@ -24,7 +24,7 @@ use crate::edit::node_label;
 use crate::error::{Error, Result};
 use crate::options::DynamicOptions;
 use crate::report::{Entry, Outcome, Report};
-use crate::select::{Scope, Selection, has_subgraphs, report_subgraph_skips};
+use crate::select::{Scope, Selection, report_subgraph_skips};
 use crate::weights::{remove_all_if_unused, remove_unread_constants};
 
 /// Quantizes `model` dynamically in place and reports what happened to every candidate node.
@@ -96,51 +96,19 @@ fn quantize_subgraphs(
     path: &str,
     run: &mut Run<'_>,
 ) -> Result<()> {
-    let with_subgraphs: Vec<NodeId> = g
-        .nodes()
-        .filter(|(_, n)| has_subgraphs(n))
-        .map(|(id, _)| id)
-        .collect();
-    for id in with_subgraphs {
-        let label = g.node(id).map(|n| node_label(g, n)).unwrap_or_default();
-        // The bodies are taken out of the node so they can be edited while `g` is read.
-        let mut attrs = std::mem::take(
-            &mut g
-                .node_mut(id)
-                .ok_or_else(|| Error::Internal("node vanished".into()))?
-                .attributes,
-        );
-        let mut scope = vec![&*g];
-        scope.extend_from_slice(outer);
-        for a in &mut attrs {
-            let attr_name = a.name().to_owned();
-            for (i, sub) in a.subgraphs.iter_mut().enumerate() {
-                let index = if i > 0 {
-                    format!("[{i}]")
-                } else {
-                    String::new()
-                };
-                let sub_path = format!("{path}/{label}.{attr_name}{index}");
-                if run.opts.enable_subgraph {
-                    quantize_graph(sub, &scope, &sub_path, run)?;
-                    // A weight of this graph the body no longer reads can then be removed here.
-                    sub.forget_unread_outer();
-                } else {
-                    report_subgraph_skips(
-                        sub,
-                        &sub_path,
-                        &|n| ops::quantizer_for(n).is_some(),
-                        &mut run.report,
-                    );
-                }
-            }
+    crate::subgraphs::edit_bodies(g, outer, path, |sub, scope, sub_path| {
+        if run.opts.enable_subgraph {
+            quantize_graph(sub, scope, sub_path, run)
+        } else {
+            report_subgraph_skips(
+                sub,
+                sub_path,
+                &|n| ops::quantizer_for(n).is_some(),
+                &mut run.report,
+            );
+            Ok(())
         }
-        if let Some(n) = g.node_mut(id) {
-            n.attributes = attrs;
-        }
-        g.refresh_subgraph_uses(id).map_err(Error::edit)?;
-    }
-    Ok(())
+    })
 }
 
 /// Plans every candidate node of `g`, in graph order, with a report entry each (a skip reason, or

@@ -17,12 +17,12 @@ mod quantize;
 
 use std::collections::BTreeSet;
 
-use onnxq_ir::{Graph, Model, NodeId, Sources, ValueId};
+use onnxq_ir::{Graph, Model, Sources, ValueId};
 
 use crate::edit::node_label;
 use crate::error::{Error, Result};
 use crate::report::{Entry, Outcome, Report};
-use crate::select::{Scope, Selection, has_subgraphs};
+use crate::select::{Scope, Selection};
 use crate::weights::{remove_all_if_unused, remove_unread_constants};
 use options::{WEIGHT_ONLY_OPS, WeightOnlyOptions};
 use plan::Plan;
@@ -121,46 +121,9 @@ fn quantize_subgraphs(
     path: &str,
     run: &mut Run<'_>,
 ) -> Result<()> {
-    let with_subgraphs: Vec<NodeId> = g
-        .nodes()
-        .filter(|(_, n)| has_subgraphs(n))
-        .map(|(id, _)| id)
-        .collect();
-    for id in with_subgraphs {
-        let label = g.node(id).map(|n| node_label(g, n)).unwrap_or_default();
-        // The bodies are taken out of the node so they can be edited while `g` is read.
-        let mut attrs = std::mem::take(
-            &mut g
-                .node_mut(id)
-                .ok_or_else(|| Error::Internal("node vanished".into()))?
-                .attributes,
-        );
-        let mut scope = vec![&*g];
-        scope.extend_from_slice(outer);
-        for a in &mut attrs {
-            let attr_name = a.name().to_owned();
-            for (i, sub) in a.subgraphs.iter_mut().enumerate() {
-                let index = if i > 0 {
-                    format!("[{i}]")
-                } else {
-                    String::new()
-                };
-                quantize_graph(
-                    sub,
-                    &scope,
-                    &format!("{path}/{label}.{attr_name}{index}"),
-                    run,
-                )?;
-                // A weight of this graph the body no longer reads can then be removed here.
-                sub.forget_unread_outer();
-            }
-        }
-        if let Some(n) = g.node_mut(id) {
-            n.attributes = attrs;
-        }
-        g.refresh_subgraph_uses(id).map_err(Error::edit)?;
-    }
-    Ok(())
+    crate::subgraphs::edit_bodies(g, outer, path, |sub, scope, sub_path| {
+        quantize_graph(sub, scope, sub_path, run)
+    })
 }
 
 /// Plans every candidate node of `g` in graph order, each with its report entry (a skip reason,
