@@ -19,6 +19,14 @@ pub enum Error {
         /// What to give instead.
         hint: &'static str,
     },
+    /// A node cannot be converted to the opset a pass needs (`upgrade/`), with what to do.
+    #[error("{message}")]
+    Upgrade {
+        /// Which node, which op, and why.
+        message: String,
+        /// What to do instead.
+        hint: &'static str,
+    },
     /// The model lacks something every quantization needs.
     #[error("{0}")]
     Model(String),
@@ -38,7 +46,7 @@ impl Error {
             Error::Selection(_) => {
                 Some("node names are listed by `onnxq inspect --json`; globs use `*` and `?`")
             }
-            Error::Options { hint, .. } => Some(hint),
+            Error::Options { hint, .. } | Error::Upgrade { hint, .. } => Some(hint),
             Error::Model(_) => None,
             Error::Internal(_) => Some("this is a bug in onnxq; please report it with the model"),
         }

@@ -20,6 +20,7 @@ pub mod qoperator;
 pub mod report;
 mod select;
 mod subgraphs;
+pub mod upgrade;
 pub mod weight_only;
 mod weights;
 
@@ -29,6 +30,7 @@ pub use options::{DynamicOptions, StaticOptions};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
 pub use report::Report;
+pub use upgrade::{UpgradeReport, upgrade};
 pub use weight_only::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
 pub use weight_only::quantize_weight_only;
 

@@ -11,6 +11,7 @@
 //! body reads it).
 
 mod emit;
+mod emit_qdq;
 pub mod options;
 mod plan;
 mod quantize;
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::report::{Entry, Outcome, Report};
 use crate::select::{Scope, Selection};
 use crate::weights::{remove_all_if_unused, remove_unread_constants};
-use options::{WEIGHT_ONLY_OPS, WeightOnlyOptions};
+use options::{WEIGHT_ONLY_OPS, WeightOnlyFormat, WeightOnlyOptions};
 use plan::Plan;
 
 /// Quantizes `model`'s weights block-wise in place and reports every candidate node.
@@ -49,19 +50,27 @@ pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Resu
         exclude: &opts.exclude,
     };
     selection.check_entries(&model.graph, Scope::WithSubgraphs)?;
+    // Blocked DequantizeLinear exists from opset 21: the model is converted there first (every
+    // node that changed meaning rewritten, or an error naming the one that cannot be).
+    let upgraded = if opts.format == WeightOnlyFormat::Qdq && opset < QDQ_OPSET {
+        Some(crate::upgrade::upgrade(model, QDQ_OPSET)?)
+    } else {
+        None
+    };
     let mut run = Run {
         opts,
         selection,
         report: Report {
             mode: "weight-only".into(),
             nodes: Vec::new(),
-            opset: (opset, opset),
+            opset: (opset, model.opset("").unwrap_or(opset)),
+            notes: upgraded.iter().map(|u| u.summary()).collect(),
             ..Default::default()
         },
         sources: model.sources().clone(),
     };
     quantize_graph(&mut model.graph, &[], "main", &mut run)?;
-    if run.report.quantized() > 0 {
+    if run.report.quantized() > 0 && opts.format == WeightOnlyFormat::QOperator {
         crate::opset::import_domain(model, "com.microsoft");
     }
     // INT4/UINT4 tensors (GatherBlockQuantized's table) exist from IR version 10; the opset is
@@ -75,6 +84,9 @@ pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Resu
     model.graph.validate().map_err(Error::edit)?;
     Ok(run.report)
 }
+
+/// The opset of blocked DequantizeLinear (the QDQ format).
+const QDQ_OPSET: i64 = 21;
 
 /// The state of one run across the graphs it visits.
 struct Run<'a> {
@@ -91,14 +103,17 @@ fn quantize_graph(g: &mut Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>
     let plans: Vec<Plan> = planned.iter().map(|(p, _)| p.clone()).collect();
     let quantized = quantize::quantize_weights(g, outer, &plans, run.opts, &run.sources)?;
     let mut store = emit::Stored::default();
+    let mut dequantized = emit_qdq::Dequantized::default();
     let mut consumed: BTreeSet<ValueId> = BTreeSet::new();
     for (p, entry) in &planned {
         let outcome = match &quantized[&p.key()] {
             Ok(q) => {
                 consumed.insert(p.weight_input);
-                Outcome::Quantized {
-                    pattern: emit::apply(g, &mut store, p, q, run.opts)?,
-                }
+                let pattern = match run.opts.format {
+                    WeightOnlyFormat::QOperator => emit::apply(g, &mut store, p, q, run.opts)?,
+                    WeightOnlyFormat::Qdq => emit_qdq::apply(g, &mut dequantized, p, q, run.opts)?,
+                };
+                Outcome::Quantized { pattern }
             }
             Err(skip) => {
                 if skip.warn {

@@ -132,9 +132,46 @@ impl WeightOnlyOptions {
             );
         }
         if self.format == WeightOnlyFormat::Qdq {
+            self.validate_qdq()?;
+        }
+        Ok(())
+    }
+
+    /// What the QDQ format (a blocked DequantizeLinear, opset 21) cannot write.
+    fn validate_qdq(&self) -> Result<()> {
+        let bad = |message: &str, hint: &'static str| {
+            Err(Error::Options {
+                message: message.to_owned(),
+                hint,
+            })
+        };
+        match self.algorithm {
+            Algorithm::Default => {}
+            Algorithm::Hqq => {
+                return bad(
+                    "HQQ in the QDQ format: HQQ's zero points are float, and DequantizeLinear takes                      integer zero points only",
+                    "leave --format out (MatMulNBits takes float zero points), or use --algo default with --format qdq",
+                );
+            }
+            Algorithm::Rtn | Algorithm::KQuant => {
+                return bad(
+                    "RTN and k-quant are written as MatMulNBits only (as ORT's tool does); onnxq's QDQ                      format takes the DEFAULT algorithm",
+                    "leave --format out, or use --algo default with --format qdq",
+                );
+            }
+        }
+        if self.bits == 2 {
+            // Measured: ONNX Runtime 1.31 runs INT2/UINT2 DequantizeLinear, but those types need
+            // opset 25 (IR 11), and onnxq's opset converter writes up to opset 21.
             return bad(
-                "the QDQ format of weight-only quantization is not supported yet".into(),
-                "leave --format out to write MatMulNBits (the QOperator format)",
+                "2 bits in the QDQ format: INT2/UINT2 DequantizeLinear needs opset 25, and onnxq                  converts models up to opset 21",
+                "use --bits 4 or 8 with --format qdq, or leave --format out for 2-bit MatMulNBits",
+            );
+        }
+        if self.accuracy_level > 0 {
+            return bad(
+                "--accuracy-level is a MatMulNBits attribute, and the QDQ format writes none",
+                "leave --accuracy-level out; ONNX Runtime's session option                  `session.qdq_matmulnbits_accuracy_level` (default 4) sets it when it fuses the QDQ pattern",
             );
         }
         Ok(())

@@ -9,7 +9,7 @@ use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, Sources};
 use rayon::prelude::*;
 
-use super::options::{Algorithm, WeightOnlyOptions};
+use super::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
 use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
 use crate::error::{Error, Result};
 use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
@@ -22,8 +22,10 @@ use crate::weights::{Source, f32_data, resolve};
 pub(crate) enum Quantized {
     /// For MatMulNBits.
     NBits(NBits),
-    /// For GatherBlockQuantized.
+    /// For GatherBlockQuantized (and the QDQ format's DequantizeLinear of a table).
     Gather(GatherBlocks),
+    /// For a blocked DequantizeLinear feeding MatMul (the QDQ format).
+    Qdq(blocks::Qdq),
 }
 
 /// Why a weight stays float; `warn` for a broken weight (NaN or infinite values), which the
@@ -93,6 +95,10 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
                 bits: opts.bits,
                 symmetric: opts.symmetric,
             };
+            if opts.format == WeightOnlyFormat::Qdq {
+                // MLAS's QDQ kernel; `validate` lets only DEFAULT through in this format.
+                return Ok(Quantized::Qdq(blocks::qdq(w, shape)));
+            }
             Quantized::NBits(match opts.algorithm {
                 Algorithm::Default => blocks::nbits(w, shape),
                 Algorithm::Rtn => rtn(w, shape, RtnKind::Rtn),
