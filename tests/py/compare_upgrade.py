@@ -34,7 +34,7 @@ def feeds(sess, npz, samples):
     if npz:
         data = np.load(npz)
         n = min(samples, min(data[k].shape[0] for k in data.files))
-        return [{i.name: data[i.name][s] for i in sess.get_inputs()} for s in range(n)]
+        return [{i.name: np.asarray(data[i.name][s]) for i in sess.get_inputs()} for s in range(n)]
     rng = np.random.default_rng(0)
     one = {}
     for i in sess.get_inputs():

@@ -1,7 +1,7 @@
 """Compare onnxq's weight-only model (OURS) with ONNX Runtime's (ORTS, from tests/py/ort_weight_only.py).
 
 Usage: python tests/py/compare_weight_only.py FLOAT.onnx OURS.onnx ORTS.onnx [--feeds calib.npz] [--samples N]
-           [--atol X] [--min-cosine C] [--ignore-names]
+           [--atol X] [--min-cosine C] [--ignore-names] [--format qoperator|qdq]
 
 ORTS may be "-" where ORT's tool cannot quantize the model: then checks 2 and 3 are skipped and 4 compares with
 the float model only. Where ORTS does not load in ONNX Runtime (ORT's tool forces opset 21 without converting the
@@ -16,6 +16,11 @@ nodes), a line "orts-runs: no (...)" says so and 4 compares with the float model
             input name, first axis = sample; random normal data per declared shape without --feeds, dynamic dims
             = 1). Fails where |OURS-ORTS| > atol anywhere, or where an output's cosine to FLOAT is below
             --min-cosine (default 0.9). Prints max |OURS-FLOAT| and the cosine per output.
+With --format qdq, checks 2 and 3 cover the quantized part only, since ORT's tool leaves the other nodes as they
+were at the old opset while onnxq converts them to opset 21: the DequantizeLinear nodes (ORT's duplicates, one per
+reader of a shared weight all defining the same output, counted once and reported on an "orts-duplicates" line) and
+the nodes reading their outputs (MatMul, Gather: same name and inputs). An "orts-checker" line says whether ORT's
+model passes the checker's full check (informational).
 Exits 1 if any check failed.
 """
 import argparse
@@ -67,15 +72,32 @@ def nbits_codes(t, node):
     return codes.reshape(raw.shape[0], -1)[:, :k]
 
 
-def check_nodes(ours, orts, names):
-    """Nodes are matched by their first output; with `names` their names and input names must match too."""
-    mine = {n.output[0]: n for n in nodes(ours)}
+def qdq_part(model):
+    """Per graph (in walk order), the DequantizeLinear nodes (one per output) and the nodes reading them, keyed by
+    (graph index, first output); and the number of duplicates dropped."""
+    part, dups = {}, 0
+    for gi, g in enumerate(graphs(model.graph)):
+        dq = {}
+        for n in g.node:
+            if n.op_type == "DequantizeLinear":
+                dups += n.output[0] in dq
+                dq.setdefault(n.output[0], n)
+        readers = [n for n in g.node if n.op_type != "DequantizeLinear" and any(i in dq for i in n.input)]
+        part.update({(gi, n.output[0]): n for n in list(dq.values()) + readers})
+    return part, dups
+
+
+def check_nodes(ours, orts, names, part=None, mine=None):
+    """Nodes are matched by their first output; with `names` their names and input names must match too. `part`:
+    the ORT nodes to check by key (default: its MatMulNBits, GatherBlockQuantized and DequantizeLinear nodes by
+    output), `mine` onnxq's by the same key."""
+    if part is None:
+        part = {n.output[0]: n for n in nodes(orts) if n.op_type in QUANT_OPS}
+        mine = {n.output[0]: n for n in nodes(ours)}
     init_o, init_r = initializers(ours), initializers(orts)
     problems = []
-    for n in nodes(orts):
-        if n.op_type not in QUANT_OPS:
-            continue
-        m = mine.get(n.output[0])
+    for key, n in part.items():
+        m = mine.get(key)
         if m is None or m.op_type != n.op_type:
             problems.append(f"{n.op_type} writing `{n.output[0]}` missing in onnxq's model")
             continue
@@ -132,6 +154,7 @@ def main():
     ap.add_argument("--atol", type=float, default=0.0)
     ap.add_argument("--min-cosine", type=float, default=0.9)
     ap.add_argument("--ignore-names", action="store_true", help="match nodes by output only (ORT's RTN names differ)")
+    ap.add_argument("--format", default="qoperator", choices=["qoperator", "qdq"])
     a = ap.parse_args()
     failed = False
 
@@ -149,7 +172,21 @@ def main():
     except Exception as e:  # noqa: BLE001
         report("checker", [str(e).splitlines()[0]])
     orts = onnx.load(a.orts) if a.orts != "-" else None
-    if orts is not None:
+    if orts is not None and a.format == "qdq":
+        try:
+            onnx.checker.check_model(a.orts, full_check=True)
+            print("orts-checker: ok")
+        except Exception as e:  # noqa: BLE001 - informational: ORT's tool forces opset 21 without converting
+            print(f"orts-checker: fails ({str(e).splitlines()[0][:200]})")
+        part_o, _ = qdq_part(ours)
+        part_r, dups = qdq_part(orts)
+        if dups:
+            print(f"orts-duplicates: {dups} DequantizeLinear node(s) define an output another one defines")
+        po = Counter((n.domain, n.op_type) for n in part_o.values())
+        pr = Counter((n.domain, n.op_type) for n in part_r.values())
+        report("pattern", [] if po == pr else [f"ORT {dict(pr - po)} vs onnxq {dict(po - pr)}"])
+        report("nodes", check_nodes(ours, orts, not a.ignore_names, part_r, part_o))
+    elif orts is not None:
         po = Counter((n.domain, n.op_type) for n in nodes(ours))
         pr = Counter((n.domain, n.op_type) for n in nodes(orts))
         report("pattern", [] if po == pr else [f"ORT {dict(pr - po)} vs onnxq {dict(po - pr)}"])

@@ -1,7 +1,7 @@
 """Write small float models with the weight shapes weight-only quantization must handle, for the tests that
 compare onnxq's weight-only models with ONNX Runtime's MatMulNBitsQuantizer.
 
-Usage: python tests/py/make_weight_only_models.py OUTDIR
+Usage: python tests/py/make_weight_only_models.py OUTDIR [--format qoperator|qdq]
 
 Writes OUTDIR/<case>.onnx (opset 17, IR 8) and prints the case names, one per line. Each model reads a float
 input "x" (and "ids" for the Gather cases) and writes "y":
@@ -16,8 +16,15 @@ input "x" (and "ids" for the Gather cases) and writes "y":
 * shared:  one weight read by two MatMuls (stored once);
 * subgraph: a MatMul inside an If branch reading a weight of the main graph;
 * gather:  a Gather on a [50, 64] float table (an embedding) followed by a MatMul.
+
+With --format qdq (the QDQ form needs opset 21, so the model is converted first), one more listed case and one
+unlisted model:
+* old_opset:     opset 11, a MatMul between an Unsqueeze (axes attribute) and a Softmax on axis 1 of a rank-3
+                 value, both of which change meaning by opset 21 (onnxq rewrites them, ORT's tool does not);
+* unconvertible: opset 18, a MatMul then a GroupNormalization (per-group scale and bias, which onnxq cannot
+                 convert to opset 21): the conversion is refused, naming the node `gn`.
 """
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -106,12 +113,49 @@ def cases():
     )
 
 
+def qdq_cases():
+    mm = helper.make_node("MatMul", ["u", "w"], ["h"], name="mm")
+    nodes = [
+        helper.make_node("Unsqueeze", ["x"], ["u"], name="unsq", axes=[0]),
+        mm,
+        helper.make_node("Softmax", ["h"], ["y"], name="softmax", axis=1),
+    ]
+    m = helper.make_model(
+        helper.make_graph(nodes, "g", [x([3, 64])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32])],
+                          initializer=[weight("w", [64, 32])]),
+        opset_imports=[helper.make_opsetid("", 11)],
+        ir_version=6,
+    )
+    onnx.checker.check_model(m, full_check=True)
+    yield "old_opset", m, True
+    gn = helper.make_node("GroupNormalization", ["h3", "gs", "gb"], ["y"], name="gn", num_groups=2)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"), helper.make_node("Unsqueeze", ["h", "ax"], ["h3"], name="unsq"), gn],
+        "g",
+        [x([4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 32])],
+        initializer=[weight("w", [64, 32]), numpy_helper.from_array(np.ones(2, np.float32), "gs"),
+                     numpy_helper.from_array(np.zeros(2, np.float32), "gb"), numpy_helper.from_array(np.array([0], np.int64), "ax")],
+    )
+    # GroupNormalization-18 is deprecated since opset 21, so today's checker refuses it: not checked.
+    yield "unconvertible", helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=8), False
+
+
 def main():
-    out = Path(sys.argv[1])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("outdir")
+    ap.add_argument("--format", default="qoperator", choices=["qoperator", "qdq"])
+    a = ap.parse_args()
+    out = Path(a.outdir)
     out.mkdir(parents=True, exist_ok=True)
     for name, m in cases():
         onnx.save(m, out / f"{name}.onnx")
         print(name)
+    if a.format == "qdq":
+        for name, m, listed in qdq_cases():
+            onnx.save(m, out / f"{name}.onnx")
+            if listed:
+                print(name)
 
 
 if __name__ == "__main__":

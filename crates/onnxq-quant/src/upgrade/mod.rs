@@ -170,7 +170,10 @@ fn upgrade_graph(
             None => continue,
         };
         for rule in rules_for(&op, span) {
-            let mut cx = Cx { g, names };
+            let mut cx = Cx {
+                g: &mut *g,
+                names: &mut *names,
+            };
             let applied = (rule.apply)(&mut cx, id).map_err(|e| in_graph(e, path, span))?;
             if let Some(new) = applied {
                 id = new;

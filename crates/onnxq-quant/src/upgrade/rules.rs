@@ -181,6 +181,18 @@ fn scatter_11(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
 }
 
 fn dropout_12(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
+    // Measured: ONNX Runtime's Dropout-10 writes an all-false mask in inference, Dropout-12 an
+    // all-true one (as its definition says); the old one has no defined value to keep.
+    let mask = node(cx.g, id)?.outputs().get(1).copied().flatten();
+    if mask.is_some_and(|m| !cx.g.value(m).uses().is_empty()) {
+        return Err(refuse(
+            cx,
+            id,
+            "its mask output is read, and an inference-mode mask changes value at opset 12 (ONNX Runtime writes \
+             all false before, all true from 12)",
+            "remove the Dropout (it is an identity in inference) or stop reading its mask, and run onnxq again",
+        ));
+    }
     if !has_attr(cx, id, "ratio")? {
         // Dropout-12's ratio input defaults to 0.5, the old attribute's default.
         return Ok(None);

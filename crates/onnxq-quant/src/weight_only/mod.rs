@@ -1,12 +1,16 @@
 //! Weight-only block quantization (ONNX Runtime's `MatMulNBitsQuantizer`): constant MatMul
 //! weights become 2/4/8-bit blocks along K with a scale (and zero point) per block, read by
 //! `com.microsoft.MatMulNBits`, and constant Gather tables (embeddings) 4-bit blocks read by
-//! `com.microsoft.GatherBlockQuantized`; activations stay float.
+//! `com.microsoft.GatherBlockQuantized`; activations stay float. In the QDQ format
+//! (`emit_qdq.rs`) the weights become blocked `DequantizeLinear` nodes feeding the original ops,
+//! after the model is converted to opset 21 by `upgrade/` (every node that changed meaning
+//! rewritten, or an error naming the one that cannot be).
 //!
 //! This file is the driver. Per graph, subgraph bodies first (always, as ORT's DEFAULT algorithm
 //! does), then three stages: **plan** (`plan.rs`: each selected MatMul or Gather with a constant
 //! weight, or the reason it stays float), **quantize** (`quantize.rs`: each distinct weight once, in
-//! parallel, with the block kernels of `numerics/blocks.rs`), **apply** (`emit.rs`), then the
+//! parallel, with the block kernels of `numerics/blocks.rs`), **apply** (`emit.rs`, or
+//! `emit_qdq.rs` in the QDQ format), then the
 //! float weights nothing reads any more are removed (a weight of an enclosing graph too, once no
 //! body reads it).
 
