@@ -23,7 +23,12 @@ use onnxq_testkit::{corpus_feeds, corpus_model, run_py};
 
 /// ORT's tool in the QDQ format; panics if it fails.
 fn ort(model: &Path, out: &Path, flags: &[&str]) {
-    let mut args: Vec<&OsStr> = vec![model.as_ref(), out.as_ref(), "--format".as_ref(), "qdq".as_ref()];
+    let mut args: Vec<&OsStr> = vec![
+        model.as_ref(),
+        out.as_ref(),
+        "--format".as_ref(),
+        "qdq".as_ref(),
+    ];
     args.extend(flags.iter().map(OsStr::new));
     let (ok, text) = run_py("ort_weight_only.py", &args);
     assert!(ok, "ORT's tool failed on {}: {text}", model.display());
@@ -32,7 +37,13 @@ fn ort(model: &Path, out: &Path, flags: &[&str]) {
 /// The comparison script in the QDQ format; panics with its output unless every check passes.
 fn compare(float: &Path, ours: &Path, orts: Option<&Path>, extra: &[&str]) -> String {
     let orts: &OsStr = orts.map_or("-".as_ref(), |p| p.as_os_str());
-    let mut args: Vec<&OsStr> = vec![float.as_ref(), ours.as_ref(), orts, "--format".as_ref(), "qdq".as_ref()];
+    let mut args: Vec<&OsStr> = vec![
+        float.as_ref(),
+        ours.as_ref(),
+        orts,
+        "--format".as_ref(),
+        "qdq".as_ref(),
+    ];
     args.extend(extra.iter().map(OsStr::new));
     let (ok, text) = run_py("compare_weight_only.py", &args);
     assert!(ok, "{} vs ORT:\n{text}", ours.display());
@@ -53,7 +64,10 @@ fn parity(model: &Path, feeds: Option<&Path>, flags: &[&str], extra: &[&str]) ->
         args.extend(["--feeds", f.as_str()]);
     }
     let text = compare(model, &mine, Some(&orts), &args);
-    assert!(text.contains("nodes: ok") && text.contains("checker: ok"), "{text}");
+    assert!(
+        text.contains("nodes: ok") && text.contains("checker: ok"),
+        "{text}"
+    );
     text
 }
 
@@ -71,7 +85,12 @@ const SETTINGS: &[&[&str]] = &[
 fn qdq_matches_ort_on_the_corpus() {
     for name in ["bytegpt", "minilm-l6-v2"] {
         for flags in SETTINGS {
-            let text = parity(&corpus_model(name), Some(&corpus_feeds(name)), flags, &["--min-cosine", "0.95"]);
+            let text = parity(
+                &corpus_model(name),
+                Some(&corpus_feeds(name)),
+                flags,
+                &["--min-cosine", "0.95"],
+            );
             println!("{name} {flags:?}\n{text}");
             if name == "bytegpt" {
                 assert!(!text.contains("orts-runs: no"), "{text}");
@@ -113,9 +132,24 @@ fn eight_bit_and_gather_run_in_ort() {
     assert!(ok, "{listing}");
     let cases: &[(&str, &[&str])] = &[
         ("kpad", &["--bits", "8", "--block-size", "32"]),
-        ("fp16", &["--bits", "8", "--block-size", "16", "--symmetric"]),
-        ("gather", &["--op-types", "MatMul,Gather", "--block-size", "32"]),
-        ("gather", &["--op-types", "MatMul,Gather", "--block-size", "16", "--symmetric"]),
+        (
+            "fp16",
+            &["--bits", "8", "--block-size", "16", "--symmetric"],
+        ),
+        (
+            "gather",
+            &["--op-types", "MatMul,Gather", "--block-size", "32"],
+        ),
+        (
+            "gather",
+            &[
+                "--op-types",
+                "MatMul,Gather",
+                "--block-size",
+                "16",
+                "--symmetric",
+            ],
+        ),
     ];
     for (case, flags) in cases {
         let model = dir.path().join(format!("{case}.onnx"));
@@ -130,16 +164,27 @@ fn eight_bit_and_gather_run_in_ort() {
         let report = std::fs::read_to_string(dir.path().join(format!("{case}-q.onnx")))
             .map(|_| summary.clone())
             .unwrap();
-        assert!(report.contains(&pattern) || summary.contains("quantized"), "{summary}");
+        assert!(
+            report.contains(&pattern) || summary.contains("quantized"),
+            "{summary}"
+        );
     }
-    for bytegpt in [&["--bits", "8", "--block-size", "64"][..], &["--op-types", "MatMul,Gather", "--block-size", "32"]] {
+    for bytegpt in [
+        &["--bits", "8", "--block-size", "64"][..],
+        &["--op-types", "MatMul,Gather", "--block-size", "32"],
+    ] {
         let model = corpus_model("bytegpt");
         let out = dir.path().join("bytegpt-q.onnx");
         let mut ours = vec!["--mode", "weight-only", "--format", "qdq"];
         ours.extend(bytegpt);
         quantize(&model, &out, &ours);
         let feeds = corpus_feeds("bytegpt");
-        let text = compare(&model, &out, None, &["--feeds", feeds.to_str().unwrap(), "--min-cosine", "0.99"]);
+        let text = compare(
+            &model,
+            &out,
+            None,
+            &["--feeds", feeds.to_str().unwrap(), "--min-cosine", "0.99"],
+        );
         println!("bytegpt {bytegpt:?}\n{text}");
     }
 }
@@ -163,14 +208,26 @@ fn qdq_refusals() {
         (&kpad, &["--algo", "rtn"], "MatMulNBits only"),
         (&kpad, &["--algo", "k-quant"], "MatMulNBits only"),
         (&kpad, &["--accuracy-level", "4"], "MatMulNBits attribute"),
-        (&bad, &[], "node `gn` (GroupNormalization) cannot be converted"),
+        (
+            &bad,
+            &[],
+            "node `gn` (GroupNormalization) cannot be converted",
+        ),
     ];
     for (model, flags, needle) in cases {
-        let mut args: Vec<&OsStr> = vec!["quantize".as_ref(), model.as_ref(), "-o".as_ref(), out.as_ref()];
+        let mut args: Vec<&OsStr> = vec![
+            "quantize".as_ref(),
+            model.as_ref(),
+            "-o".as_ref(),
+            out.as_ref(),
+        ];
         args.extend(["--mode", "weight-only", "--format", "qdq"].map(OsStr::new));
         args.extend(flags.iter().map(OsStr::new));
         let (ok, stderr) = onnxq(&args);
-        assert!(!ok && stderr.contains("\nhint: ") && stderr.contains(needle), "{flags:?}:\n{stderr}");
+        assert!(
+            !ok && stderr.contains("\nhint: ") && stderr.contains(needle),
+            "{flags:?}:\n{stderr}"
+        );
         assert!(!out.exists(), "{flags:?} wrote a model");
     }
 }

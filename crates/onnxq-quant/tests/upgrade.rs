@@ -75,11 +75,20 @@ fn generated_models_convert_or_are_refused() {
                 assert!(e.hint().is_some(), "{case}: no hint");
                 refused.push(format!("{case}: {e}"));
             }
-            (expect, got) => panic!("{case}: expected {expect}, got {:?}", got.map(|r| r.summary())),
+            (expect, got) => panic!(
+                "{case}: expected {expect}, got {:?}",
+                got.map(|r| r.summary())
+            ),
         }
     }
     let text = refused.join("\n");
-    for needle in ["opset 9", "`gn` (GroupNormalization)", "`rs` (Resize)", "`bn` (BatchNormalization)", "`drop` (Dropout)"] {
+    for needle in [
+        "opset 9",
+        "`gn` (GroupNormalization)",
+        "`rs` (Resize)",
+        "`bn` (BatchNormalization)",
+        "`drop` (Dropout)",
+    ] {
         assert!(text.contains(needle), "{needle} not in:\n{text}");
     }
 }
@@ -96,6 +105,10 @@ fn corpus_models_convert() {
         let feeds = corpus_feeds(name);
         let feeds = feeds.to_str().unwrap();
         let text = compare(&model, &out, &["--feeds", feeds, "--rtol", "1e-6"]);
-        println!("{name}: {}\n{text}", report.summary());
+        assert!(text.contains("outputs: ok"), "{name}: {text}");
+        // minilm-l6-v2 (opset 14) and ppocr-rec (12) hold nodes that changed meaning.
+        if matches!(*name, "minilm-l6-v2" | "ppocr-rec") {
+            assert!(!report.rewritten.is_empty(), "{name}: {}", report.summary());
+        }
     }
 }

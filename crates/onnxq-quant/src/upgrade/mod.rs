@@ -107,7 +107,9 @@ pub fn upgrade(model: &mut Model, target: i64) -> Result<UpgradeReport> {
     }
     if from < MIN_SOURCE_OPSET {
         return bad(
-            format!("the model uses opset {from}; onnxq converts from opset {MIN_SOURCE_OPSET} or newer"),
+            format!(
+                "the model uses opset {from}; onnxq converts from opset {MIN_SOURCE_OPSET} or newer"
+            ),
             "convert it first with `onnx.version_converter.convert_version(model, 13)`, or re-export it at opset 13 or newer",
         );
     }
@@ -120,7 +122,13 @@ pub fn upgrade(model: &mut Model, target: i64) -> Result<UpgradeReport> {
     check_functions(&model.proto.functions, from, target)?;
     let mut names = Names::default();
     names.collect(&model.graph);
-    upgrade_graph(&mut model.graph, "main", (from, target), &mut names, &mut report)?;
+    upgrade_graph(
+        &mut model.graph,
+        "main",
+        (from, target),
+        &mut names,
+        &mut report,
+    )?;
     for o in &mut model.proto.opset_import {
         if matches!(o.domain(), "" | "ai.onnx") {
             o.version = Some(target);
@@ -193,7 +201,9 @@ fn upgrade_graph(
 fn in_graph(e: Error, path: &str, (from, to): (i64, i64)) -> Error {
     match e {
         Error::Upgrade { message, hint } => Error::Upgrade {
-            message: format!("converting the model from opset {from} to {to}: {message} (graph {path})"),
+            message: format!(
+                "converting the model from opset {from} to {to}: {message} (graph {path})"
+            ),
             hint,
         },
         e => e,

@@ -115,13 +115,16 @@ pub(super) fn rebuild(
     new.attributes = parts.attributes;
     let temps: Vec<Option<String>> = outputs[..parts.keep_outputs]
         .iter()
-        .map(|o| o.map(|v| cx.g.fresh_name(&format!("{}_upgraded", cx.g.value(v).name()))))
+        .map(|o| {
+            o.map(|v| {
+                cx.g.fresh_name(&format!("{}_upgraded", cx.g.value(v).name()))
+            })
+        })
         .collect();
     let temp_refs: Vec<Option<&str>> = temps.iter().map(|t| t.as_deref()).collect();
-    let (new_id, new_outs) = cx
-        .g
-        .add_node(new, &parts.inputs, &temp_refs)
-        .map_err(Error::edit)?;
+    let (new_id, new_outs) =
+        cx.g.add_node(new, &parts.inputs, &temp_refs)
+            .map_err(Error::edit)?;
     for (old_v, new_v) in outputs.iter().zip(&new_outs) {
         if let (Some(o), Some(n)) = (old_v, new_v) {
             cx.g.substitute(*o, *n).map_err(Error::edit)?;
@@ -142,7 +145,12 @@ pub(super) fn int64s(dims: Vec<i64>, v: &[i64]) -> pb::TensorProto {
     pb::TensorProto {
         dims,
         data_type: Some(INT64),
-        raw_data: Some(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>().into()),
+        raw_data: Some(
+            v.iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+        ),
         ..Default::default()
     }
 }
@@ -168,7 +176,12 @@ pub(super) fn string_attr(name: &str, v: &str) -> pb::AttributeProto {
 }
 
 /// The INTS attribute `name` as an int64 `[n]` input named after the node: `None` when absent.
-pub(super) fn ints_input(cx: &mut Cx<'_>, label: &str, parts: &mut Parts, name: &str) -> Result<Option<ValueId>> {
+pub(super) fn ints_input(
+    cx: &mut Cx<'_>,
+    label: &str,
+    parts: &mut Parts,
+    name: &str,
+) -> Result<Option<ValueId>> {
     let Some(a) = parts.take(name) else {
         return Ok(None);
     };
@@ -180,17 +193,22 @@ pub(super) fn ints_input(cx: &mut Cx<'_>, label: &str, parts: &mut Parts, name: 
 /// A float32 constant `v` for an input of the type of `like` (the type of the node's first
 /// input, `T`): the float32 tensor itself when `like` is known to be float32, else a `CastLike`
 /// to its type (a float16 or double input, or one whose type the model does not declare).
-pub(super) fn float_like(cx: &mut Cx<'_>, label: &str, what: &str, v: f32, like: ValueId) -> Result<ValueId> {
+pub(super) fn float_like(
+    cx: &mut Cx<'_>,
+    label: &str,
+    what: &str,
+    v: f32,
+    like: ValueId,
+) -> Result<ValueId> {
     let c = constant(cx, &format!("{label}_{what}"), float_scalar(v))?;
     if elem_type(cx.g, like) == Some(FLOAT) {
         return Ok(c);
     }
     let out = cx.names.fresh(cx.g, &format!("{label}_{what}_cast"));
     let cast = Node::new("CastLike", "", Some(format!("{label}_{what}_CastLike")));
-    let (_, outs) = cx
-        .g
-        .add_node(cast, &[Some(c), Some(like)], &[Some(&out)])
-        .map_err(Error::edit)?;
+    let (_, outs) =
+        cx.g.add_node(cast, &[Some(c), Some(like)], &[Some(&out)])
+            .map_err(Error::edit)?;
     outs[0].ok_or_else(|| Error::Internal("CastLike without output".into()))
 }
 
@@ -228,9 +246,8 @@ pub(super) fn add(
     let mut n = Node::new(op, "", Some(format!("{label}_{op}")));
     n.attributes = attrs.into_iter().map(Attribute::new).collect();
     let out = cx.names.fresh(cx.g, &format!("{label}_{op}_output"));
-    let (_, outs) = cx
-        .g
-        .add_node(n, inputs, &[Some(&out)])
-        .map_err(Error::edit)?;
+    let (_, outs) =
+        cx.g.add_node(n, inputs, &[Some(&out)])
+            .map_err(Error::edit)?;
     outs[0].ok_or_else(|| Error::Internal(format!("{op} without output")))
 }

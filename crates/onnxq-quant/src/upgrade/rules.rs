@@ -43,24 +43,109 @@ const REDUCE_18: &[&str] = &[
 
 /// The table, in the order rules apply to one node (older changes first).
 pub(crate) const RULES: &[Rule] = &[
-    Rule { name: "Clip-11: min/max attributes become inputs", ops: &["Clip"], at: 11, apply: clip_11 },
-    Rule { name: "Pad-11: pads/value attributes become inputs", ops: &["Pad"], at: 11, apply: pad_11 },
-    Rule { name: "Resize-11: roi input, coordinate mode explicit (asymmetric)", ops: &["Resize"], at: 11, apply: resize_11 },
+    Rule {
+        name: "Clip-11: min/max attributes become inputs",
+        ops: &["Clip"],
+        at: 11,
+        apply: clip_11,
+    },
+    Rule {
+        name: "Pad-11: pads/value attributes become inputs",
+        ops: &["Pad"],
+        at: 11,
+        apply: pad_11,
+    },
+    Rule {
+        name: "Resize-11: roi input, coordinate mode explicit (asymmetric)",
+        ops: &["Resize"],
+        at: 11,
+        apply: resize_11,
+    },
     // Upsample was deprecated at opset 10, yet ONNX Runtime still runs the opset-9 form there.
-    Rule { name: "Upsample (deprecated): becomes Resize", ops: &["Upsample"], at: 11, apply: upsample },
-    Rule { name: "Scatter-11 (deprecated): becomes ScatterElements", ops: &["Scatter"], at: 11, apply: scatter_11 },
-    Rule { name: "Dropout-12: ratio attribute becomes an input", ops: &["Dropout"], at: 12, apply: dropout_12 },
-    Rule { name: "Softmax-13: axis no longer flattens to 2-D", ops: &["Softmax", "LogSoftmax", "Hardmax"], at: 13, apply: softmax_13 },
-    Rule { name: "Split-13: split attribute becomes an input", ops: &["Split"], at: 13, apply: split_13 },
-    Rule { name: "Squeeze-13/Unsqueeze-13/ReduceSum-13: axes attribute becomes an input", ops: &["Squeeze", "Unsqueeze", "ReduceSum"], at: 13, apply: axes_input },
-    Rule { name: "Resize-13: tf_half_pixel_for_nn removed", ops: &["Resize"], at: 13, apply: resize_13 },
-    Rule { name: "BatchNormalization-14: training outputs only in training mode", ops: &["BatchNormalization"], at: 14, apply: batch_norm_14 },
-    Rule { name: "RoiAlign-16: coordinate mode explicit (output_half_pixel)", ops: &["RoiAlign"], at: 16, apply: roi_align_16 },
-    Rule { name: "Reduce*-18: axes attribute becomes an input", ops: REDUCE_18, at: 18, apply: axes_input },
-    Rule { name: "Split-18: num_outputs required without a split input", ops: &["Split"], at: 18, apply: split_18 },
-    Rule { name: "GridSample-20: modes renamed (bilinear → linear, bicubic → cubic)", ops: &["GridSample"], at: 20, apply: grid_sample_20 },
-    Rule { name: "DFT-20: axis attribute becomes an input (default 1 → -2)", ops: &["DFT"], at: 20, apply: dft_20 },
-    Rule { name: "GroupNormalization-21: scale and bias per channel", ops: &["GroupNormalization"], at: 21, apply: group_norm_21 },
+    Rule {
+        name: "Upsample (deprecated): becomes Resize",
+        ops: &["Upsample"],
+        at: 11,
+        apply: upsample,
+    },
+    Rule {
+        name: "Scatter-11 (deprecated): becomes ScatterElements",
+        ops: &["Scatter"],
+        at: 11,
+        apply: scatter_11,
+    },
+    Rule {
+        name: "Dropout-12: ratio attribute becomes an input",
+        ops: &["Dropout"],
+        at: 12,
+        apply: dropout_12,
+    },
+    Rule {
+        name: "Softmax-13: axis no longer flattens to 2-D",
+        ops: &["Softmax", "LogSoftmax", "Hardmax"],
+        at: 13,
+        apply: softmax_13,
+    },
+    Rule {
+        name: "Split-13: split attribute becomes an input",
+        ops: &["Split"],
+        at: 13,
+        apply: split_13,
+    },
+    Rule {
+        name: "Squeeze-13/Unsqueeze-13/ReduceSum-13: axes attribute becomes an input",
+        ops: &["Squeeze", "Unsqueeze", "ReduceSum"],
+        at: 13,
+        apply: axes_input,
+    },
+    Rule {
+        name: "Resize-13: tf_half_pixel_for_nn removed",
+        ops: &["Resize"],
+        at: 13,
+        apply: resize_13,
+    },
+    Rule {
+        name: "BatchNormalization-14: training outputs only in training mode",
+        ops: &["BatchNormalization"],
+        at: 14,
+        apply: batch_norm_14,
+    },
+    Rule {
+        name: "RoiAlign-16: coordinate mode explicit (output_half_pixel)",
+        ops: &["RoiAlign"],
+        at: 16,
+        apply: roi_align_16,
+    },
+    Rule {
+        name: "Reduce*-18: axes attribute becomes an input",
+        ops: REDUCE_18,
+        at: 18,
+        apply: axes_input,
+    },
+    Rule {
+        name: "Split-18: num_outputs required without a split input",
+        ops: &["Split"],
+        at: 18,
+        apply: split_18,
+    },
+    Rule {
+        name: "GridSample-20: modes renamed (bilinear → linear, bicubic → cubic)",
+        ops: &["GridSample"],
+        at: 20,
+        apply: grid_sample_20,
+    },
+    Rule {
+        name: "DFT-20: axis attribute becomes an input (default 1 → -2)",
+        ops: &["DFT"],
+        at: 20,
+        apply: dft_20,
+    },
+    Rule {
+        name: "GroupNormalization-21: scale and bias per channel",
+        ops: &["GroupNormalization"],
+        at: 21,
+        apply: group_norm_21,
+    },
 ];
 
 /// A refusal naming the node and its op.
@@ -80,11 +165,19 @@ fn has_attr(cx: &Cx<'_>, id: NodeId, name: &str) -> Result<bool> {
 }
 
 fn string_attr_of(cx: &Cx<'_>, id: NodeId, name: &str) -> Result<Option<String>> {
-    Ok(crate::edit::bytes_attr(node(cx.g, id)?, name).map(|b| String::from_utf8_lossy(b).into_owned()))
+    Ok(crate::edit::bytes_attr(node(cx.g, id)?, name)
+        .map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
 fn first_input(cx: &Cx<'_>, id: NodeId) -> Result<onnxq_ir::ValueId> {
-    input(node(cx.g, id)?, 0).ok_or_else(|| refuse(cx, id, "its first input is missing", "the model is invalid; fix its export"))
+    input(node(cx.g, id)?, 0).ok_or_else(|| {
+        refuse(
+            cx,
+            id,
+            "its first input is missing",
+            "the model is invalid; fix its export",
+        )
+    })
 }
 
 fn clip_11(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
@@ -106,7 +199,12 @@ fn clip_11(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
 
 fn pad_11(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
     if !has_attr(cx, id, "pads")? {
-        return Err(refuse(cx, id, "a Pad before opset 11 needs its `pads` attribute", "the model is invalid; fix its export"));
+        return Err(refuse(
+            cx,
+            id,
+            "a Pad before opset 11 needs its `pads` attribute",
+            "the model is invalid; fix its export",
+        ));
     }
     let (l, x) = (label(cx.g, id)?, first_input(cx, id)?);
     let constant_mode = string_attr_of(cx, id, "mode")?.is_none_or(|m| m == "constant");
@@ -151,14 +249,25 @@ fn upsample(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
     if input(n, 1).is_none() {
         let scales: Option<Vec<f32>> = n.attribute("scales").map(|a| a.proto.floats.clone());
         let Some(scales) = scales else {
-            return Err(refuse(cx, id, "it has neither a scales input nor a scales attribute", "the model is invalid; fix its export"));
+            return Err(refuse(
+                cx,
+                id,
+                "it has neither a scales input nor a scales attribute",
+                "the model is invalid; fix its export",
+            ));
         };
         // The opset-7 form: the scales attribute becomes the input first.
         let l = label(cx.g, id)?;
         let t = onnxq_ir::proto::TensorProto {
             dims: vec![scales.len() as i64],
             data_type: Some(super::rewrite::FLOAT),
-            raw_data: Some(scales.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>().into()),
+            raw_data: Some(
+                scales
+                    .iter()
+                    .flat_map(|s| s.to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
             ..Default::default()
         };
         let c = constant(cx, &format!("{l}_scales"), t)?;
@@ -200,7 +309,11 @@ fn dropout_12(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
     let l = label(cx.g, id)?;
     rebuild(cx, id, |cx, p| {
         let ratio = p.take("ratio").map(|a| a.f()).unwrap_or(0.5);
-        let v = constant(cx, &format!("{l}_ratio"), super::rewrite::float_scalar(ratio))?;
+        let v = constant(
+            cx,
+            &format!("{l}_ratio"),
+            super::rewrite::float_scalar(ratio),
+        )?;
         p.set_input(1, Some(v));
         Ok(())
     })
@@ -242,10 +355,9 @@ fn softmax_13(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
     // The op's output keeps the name; its readers move to the reshaped value.
     let reshaped = add(cx, "Reshape", &l, &[None, Some(shape)], vec![])?;
     cx.g.substitute(out, reshaped).map_err(Error::edit)?;
-    let reshape = cx
-        .g
-        .producer(reshaped)
-        .ok_or_else(|| Error::Internal("reshape vanished".into()))?;
+    let reshape =
+        cx.g.producer(reshaped)
+            .ok_or_else(|| Error::Internal("reshape vanished".into()))?;
     cx.g.set_input(reshape, 0, Some(out)).map_err(Error::edit)?;
     Ok(Some(id))
 }
@@ -278,7 +390,9 @@ fn axes_input(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
 }
 
 fn resize_13(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
-    if string_attr_of(cx, id, "coordinate_transformation_mode")?.as_deref() == Some("tf_half_pixel_for_nn") {
+    if string_attr_of(cx, id, "coordinate_transformation_mode")?.as_deref()
+        == Some("tf_half_pixel_for_nn")
+    {
         return Err(refuse(
             cx,
             id,
@@ -294,7 +408,11 @@ fn batch_norm_14(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
     if outs.len() <= 1 {
         return Ok(None);
     }
-    if outs[1..].iter().flatten().any(|v| !cx.g.value(*v).uses().is_empty()) {
+    if outs[1..]
+        .iter()
+        .flatten()
+        .any(|v| !cx.g.value(*v).uses().is_empty())
+    {
         return Err(refuse(
             cx,
             id,
@@ -314,7 +432,10 @@ fn roi_align_16(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
         return Ok(None);
     }
     rebuild(cx, id, |_, p| {
-        p.set(string_attr("coordinate_transformation_mode", "output_half_pixel"));
+        p.set(string_attr(
+            "coordinate_transformation_mode",
+            "output_half_pixel",
+        ));
         Ok(())
     })
     .map(Some)
@@ -364,4 +485,22 @@ fn group_norm_21(cx: &mut Cx<'_>, id: NodeId) -> Result<Option<NodeId>> {
         "GroupNormalization-18 takes one scale and bias per group, opset 21 one per channel, and onnxq does not expand them yet",
         "convert the model with `onnx.version_converter.convert_version(model, 21)` first, or re-export it at opset 21",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rules apply oldest change first, each to a version the converter spans, under a unique name.
+    #[test]
+    fn table_is_ordered_and_in_range() {
+        let mut names = std::collections::BTreeSet::new();
+        for w in RULES.windows(2) {
+            assert!(w[0].at <= w[1].at, "{} before {}", w[0].name, w[1].name);
+        }
+        for r in RULES {
+            assert!((11..=21).contains(&r.at), "{}", r.name);
+            assert!(names.insert(r.name), "{} twice", r.name);
+        }
+    }
 }

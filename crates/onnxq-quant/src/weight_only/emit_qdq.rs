@@ -115,10 +115,10 @@ pub(crate) fn apply(
     let slot = if op == "matmul" { 1 } else { 0 };
     g.set_input(p.node, slot, Some(dq_out))
         .map_err(Error::edit)?;
-    if !node_name.is_empty() {
-        if let Some(n) = g.node_mut(p.node) {
-            n.proto.name = Some(format!("{node_name}_{op}_Q{bits}"));
-        }
+    if !node_name.is_empty()
+        && let Some(n) = g.node_mut(p.node)
+    {
+        n.proto.name = Some(format!("{node_name}_{op}_Q{bits}"));
     }
     let what = if op == "matmul" { "MatMul" } else { "Gather" };
     Ok(format!("DequantizeLinear {bits}-bit + {what}"))
@@ -165,4 +165,3 @@ fn dequantize(
         .map_err(Error::edit)?;
     outs[0].ok_or_else(|| Error::Internal("DequantizeLinear without output".into()))
 }
-
