@@ -160,14 +160,13 @@ fn eight_bit_and_gather_run_in_ort() {
         let text = compare(&model, &out, None, &["--min-cosine", "0.95"]);
         assert!(text.contains("checker: ok"), "{case} {flags:?}: {text}");
         let bits = if flags.contains(&"8") { "8" } else { "4" };
-        let pattern = format!("DequantizeLinear {bits}-bit");
-        let report = std::fs::read_to_string(dir.path().join(format!("{case}-q.onnx")))
-            .map(|_| summary.clone())
-            .unwrap();
-        assert!(
-            report.contains(&pattern) || summary.contains("quantized"),
-            "{summary}"
-        );
+        let op = if *case == "gather" {
+            "Gather"
+        } else {
+            "MatMul"
+        };
+        let pattern = format!("DequantizeLinear {bits}-bit + {op}");
+        assert!(summary.contains(&pattern), "{case} {flags:?}: {summary}");
     }
     for bytegpt in [
         &["--bits", "8", "--block-size", "64"][..],
@@ -186,6 +185,42 @@ fn eight_bit_and_gather_run_in_ort() {
             &["--feeds", feeds.to_str().unwrap(), "--min-cosine", "0.99"],
         );
         println!("bytegpt {bytegpt:?}\n{text}");
+    }
+}
+
+/// The table of a QDQ Gather holds GatherBlockQuantized's arithmetic: its codes, scales and zero
+/// points are bit-identical to those of ORT's GatherBlockQuantized (QOperator) on bytegpt.
+#[test]
+fn gather_table_equals_ort_gather_block_quantized() {
+    const SAME: &str = "import onnx, sys
+ours, orts = (onnx.load(p) for p in sys.argv[1:3])
+mine = {t.name: t for t in ours.graph.initializer}
+gbq = [n for n in orts.graph.node if n.op_type == 'GatherBlockQuantized']
+assert gbq, 'no GatherBlockQuantized in ORT model'
+for t in orts.graph.initializer:
+    if any(t.name in n.input for n in gbq):
+        m = mine[t.name.replace('_Q4', '_DQ_Q4').replace('_scales', '_DQ_scales').replace('_zero_points', '_DQ_zero_points')]
+        assert (m.data_type, list(m.dims), m.raw_data) == (t.data_type, list(t.dims), t.raw_data), t.name
+        print(t.name, 'same')
+";
+    let dir = tempfile::tempdir().unwrap();
+    let model = corpus_model("bytegpt");
+    for sym in [&[][..], &["--symmetric"]] {
+        let (mine, orts) = (dir.path().join("q.onnx"), dir.path().join("o.onnx"));
+        let _ = std::fs::remove_file(&mine);
+        let mut flags = vec!["--op-types", "MatMul,Gather", "--block-size", "32"];
+        flags.extend(sym);
+        let mut ours = vec!["--mode", "weight-only", "--format", "qdq"];
+        ours.extend(&flags);
+        quantize(&model, &mine, &ours);
+        let mut args: Vec<&OsStr> = vec![model.as_ref(), orts.as_ref()];
+        args.extend(flags.iter().map(OsStr::new));
+        let (ok, text) = run_py("ort_weight_only.py", &args);
+        assert!(ok, "{text}");
+        let out =
+            onnxq_testkit::python_ok(&["-c".as_ref(), SAME.as_ref(), mine.as_ref(), orts.as_ref()]);
+        let expected = if sym.is_empty() { 3 } else { 2 };
+        assert_eq!(out.lines().count(), expected, "{out}");
     }
 }
 
