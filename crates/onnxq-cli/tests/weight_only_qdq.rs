@@ -91,10 +91,10 @@ fn qdq_matches_ort_on_the_corpus() {
                 flags,
                 &["--min-cosine", "0.95"],
             );
-            println!("{name} {flags:?}\n{text}");
-            if name == "bytegpt" {
-                assert!(!text.contains("orts-runs: no"), "{text}");
-            }
+            // bytegpt's ORT model runs, so outputs were compared with it (bit for bit); minilm's
+            // does not load (ORT's tool leaves ReduceMean's axes attribute at opset 21).
+            let runs = !text.contains("orts-runs: no");
+            assert_eq!(runs, name == "bytegpt", "{name} {flags:?}: {text}");
         }
     }
 }
@@ -184,7 +184,7 @@ fn eight_bit_and_gather_run_in_ort() {
             None,
             &["--feeds", feeds.to_str().unwrap(), "--min-cosine", "0.99"],
         );
-        println!("bytegpt {bytegpt:?}\n{text}");
+        assert!(text.contains("checker: ok"), "bytegpt {bytegpt:?}: {text}");
     }
 }
 
