@@ -1,5 +1,6 @@
-"""Per-weight reconstruction error of a weight-only model: each MatMulNBits' B dequantized
-((code - zero point) * scale, per block of K) against the float weight the MatMul read in FLOAT.
+"""Per-weight reconstruction error of a weight-only model: each MatMulNBits' B, or each blocked DequantizeLinear
+read by a MatMul (the QDQ format), dequantized ((code - zero point) * scale, per block of K) against the float
+weight the MatMul read in FLOAT.
 
 Usage: python tests/py/weight_error.py FLOAT.onnx QUANT.onnx
 
@@ -42,7 +43,26 @@ def main():
         deq = (codes - zp[:, rows]) * scales[:, rows]
         w = weights[float_b[n.output[0]]].reshape(k, nn).astype(np.float64)
         out[float_b[n.output[0]]] = float(np.mean((deq[:, :k].T - w) ** 2))
+    out.update(qdq_errors(qnt, weights, float_b, inits))
     print(json.dumps(out))
+
+
+def qdq_errors(qnt, weights, float_b, inits):
+    """The same for DequantizeLinear(axis=0, block_size) -> MatMul, keyed by the float weight's name."""
+    dq = {n.output[0]: n for n in qnt.graph.node if n.op_type == "DequantizeLinear"}
+    out = {}
+    for n in qnt.graph.node:
+        if n.op_type != "MatMul" or n.input[1] not in dq or n.output[0] not in float_b:
+            continue
+        d = dq[n.input[1]]
+        bs = {x.name: onnx.helper.get_attribute_value(x) for x in d.attribute}["block_size"]
+        codes = inits[d.input[0]].astype(np.float64)
+        rows = np.arange(codes.shape[0]) // bs
+        zp = inits[d.input[2]].astype(np.float64)[rows] if len(d.input) > 2 and d.input[2] else 0.0
+        deq = (codes - zp) * inits[d.input[1]].astype(np.float64)[rows]
+        w = weights[float_b[n.output[0]]].reshape(deq.shape).astype(np.float64)
+        out[float_b[n.output[0]]] = float(np.mean((deq - w) ** 2))
+    return out
 
 
 if __name__ == "__main__":

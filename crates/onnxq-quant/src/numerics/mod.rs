@@ -10,6 +10,7 @@ pub mod gather_blocks;
 pub mod hqq;
 mod kernels;
 mod params;
+pub mod relayout;
 pub mod rtn;
 
 pub use kernels::{

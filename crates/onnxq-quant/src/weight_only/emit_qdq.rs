@@ -133,7 +133,8 @@ fn dequantize(
     opts: &WeightOnlyOptions,
 ) -> Result<ValueId> {
     let name = &p.weight_name;
-    let codes = code_type(b.bits, opts.symmetric);
+    // Signed codes without zero points (symmetric), unsigned codes with them.
+    let codes = code_type(b.bits, b.zero_points.is_none());
     let data_name = g.fresh_name(&format!("{name}_DQ_Q{}", b.bits));
     let data = g
         .add_initializer(&data_name, tensor(b.dims.clone(), codes, b.data.to_vec()))

@@ -146,17 +146,12 @@ impl WeightOnlyOptions {
             })
         };
         match self.algorithm {
-            Algorithm::Default => {}
+            Algorithm::Default | Algorithm::Rtn | Algorithm::KQuant => {}
             Algorithm::Hqq => {
                 return bad(
-                    "HQQ in the QDQ format: HQQ's zero points are float, and DequantizeLinear takes                      integer zero points only",
+                    "HQQ in the QDQ format: HQQ's zero points are float, and DequantizeLinear takes \
+                 integer zero points only",
                     "leave --format out (MatMulNBits takes float zero points), or use --algo default with --format qdq",
-                );
-            }
-            Algorithm::Rtn | Algorithm::KQuant => {
-                return bad(
-                    "RTN and k-quant are written as MatMulNBits only (as ORT's tool does); onnxq's QDQ                      format takes the DEFAULT algorithm",
-                    "leave --format out, or use --algo default with --format qdq",
                 );
             }
         }
@@ -164,14 +159,16 @@ impl WeightOnlyOptions {
             // Measured: ONNX Runtime 1.31 runs INT2/UINT2 DequantizeLinear, but those types need
             // opset 25 (IR 11), and onnxq's opset converter writes up to opset 21.
             return bad(
-                "2 bits in the QDQ format: INT2/UINT2 DequantizeLinear needs opset 25, and onnxq                  converts models up to opset 21",
+                "2 bits in the QDQ format: INT2/UINT2 DequantizeLinear needs opset 25, and onnxq \
+                 converts models up to opset 21",
                 "use --bits 4 or 8 with --format qdq, or leave --format out for 2-bit MatMulNBits",
             );
         }
         if self.accuracy_level > 0 {
             return bad(
                 "--accuracy-level is a MatMulNBits attribute, and the QDQ format writes none",
-                "leave --accuracy-level out; ONNX Runtime's session option                  `session.qdq_matmulnbits_accuracy_level` (default 4) sets it when it fuses the QDQ pattern",
+                "leave --accuracy-level out; ONNX Runtime's session option \
+                 `session.qdq_matmulnbits_accuracy_level` (default 4) sets it when it fuses the QDQ pattern",
             );
         }
         Ok(())

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
 use crate::numerics::gather_blocks::{GatherBlocks, gather_blocks};
 use crate::numerics::hqq::hqq;
+use crate::numerics::relayout;
 use crate::numerics::rtn::{RtnKind, rtn};
 use crate::weights::{Source, f32_data, resolve};
 
@@ -95,16 +96,26 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
                 bits: opts.bits,
                 symmetric: opts.symmetric,
             };
-            if opts.format == WeightOnlyFormat::Qdq {
-                // MLAS's QDQ kernel; `validate` lets only DEFAULT through in this format.
+            let qdq = opts.format == WeightOnlyFormat::Qdq;
+            if qdq && opts.algorithm == Algorithm::Default {
+                // MLAS's QDQ kernel (ORT's tool's QDQ output, bit for bit).
                 return Ok(Quantized::Qdq(blocks::qdq(w, shape)));
             }
-            Quantized::NBits(match opts.algorithm {
+            let q = match opts.algorithm {
                 Algorithm::Default => blocks::nbits(w, shape),
                 Algorithm::Rtn => rtn(w, shape, RtnKind::Rtn),
                 Algorithm::KQuant => rtn(w, shape, RtnKind::KQuant),
                 Algorithm::Hqq => hqq(w, shape),
-            })
+            };
+            if qdq {
+                // RTN and k-quant: their MatMulNBits blocks, re-laid out (`validate` refuses
+                // HQQ's float zero points in this format).
+                return relayout::nbits_to_qdq(&q).map(Quantized::Qdq).ok_or(Skip {
+                    reason: "float zero points cannot be written as DequantizeLinear".into(),
+                    warn: false,
+                });
+            }
+            Quantized::NBits(q)
         }
         Kind::Gather { shape, .. } => {
             Quantized::Gather(gather_blocks(w, shape, opts.block_size, opts.symmetric))
