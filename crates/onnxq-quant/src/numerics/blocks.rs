@@ -193,25 +193,6 @@ impl BlockShape {
     }
 }
 
-/// `roundf(x)` (half away from zero) as an integer, for the codes: `x as i32` truncates inline
-/// where `f32::round` is a libm call on baseline x86-64, and `x - t` is exact below 2^23 (every
-/// float beyond is an integer). Values beyond ±2^23 come out as ±2^23, which the callers' clamp to
-/// the code range absorbs.
-#[inline]
-fn round_away(x: f32) -> i32 {
-    const LIMIT: f32 = 8_388_608.0;
-    let x = x.clamp(-LIMIT, LIMIT);
-    let t = x as i32;
-    let frac = x - t as f32;
-    if frac >= 0.5 {
-        t + 1
-    } else if frac <= -0.5 {
-        t - 1
-    } else {
-        t
-    }
-}
-
 /// `clamp(roundf(x), 0, top)` for a code, branch-free so that loops over it vectorize: clamping
 /// first gives the same integer (the bounds are integers), and on `[0, top]` rounding half away
 /// from zero is truncation plus one where the fraction (exact: `x - trunc(x)`) is at least 0.5.
@@ -220,6 +201,16 @@ fn code(x: f32, top: f32) -> u8 {
     let x = x.max(0.0).min(top);
     let t = x as i32;
     (t + i32::from(x - t as f32 >= 0.5)) as u8
+}
+
+/// `roundf` (half away from zero) on a value already clamped to the codes' range: truncation
+/// (inline, where `f32::round` is a libm call on baseline x86-64), plus or minus one where the
+/// fraction (exact: `x - trunc(x)`, below 2^23) reaches a half; branch-free so code loops vectorize.
+#[inline]
+fn round_half_away(x: f32) -> i32 {
+    let t = x as i32;
+    let f = x - t as f32;
+    t + i32::from(f >= 0.5) - i32::from(f <= -0.5)
 }
 
 /// One block's parameters: the stored scale (as float32), the kernel's reciprocal, the zero point.
@@ -430,16 +421,28 @@ pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
             let params: Vec<Block> = (0..s.n)
                 .map(|c| block_params(lo[c], hi[c], &s, st))
                 .collect();
+            // Per column: the reciprocal, the zero point, and the range of `v·r` whose rounding
+            // stays within the codes (clamping first gives the same integer: the bounds are
+            // integers), in flat arrays so the loop below vectorizes.
+            let (mut recip, mut zp, mut lo_x, mut hi_x) = (
+                vec![0f32; s.n],
+                vec![0i32; s.n],
+                vec![0f32; s.n],
+                vec![0f32; s.n],
+            );
             for (c, p) in params.iter().enumerate() {
                 scales[c] = p.scale;
-                zps[c] = if s.symmetric { 0 } else { p.zp as u8 };
+                let z = if s.symmetric { 0 } else { p.zp };
+                zps[c] = z as u8;
+                (recip[c], zp[c]) = (p.recip, z);
+                (lo_x[c], hi_x[c]) = ((lo_code - z) as f32, (hi_code - z) as f32);
             }
             for (i, r) in rows.enumerate() {
                 w.read_into(r * s.n, &mut row);
-                for (c, (&v, p)) in row.iter().zip(&params).enumerate() {
-                    let zp = if s.symmetric { 0 } else { p.zp };
-                    let q = round_away(v * p.recip) + zp;
-                    codes[i * s.n + c] = q.clamp(lo_code, hi_code) as i8;
+                let out = &mut codes[i * s.n..(i + 1) * s.n];
+                for c in 0..s.n {
+                    let x = (row[c] * recip[c]).max(lo_x[c]).min(hi_x[c]);
+                    out[c] = (round_half_away(x) + zp[c]) as i8;
                 }
             }
         });
@@ -544,9 +547,9 @@ mod tests {
         }
     }
 
-    /// `round_away` is `f32::round` wherever the codes can fall, halves included.
+    /// `round_half_away` is `f32::round` wherever the codes can fall, halves included.
     #[test]
-    fn round_away_is_roundf() {
+    fn round_half_away_is_roundf() {
         for x in [
             0.5f32,
             -0.5,
@@ -557,15 +560,14 @@ mod tests {
             -0.49999997,
             7.5,
             254.5,
-            1e7,
-            -3e9,
+            -127.5,
+            255.0,
         ] {
-            let want = x.round().clamp(-1000.0, 1000.0) as i32;
-            assert_eq!(round_away(x).clamp(-1000, 1000), want, "{x}");
+            assert_eq!(round_half_away(x), x.round() as i32, "{x}");
         }
         for i in -100_000..100_000 {
             let x = i as f32 * 0.013;
-            assert_eq!(round_away(x), x.round() as i32, "{x}");
+            assert_eq!(round_half_away(x), x.round() as i32, "{x}");
         }
     }
 
