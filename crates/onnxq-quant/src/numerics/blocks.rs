@@ -87,11 +87,16 @@ impl Elems<'_> {
 
     /// The index of the first value that is NaN or infinite, if any (in parallel chunks).
     pub fn first_non_finite(&self) -> Option<usize> {
+        self.first_non_finite_in(0..self.len())
+    }
+
+    /// [`Elems::first_non_finite`] among the values of `range`.
+    pub fn first_non_finite_in(&self, range: std::ops::Range<usize>) -> Option<usize> {
         const CHUNK: usize = 1 << 16;
-        let chunks = self.len().div_ceil(CHUNK);
+        let chunks = range.len().div_ceil(CHUNK);
         (0..chunks).into_par_iter().find_map_first(|c| {
-            let start = c * CHUNK;
-            let mut buf = vec![0f32; CHUNK.min(self.len() - start)];
+            let start = range.start + c * CHUNK;
+            let mut buf = vec![0f32; CHUNK.min(range.end - start)];
             self.read_into(start, &mut buf);
             // The whole chunk in one pass (vectorizes); the index only when there is one.
             if buf.iter().all(|v| v.is_finite()) {
@@ -286,69 +291,62 @@ pub enum ZeroPoints {
 /// into a small buffer, so the per-column block statistics never stride through memory.
 const TILE: usize = 64;
 
+/// Values per band: the weight is quantized in bands of whole blocks of rows (each band in
+/// parallel over column tiles), and the caller is told when a band is done, so the pages of a
+/// memory-mapped weight are released behind the kernel instead of at the end of the tensor.
+const BAND: usize = 1 << 22;
+
+/// Quantizes the `[k, n]` row-major weight `w`, known finite, into MatMulNBits' layout (ORT's
+/// DEFAULT algorithm): the tests' entry point.
+#[cfg(test)]
+pub(crate) fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
+    let q = nbits_releasing(w, s, &|_| {});
+    q.expect("nbits: a NaN or infinite weight (callers check first)")
+}
+
 /// Quantizes the `[k, n]` row-major weight `w` into MatMulNBits' layout (ORT's DEFAULT
-/// algorithm).
-pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
+/// algorithm), for a weight not yet checked, calling `done` with each range of values (row-major
+/// indices) it has finished reading; stops at the first NaN or infinite value, whose index it
+/// returns (each band is checked before it is quantized: one read of the weight's pages).
+pub fn nbits_releasing(
+    w: &Elems<'_>,
+    s: BlockShape,
+    done: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Result<NBits, usize> {
     debug_assert_eq!(w.len(), s.k * s.n);
-    let (kb, blob, st) = (s.k_blocks(), s.blob(), w.scale_type());
-    let per_byte = 8 / s.bits as usize;
-    let shift = per_byte.trailing_zeros();
-    let top = s.max_code();
+    let (kb, blob) = (s.k_blocks(), s.blob());
     let mut packed = vec![0u8; s.n * kb * blob];
     let mut scales = vec![0f32; s.n * kb];
     let mut zps = vec![0u8; s.n * kb];
-    packed
-        .par_chunks_mut(TILE * kb * blob)
-        .zip(scales.par_chunks_mut(TILE * kb))
-        .zip(zps.par_chunks_mut(TILE * kb))
-        .enumerate()
-        .for_each(|(t, ((packed, scales), zps))| {
-            let c0 = t * TILE;
-            let cols = TILE.min(s.n - c0);
-            // buf[i * cols + c]: row b·block + i of column c0 + c; codes likewise.
-            let mut buf = vec![0f32; s.block * cols];
-            let mut codes = vec![0u8; s.block * cols];
-            for b in 0..kb {
-                let rows = b * s.block..s.k.min((b + 1) * s.block);
-                let height = rows.len();
-                for (i, r) in rows.enumerate() {
-                    w.read_into(r * s.n + c0, &mut buf[i * cols..(i + 1) * cols]);
+    let band = (BAND / (s.block * s.n)).max(1);
+    for b0 in (0..kb).step_by(band) {
+        let blocks = b0..kb.min(b0 + band);
+        let values = blocks.start * s.block * s.n..s.k.min(blocks.end * s.block) * s.n;
+        if let Some(i) = w.first_non_finite_in(values.clone()) {
+            return Err(i);
+        }
+        packed
+            .par_chunks_mut(TILE * kb * blob)
+            .zip(scales.par_chunks_mut(TILE * kb))
+            .zip(zps.par_chunks_mut(TILE * kb))
+            .enumerate()
+            .for_each(|(t, ((packed, scales), zps))| {
+                let mut tile = Tile {
+                    c0: t * TILE,
+                    cols: TILE.min(s.n - t * TILE),
+                    packed,
+                    scales,
+                    zps,
+                };
+                let mut buf = vec![0f32; s.block * tile.cols];
+                let mut codes = vec![0u8; s.block * tile.cols];
+                for b in blocks.clone() {
+                    tile.block(w, &s, b, &mut buf, &mut codes);
                 }
-                // Row by row, every column's range at once (vectorizes).
-                let (mut lo, mut hi) = ([f32::MAX; TILE], [f32::MIN; TILE]);
-                for i in 0..height {
-                    let row = &buf[i * cols..(i + 1) * cols];
-                    for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
-                        *l = if v < *l { v } else { *l };
-                        *h = if v > *h { v } else { *h };
-                    }
-                }
-                let (mut recip, mut zpf) = ([0f32; TILE], [0f32; TILE]);
-                for c in 0..cols {
-                    let p = block_params(lo[c], hi[c], &s, st);
-                    scales[c * kb + b] = p.scale;
-                    zps[c * kb + b] = p.zp as u8;
-                    (recip[c], zpf[c]) = (p.recip, p.zp as f32);
-                }
-                // Codes row by row across the columns (vectorizes), then packed per column.
-                for i in 0..height {
-                    let row = &buf[i * cols..(i + 1) * cols];
-                    let q = &mut codes[i * cols..(i + 1) * cols];
-                    for c in 0..cols {
-                        q[c] = code(row[c] * recip[c] + zpf[c], top as f32);
-                    }
-                }
-                for c in 0..cols {
-                    let out = &mut packed[(c * kb + b) * blob..(c * kb + b + 1) * blob];
-                    for i in 0..height {
-                        // per_byte is a power of two: shifts, not divisions, per value.
-                        out[i >> shift] |=
-                            codes[i * cols + c] << ((i & (per_byte - 1)) as u32 * s.bits);
-                    }
-                }
-            }
-        });
-    NBits {
+            });
+        done(values);
+    }
+    Ok(NBits {
         shape: s,
         packed,
         scales,
@@ -357,6 +355,69 @@ pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
         } else {
             ZeroPoints::Codes(zps)
         },
+    })
+}
+
+/// One parallel task's columns `c0 .. c0 + cols` and their slices of the outputs.
+struct Tile<'a> {
+    c0: usize,
+    cols: usize,
+    packed: &'a mut [u8],
+    scales: &'a mut [f32],
+    zps: &'a mut [u8],
+}
+
+impl Tile<'_> {
+    /// Block `b` of every column of the tile. `buf[i * cols + c]` holds row `b·block + i` of column
+    /// `c0 + c`; `codes` likewise.
+    fn block(
+        &mut self,
+        w: &Elems<'_>,
+        s: &BlockShape,
+        b: usize,
+        buf: &mut [f32],
+        codes: &mut [u8],
+    ) {
+        let (kb, blob, st, cols) = (s.k_blocks(), s.blob(), w.scale_type(), self.cols);
+        let per_byte = 8 / s.bits as usize;
+        let shift = per_byte.trailing_zeros();
+        let top = s.max_code() as f32;
+        let rows = b * s.block..s.k.min((b + 1) * s.block);
+        let height = rows.len();
+        for (i, r) in rows.enumerate() {
+            w.read_into(r * s.n + self.c0, &mut buf[i * cols..(i + 1) * cols]);
+        }
+        // Row by row, every column's range at once (vectorizes).
+        let (mut lo, mut hi) = ([f32::MAX; TILE], [f32::MIN; TILE]);
+        for i in 0..height {
+            let row = &buf[i * cols..(i + 1) * cols];
+            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                *l = if v < *l { v } else { *l };
+                *h = if v > *h { v } else { *h };
+            }
+        }
+        let (mut recip, mut zpf) = ([0f32; TILE], [0f32; TILE]);
+        for c in 0..cols {
+            let p = block_params(lo[c], hi[c], s, st);
+            self.scales[c * kb + b] = p.scale;
+            self.zps[c * kb + b] = p.zp as u8;
+            (recip[c], zpf[c]) = (p.recip, p.zp as f32);
+        }
+        // Codes row by row across the columns (vectorizes), then packed per column.
+        for i in 0..height {
+            let row = &buf[i * cols..(i + 1) * cols];
+            let q = &mut codes[i * cols..(i + 1) * cols];
+            for c in 0..cols {
+                q[c] = code(row[c] * recip[c] + zpf[c], top);
+            }
+        }
+        for c in 0..cols {
+            let out = &mut self.packed[(c * kb + b) * blob..(c * kb + b + 1) * blob];
+            for i in 0..height {
+                // per_byte is a power of two: shifts, not divisions, per value.
+                out[i >> shift] |= codes[i * cols + c] << ((i & (per_byte - 1)) as u32 * s.bits);
+            }
+        }
     }
 }
 
