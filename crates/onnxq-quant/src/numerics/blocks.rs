@@ -13,6 +13,8 @@
 //!
 //! Both run in parallel over independent slabs of the output and read the weight in place.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use super::F32Data;
@@ -222,7 +224,9 @@ fn round_away(x: f32) -> i32 {
 /// from zero is truncation plus one where the fraction (exact: `x - trunc(x)`) is at least 0.5.
 #[inline]
 fn code(x: f32, top: f32) -> u8 {
-    let x = x.max(0.0).min(top);
+    // Comparisons, not `f32::max`/`min`, whose NaN rules keep the loop scalar (x is finite).
+    let x = if x > 0.0 { x } else { 0.0 };
+    let x = if x < top { x } else { top };
     let t = x as i32;
     (t + i32::from(x - t as f32 >= 0.5)) as u8
 }
@@ -322,9 +326,7 @@ pub fn nbits_releasing(
     for b0 in (0..kb).step_by(band) {
         let blocks = b0..kb.min(b0 + band);
         let values = blocks.start * s.block * s.n..s.k.min(blocks.end * s.block) * s.n;
-        if let Some(i) = w.first_non_finite_in(values.clone()) {
-            return Err(i);
-        }
+        let broken = AtomicBool::new(false);
         packed
             .par_chunks_mut(TILE * kb * blob)
             .zip(scales.par_chunks_mut(TILE * kb))
@@ -338,12 +340,21 @@ pub fn nbits_releasing(
                     scales,
                     zps,
                 };
-                let mut buf = vec![0f32; s.block * tile.cols];
-                let mut codes = vec![0u8; s.block * tile.cols];
+                let mut buf = Buffers::new(&s, tile.cols);
+                let mut finite = true;
                 for b in blocks.clone() {
-                    tile.block(w, &s, b, &mut buf, &mut codes);
+                    finite &= tile.block(w, &s, b, &mut buf);
+                }
+                if !finite {
+                    broken.store(true, Ordering::Relaxed);
                 }
             });
+        // The codes of a broken band are garbage; find the first bad value to report it.
+        if broken.into_inner() {
+            return Err(w
+                .first_non_finite_in(values.clone())
+                .unwrap_or(values.start));
+        }
         done(values);
     }
     Ok(NBits {
@@ -367,30 +378,40 @@ struct Tile<'a> {
     zps: &'a mut [u8],
 }
 
+/// A task's scratch: `vals[i * cols + c]` holds row `b·block + i` of column `c0 + c`, `codes`
+/// likewise, and `bytes[j * cols + c]` the packed byte `j` of column `c0 + c`.
+struct Buffers {
+    vals: Vec<f32>,
+    codes: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+impl Buffers {
+    fn new(s: &BlockShape, cols: usize) -> Buffers {
+        Buffers {
+            vals: vec![0f32; s.block * cols],
+            codes: vec![0u8; s.block * cols],
+            bytes: vec![0u8; s.blob() * cols],
+        }
+    }
+}
+
 impl Tile<'_> {
-    /// Block `b` of every column of the tile. `buf[i * cols + c]` holds row `b·block + i` of column
-    /// `c0 + c`; `codes` likewise.
-    fn block(
-        &mut self,
-        w: &Elems<'_>,
-        s: &BlockShape,
-        b: usize,
-        buf: &mut [f32],
-        codes: &mut [u8],
-    ) {
+    /// Block `b` of every column of the tile; false if a value read is NaN or infinite. Each
+    /// step runs row by row across the tile's columns, which vectorizes.
+    fn block(&mut self, w: &Elems<'_>, s: &BlockShape, b: usize, buf: &mut Buffers) -> bool {
         let (kb, blob, st, cols) = (s.k_blocks(), s.blob(), w.scale_type(), self.cols);
         let per_byte = 8 / s.bits as usize;
-        let shift = per_byte.trailing_zeros();
         let top = s.max_code() as f32;
         let rows = b * s.block..s.k.min((b + 1) * s.block);
         let height = rows.len();
-        for (i, r) in rows.enumerate() {
-            w.read_into(r * s.n + self.c0, &mut buf[i * cols..(i + 1) * cols]);
+        let vals = &mut buf.vals[..height * cols];
+        for (r, out) in rows.zip(vals.chunks_exact_mut(cols)) {
+            w.read_into(r * s.n + self.c0, out);
         }
-        // Row by row, every column's range at once (vectorizes).
+        let finite = vals.iter().fold(true, |ok, v| ok & v.is_finite());
         let (mut lo, mut hi) = ([f32::MAX; TILE], [f32::MIN; TILE]);
-        for i in 0..height {
-            let row = &buf[i * cols..(i + 1) * cols];
+        for row in vals.chunks_exact(cols) {
             for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
                 *l = if v < *l { v } else { *l };
                 *h = if v > *h { v } else { *h };
@@ -403,21 +424,34 @@ impl Tile<'_> {
             self.zps[c * kb + b] = p.zp as u8;
             (recip[c], zpf[c]) = (p.recip, p.zp as f32);
         }
-        // Codes row by row across the columns (vectorizes), then packed per column.
-        for i in 0..height {
-            let row = &buf[i * cols..(i + 1) * cols];
-            let q = &mut codes[i * cols..(i + 1) * cols];
-            for c in 0..cols {
-                q[c] = code(row[c] * recip[c] + zpf[c], top);
+        let codes = &mut buf.codes[..height * cols];
+        for (row, q) in vals.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)) {
+            for ((q, &v), (&r, &z)) in q.iter_mut().zip(row).zip(recip.iter().zip(&zpf)) {
+                *q = code(v * r + z, top);
+            }
+        }
+        // `per_byte` consecutive rows make one byte of each column, low bits first.
+        let used = height.div_ceil(per_byte);
+        let bytes = &mut buf.bytes[..used * cols];
+        for (j, out) in bytes.chunks_exact_mut(cols).enumerate() {
+            out.fill(0);
+            let group = codes[j * per_byte * cols..]
+                .chunks_exact(cols)
+                .take(per_byte);
+            for (r, row) in group.enumerate() {
+                let shift = r as u32 * s.bits;
+                for (o, &q) in out.iter_mut().zip(row) {
+                    *o |= q << shift;
+                }
             }
         }
         for c in 0..cols {
-            let out = &mut self.packed[(c * kb + b) * blob..(c * kb + b + 1) * blob];
-            for i in 0..height {
-                // per_byte is a power of two: shifts, not divisions, per value.
-                out[i >> shift] |= codes[i * cols + c] << ((i & (per_byte - 1)) as u32 * s.bits);
+            let out = &mut self.packed[(c * kb + b) * blob..][..used];
+            for (o, row) in out.iter_mut().zip(bytes.chunks_exact(cols)) {
+                *o = row[c];
             }
         }
+        finite
     }
 }
 
