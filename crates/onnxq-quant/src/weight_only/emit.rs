@@ -67,6 +67,7 @@ pub(crate) fn apply(
                 inputs,
                 attrs,
                 tail: p.bias.map(|b| b.add),
+                restore_rank: p.restore_rank,
             };
             replace(g, store, r)?;
             Ok(match p.bias {
@@ -100,6 +101,7 @@ pub(crate) fn apply(
                 inputs,
                 attrs,
                 tail: None,
+                restore_rank: None,
             };
             replace(g, store, r)?;
             Ok(format!("GatherBlockQuantized {}-bit", e.bits))
@@ -134,6 +136,8 @@ struct Replacement {
     attrs: Vec<onnxq_ir::proto::AttributeProto>,
     /// A node after it that the new node absorbs (a bias Add): its output is taken over instead.
     tail: Option<NodeId>,
+    /// The weight's rank, when the output is reshaped to MatMul's rank (`rank.rs`).
+    restore_rank: Option<usize>,
 }
 
 /// Replaces `r.node` (and its tail) by the new node, writing the output of the last replaced one.
@@ -154,7 +158,11 @@ fn replace(g: &mut Graph, store: &mut Stored, r: Replacement) -> Result<()> {
     let (_, outs) = g
         .add_node(node, &r.inputs, &[Some(&tmp)])
         .map_err(Error::edit)?;
-    let new = outs[0].ok_or_else(|| Error::Internal(format!("{} without output", r.op)))?;
+    let mut new = outs[0].ok_or_else(|| Error::Internal(format!("{} without output", r.op)))?;
+    if let Some(rank) = r.restore_rank {
+        let base = g.value(out).name().to_owned();
+        new = super::rank::restore_rank(g, new, rank, &base)?;
+    }
     g.substitute(out, new).map_err(Error::edit)?;
     store.replaced.insert(out, new);
     if let Some(tail) = r.tail {

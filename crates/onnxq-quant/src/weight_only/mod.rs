@@ -15,6 +15,7 @@ mod encode;
 pub mod options;
 mod plan;
 mod quantize;
+mod rank;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -206,11 +207,19 @@ fn plan_nodes(g: &Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Vec
             })
             .and_then(|settings| match node.op_type() {
                 "Gather" => plan::plan_gather(g, outer, id, node, run.opts.gather_axis, settings),
-                _ => plan::plan_matmul(g, outer, id, node, settings).map(|mut p| {
+                _ => plan::plan_matmul(g, outer, id, node, settings).and_then(|mut p| {
+                    if p.restore_rank.is_some() && run.report.opset.0 < 10 {
+                        return Err(format!(
+                            "weight `{}` has rank {} and input A's rank is unknown or lower: the \
+                             reshape restoring MatMul's rank needs opset 10 or newer",
+                            p.weight_name,
+                            p.dims.len()
+                        ));
+                    }
                     if run.opts.fold_bias {
                         p.bias = plan::bias_of(g, outer, node, &p);
                     }
-                    p
+                    Ok(p)
                 }),
             });
         let entry = run.report.nodes.len();

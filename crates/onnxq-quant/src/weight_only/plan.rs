@@ -45,6 +45,8 @@ pub(crate) struct Plan {
     pub(crate) settings: Settings,
     /// A bias Add folded into MatMulNBits' bias input (with `--fold-bias`).
     pub(crate) bias: Option<Bias>,
+    /// The weight's rank, when MatMulNBits' output must be reshaped to MatMul's (`rank.rs`).
+    pub(crate) restore_rank: Option<usize>,
 }
 
 /// `Add(MatMul(A, B), b)` with a constant `b` of shape `[N]`, the MatMul's only reader.
@@ -99,6 +101,7 @@ fn plan_of(
     Plan {
         settings,
         bias: None,
+        restore_rank: None,
         node,
         weight_input: v,
         other,
@@ -131,24 +134,17 @@ pub(crate) fn plan_matmul(
             c.name
         ));
     }
-    if d.len() > 2 {
-        // MatMulNBits' output is A's batch dims + [N]: equal to MatMul's only when A has at least
-        // B's rank (ORT then adds no reshape either).
-        let rank_a = g
-            .declared_type(a)
-            .and_then(|t| t.shape.as_ref())
-            .map(|s| s.dim.len());
-        if rank_a.is_none_or(|r| r < d.len()) {
-            return Err(format!(
-                "weight `{}` has rank {} and input A's rank is unknown or lower: the output \
-                 reshape this needs is not supported yet",
-                c.name,
-                d.len()
-            ));
-        }
-    }
+    // MatMulNBits' output is A's batch dims + [N]: MatMul's only when A has at least B's rank
+    // (ORT then adds no reshape either); otherwise a reshape restores MatMul's rank.
+    let rank_a = g
+        .declared_type(a)
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.len());
+    let restore_rank = (d.len() > 2 && rank_a.is_none_or(|r| r < d.len())).then_some(d.len());
     let kind = Kind::MatMul { k: kn[0], n: kn[1] };
-    Ok(plan_of((id, b, a), &c, kind, settings))
+    let mut plan = plan_of((id, b, a), &c, kind, settings);
+    plan.restore_rank = restore_rank;
+    Ok(plan)
 }
 
 /// Plans a Gather on a constant table blocked along `axis` (negative counts from the end), or
