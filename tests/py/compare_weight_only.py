@@ -14,7 +14,7 @@ nodes), a line "orts-runs: no (...)" says so and 4 compares with the float model
             (MatMulNBits' packed B: the same codes at every position within K).
 4. outputs  FLOAT, OURS (and ORTS) run in onnxruntime (CPU, one thread) on the first N samples of --feeds (key =
             input name, first axis = sample; random normal data per declared shape without --feeds, dynamic dims
-            = 1). Fails where |OURS-ORTS| > atol anywhere, or where an output's cosine to FLOAT is below
+            = 1). Fails where an output's shape differs from FLOAT's, where |OURS-ORTS| > atol anywhere, or where an output's cosine to FLOAT is below
             --min-cosine (default 0.9). Prints max |OURS-FLOAT| and the cosine per output.
 With --format qdq, checks 2 and 3 cover the quantized part only, since ORT's tool leaves the other nodes as they
 were at the old opset while onnxq converts them to opset 21: the DequantizeLinear nodes (ORT's duplicates, one per
@@ -201,6 +201,9 @@ def main():
             print(f"orts-runs: no ({str(e).splitlines()[0][:300]})")
     problems = []
     for j, name in enumerate(o.name for o in ours.graph.output):
+        bad = [(a[j].shape, b[j].shape) for a, b in zip(outs_f, outs_o) if a[j].shape != b[j].shape]
+        if bad:
+            problems.append(f"{name}: onnxq's shape {bad[0][1]}, the float model's {bad[0][0]}")
         f = np.concatenate([s[j].ravel() for s in outs_f]).astype(np.float64)
         o = np.concatenate([s[j].ravel() for s in outs_o]).astype(np.float64)
         cos = float(f @ o / (np.linalg.norm(f) * np.linalg.norm(o) + 1e-30))

@@ -1,7 +1,7 @@
 """Write small float models with the weight shapes weight-only quantization must handle, for the tests that
 compare onnxq's weight-only models with ONNX Runtime's MatMulNBitsQuantizer.
 
-Usage: python tests/py/make_weight_only_models.py OUTDIR [--format qoperator|qdq]
+Usage: python tests/py/make_weight_only_models.py OUTDIR [--reshape | --format qdq]
 
 Writes OUTDIR/<case>.onnx (opset 17, IR 8) and prints the case names, one per line. Each model reads a float
 input "x" (and "ids" for the Gather cases) and writes "y":
@@ -17,6 +17,11 @@ input "x" (and "ids" for the Gather cases) and writes "y":
 * subgraph: a MatMul inside an If branch reading a weight of the main graph;
 * gather:  a Gather on a [50, 64] float table (an embedding) followed by a MatMul.
 
+With --reshape, instead, the weights whose MatMulNBits output needs MatMul's rank restored (ORT's tool and
+onnxq each add a shape chain, different ones):
+* rank4a2: B is [1, 1, 64, 16] and A [3, 64] (output [1, 1, 3, 16]);
+* rank3unknown: B is [1, 64, 16] and A a Relu output with no declared shape (output [1, 2, 16]).
+
 With --format qdq (the QDQ form needs opset 21, so the model is converted first), one more listed case and one
 unlisted model:
 * old_opset:     opset 11, a MatMul between an Unsqueeze (axes attribute) and a Softmax on axis 1 of a rank-3
@@ -24,7 +29,7 @@ unlisted model:
 * unconvertible: opset 18, a MatMul then a GroupNormalization (per-group scale and bias, which onnxq cannot
                  convert to opset 21): the conversion is refused, naming the node `gn`.
 """
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +118,17 @@ def cases():
     )
 
 
+def reshape_cases():
+    yield "rank4a2", model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [weight("w", [1, 1, 64, 16])], [x([3, 64])]
+    )
+    yield "rank3unknown", model(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("MatMul", ["r", "w"], ["y"], name="mm")],
+        [weight("w", [1, 64, 16])],
+        [x([2, 64])],
+    )
+
+
 def qdq_cases():
     mm = helper.make_node("MatMul", ["u", "w"], ["h"], name="mm")
     nodes = [
@@ -142,16 +158,12 @@ def qdq_cases():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("outdir")
-    ap.add_argument("--format", default="qoperator", choices=["qoperator", "qdq"])
-    a = ap.parse_args()
-    out = Path(a.outdir)
+    out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    for name, m in cases():
+    for name, m in reshape_cases() if "--reshape" in sys.argv[2:] else cases():
         onnx.save(m, out / f"{name}.onnx")
         print(name)
-    if a.format == "qdq":
+    if sys.argv[2:4] == ["--format", "qdq"]:
         for name, m, listed in qdq_cases():
             onnx.save(m, out / f"{name}.onnx")
             if listed:

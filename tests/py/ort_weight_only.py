@@ -2,13 +2,14 @@
 
 Usage: python tests/py/ort_weight_only.py FLOAT.onnx OUT.onnx [--bits 4] [--block-size 128] [--symmetric]
            [--accuracy-level N] [--format qoperator|qdq] [--algo default|rtn|k_quant] [--op-types MatMul,Gather]
-           [--gather-axis 1] [--exclude A,B] [--include A,B]
+           [--gather-axis 1] [--exclude A,B] [--include A,B] [--node-config JSON]
 
 The class defaults (4 bits, block 128, asymmetric, QOperator, DEFAULT) are the defaults here, as in onnxq.
 Saves with external data only when the model needs it (over 2 GB). Exits 3 with the exception text when ORT's
 tool fails on the input (so a test can tell "ORT cannot" from a broken oracle).
 """
 import argparse
+import json
 import logging
 import sys
 
@@ -36,10 +37,13 @@ def main():
     ap.add_argument("--gather-axis", type=int, default=1)
     ap.add_argument("--exclude", default="")
     ap.add_argument("--include", default="")
+    # RTN / k-quant: ORT's customized_weight_config, {"node": {"bits": 8, "group_size": 32, "scheme": "sym"}}.
+    ap.add_argument("--node-config", default=None)
     a = ap.parse_args()
     logging.disable(logging.WARNING)
     fmt = QuantFormat.QOperator if a.format == "qoperator" else QuantFormat.QDQ
     op_types = tuple(a.op_types.split(","))
+    nodes = json.loads(a.node_config) if a.node_config else None
     quant_axes = (("MatMul", 0), ("Gather", a.gather_axis))
     if a.algo == "default":
         algo = DefaultWeightOnlyQuantConfig(
@@ -52,9 +56,9 @@ def main():
             bits=a.bits,
         )
     elif a.algo == "rtn":
-        algo = RTNWeightOnlyQuantConfig(op_types_to_quantize=op_types)
+        algo = RTNWeightOnlyQuantConfig(op_types_to_quantize=op_types, customized_weight_config=nodes)
     else:
-        algo = KQuantWeightOnlyQuantConfig(op_types_to_quantize=op_types)
+        algo = KQuantWeightOnlyQuantConfig(op_types_to_quantize=op_types, customized_weight_config=nodes)
     model = onnx.load(a.model)
     try:
         q = MatMulNBitsQuantizer(

@@ -297,6 +297,15 @@ pub(crate) struct WeightOnlyArgs {
     /// Gather's is read: MatMul weights are blocked along K) [default: Gather:1]
     #[arg(long, value_delimiter = ',', value_name = "OP:AXIS")]
     pub(crate) quant_axes: Vec<String>,
+    /// Weight-only: bits of the LM head, the main graph's last MatMul (8 keeps a language model's
+    /// most sensitive layer near-lossless); per-node settings go in the config's
+    /// `customized_weight_config` [default: as --bits]
+    #[arg(long, value_name = "BITS")]
+    pub(crate) lm_head_bits: Option<u32>,
+    /// Weight-only: fold a constant bias Add after a MatMul into MatMulNBits' bias input (one
+    /// node fewer; ORT's tool keeps the Add)
+    #[arg(long)]
+    pub(crate) fold_bias: bool,
 }
 
 /// A weight-only algorithm (ORT's `quant_method` names are aliases).

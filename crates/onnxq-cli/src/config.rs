@@ -49,6 +49,9 @@ pub(crate) struct Config {
     pub(crate) accuracy_level: Option<u8>,
     pub(crate) algo: Option<WeightOnlyAlgo>,
     pub(crate) quant_axes: Option<Vec<String>>,
+    pub(crate) lm_head_bits: Option<u32>,
+    pub(crate) fold_bias: Option<bool>,
+    pub(crate) nodes: Option<Vec<onnxq_quant::NodeSettings>>,
     pub(crate) extra_options: ExtraOptions,
     /// Every setting given, as it should be named in an error, with the mode that uses it.
     pub(crate) given: Vec<(String, Uses)>,
@@ -269,6 +272,9 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "accuracy_level" => put!(accuracy_level, level),
         "algo" => put!(algo, choice::<WeightOnlyAlgo>),
         "quant_axes" => put!(quant_axes, strings),
+        "lm_head_bits" => put!(lm_head_bits, |v| count(v).map(|n| n as u32)),
+        "nodes" => put!(nodes, node_settings),
+        "fold_bias" => put!(fold_bias, boolean),
         "data" => {
             let files = strings(&value).map_err(|(w, h)| bad(w, h))?;
             cfg.data = Some(files.iter().map(|f| src.base.join(f)).collect());
@@ -479,4 +485,61 @@ fn overrides(v: toml::Value) -> Result<onnxq_quant::overrides::Overrides, Bad> {
             )
         }),
     }
+}
+
+/// Per-node weight-only settings (ORT's `customized_weight_config`): a table from node name or
+/// glob to `"fp32"` (keep float) or a table of `bits`, `group_size`/`block_size` and
+/// `scheme` (`"sym"`/`"asym"`) or `symmetric`.
+fn node_settings(v: &toml::Value) -> Result<Vec<onnxq_quant::NodeSettings>, Bad> {
+    const FORM: &str = "e.g. `[customized_weight_config]` then `\"/lm_head/MatMul\" = { bits = 8 }` \
+                        or `\"/layers.0/*\" = \"fp32\"`";
+    let toml::Value::Table(t) = v else {
+        return Err(("expected a table of node names", FORM.to_owned()));
+    };
+    let mut out = Vec::new();
+    for (pattern, v) in t {
+        let mut n = onnxq_quant::NodeSettings {
+            pattern: pattern.clone(),
+            bits: None,
+            block_size: None,
+            symmetric: None,
+            float: false,
+        };
+        match v {
+            toml::Value::String(s) if matches!(s.as_str(), "fp32" | "float" | "fp16") => {
+                n.float = true;
+            }
+            toml::Value::Table(keys) => {
+                for (k, v) in keys {
+                    match k.as_str() {
+                        "bits" => n.bits = Some(count(v)? as u32),
+                        "group_size" | "block_size" => n.block_size = Some(count(v)?),
+                        "symmetric" => n.symmetric = Some(boolean(v)?),
+                        "scheme" => {
+                            n.symmetric = Some(match v.as_str() {
+                                Some("sym") => true,
+                                Some("asym") => false,
+                                _ => {
+                                    return Err((
+                                        "`scheme` is \"sym\" or \"asym\"",
+                                        FORM.to_owned(),
+                                    ));
+                                }
+                            })
+                        }
+                        _ => {
+                            return Err((
+                                "a node entry takes bits, group_size (or block_size) and scheme \
+                                 (or symmetric)",
+                                FORM.to_owned(),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => return Err(("a node entry is \"fp32\" or a table", FORM.to_owned())),
+        }
+        out.push(n);
+    }
+    Ok(out)
 }

@@ -17,6 +17,7 @@ mod mapped;
 mod model;
 mod paths;
 mod save;
+mod spill;
 pub mod tensor;
 
 pub use dtype::{DataType, TypedField};
@@ -30,3 +31,4 @@ pub use save::{
     DEFAULT_THRESHOLD, Layout, PROTO_LIMIT, Saved, Staged, save, save_staged, temp_file_in,
     temp_prefix,
 };
+pub use spill::{Spill, SpillMap, Spilled};

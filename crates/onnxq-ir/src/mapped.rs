@@ -16,14 +16,33 @@ use memmap2::{Mmap, UncheckedAdvice};
 
 use crate::error::{Error, Result};
 
-/// One mapped file, shared by every `Bytes` slice taken from it.
+/// One mapped file, shared by every `Bytes` slice taken from it; a spill file ([`crate::Spill`])
+/// keeps its temporary file here, removed once the last slice is gone (after the map: fields drop
+/// in order).
 #[derive(Debug)]
-pub(crate) struct Mapped(Mmap);
+pub(crate) struct Mapped {
+    map: Mmap,
+    /// Held only to be dropped after `map`.
+    _spill: Option<tempfile::NamedTempFile>,
+}
 
 impl AsRef<[u8]> for Mapped {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.map
     }
+}
+
+/// Maps a finished spill file read-only; the map owns the temporary file from now on.
+pub(crate) fn map_spill(tmp: tempfile::NamedTempFile) -> Result<(Arc<Mapped>, Bytes)> {
+    // SAFETY: as in `map_file`: a private read-only map of a file only this process wrote, and
+    // never writes again (the writer is gone; the map owns the file).
+    let map = unsafe { Mmap::map(tmp.as_file()) }.map_err(|e| Error::io("map", tmp.path(), e))?;
+    let mapped = Arc::new(Mapped {
+        map,
+        _spill: Some(tmp),
+    });
+    let bytes = Bytes::from_owner(ArcMapped(mapped.clone()));
+    Ok((mapped, bytes))
 }
 
 /// Maps `path`, a `what` ("model file", ...), read-only. An empty file gives an empty buffer (mmap
@@ -57,7 +76,7 @@ pub(crate) fn map_file(
     // go to a fresh temporary file renamed into place, which leaves the mapped inode untouched).
     // Another process truncating the file while we run is outside what any reader can defend against.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io("map", path, e))?;
-    let mapped = Arc::new(Mapped(map));
+    let mapped = Arc::new(Mapped { map, _spill: None });
     let bytes = Bytes::from_owner(ArcMapped(mapped.clone()));
     Ok((Some(mapped), bytes))
 }
@@ -116,13 +135,18 @@ impl Sources {
         self.maps.push(map);
     }
 
+    /// Adds the maps of `other` (a [`crate::Spill`]'s), so saving releases their pages too.
+    pub fn extend(&mut self, other: Sources) {
+        self.maps.extend(other.maps);
+    }
+
     /// Drops every mapped page from memory (they are read back from the files when needed).
     pub fn release_all(&self) {
         for map in &self.maps {
             // SAFETY: as in `release`: private read-only maps, every slice stays valid.
             let _ = unsafe {
-                map.0
-                    .unchecked_advise_range(UncheckedAdvice::DontNeed, 0, map.0.len())
+                map.map
+                    .unchecked_advise_range(UncheckedAdvice::DontNeed, 0, map.map.len())
             };
         }
     }
@@ -132,8 +156,8 @@ impl Sources {
     pub fn release(&self, data: &[u8]) {
         let start = data.as_ptr() as usize;
         for map in &self.maps {
-            let base = map.0.as_ptr() as usize;
-            if start < base || start + data.len() > base + map.0.len() {
+            let base = map.map.as_ptr() as usize;
+            if start < base || start + data.len() > base + map.map.len() {
                 continue;
             }
             // Only whole pages inside the slice may go: a neighbouring tensor may share the edges.
@@ -144,7 +168,7 @@ impl Sources {
                 // SAFETY: the map is private and read-only, so MADV_DONTNEED discards no changes and
                 // later reads see the file's bytes again; every `Bytes` slice stays valid.
                 let _ = unsafe {
-                    map.0
+                    map.map
                         .unchecked_advise_range(UncheckedAdvice::DontNeed, offset, end - offset)
                 };
             }

@@ -62,6 +62,12 @@ impl Model {
         &self.sources
     }
 
+    /// Adds maps the model's tensors now also point into (a pass's [`crate::Spill`]), so saving
+    /// releases their pages after streaming them.
+    pub fn add_sources(&mut self, sources: Sources) {
+        self.sources.extend(sources);
+    }
+
     /// The file the model was loaded from (`None` when decoded from memory).
     pub fn path(&self) -> Option<&std::path::Path> {
         self.path.as_deref()

@@ -30,6 +30,9 @@ pub enum Error {
     /// The model lacks something every quantization needs.
     #[error("{0}")]
     Model(String),
+    /// Writing or mapping the spill file of quantized tensors failed (disk full, permissions).
+    #[error("{0}")]
+    Spill(onnxq_ir::Error),
     /// A broken invariant inside onnxq (a bug, never user input).
     #[error("internal error: {0}")]
     Internal(String),
@@ -48,6 +51,10 @@ impl Error {
             }
             Error::Options { hint, .. } | Error::Upgrade { hint, .. } => Some(hint),
             Error::Model(_) => None,
+            Error::Spill(_) => Some(
+                "quantized tensors are staged in a temporary file beside the output: check the \
+                 output folder's free space (about the output model's size) and permissions",
+            ),
             Error::Internal(_) => Some("this is a bug in onnxq; please report it with the model"),
         }
     }

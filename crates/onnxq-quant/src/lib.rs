@@ -31,8 +31,10 @@ pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
 pub use report::Report;
 pub use upgrade::{UpgradeReport, upgrade};
-pub use weight_only::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
-pub use weight_only::quantize_weight_only;
+pub use weight_only::options::{
+    Algorithm, NodeSettings, Settings, WeightOnlyFormat, WeightOnlyOptions,
+};
+pub use weight_only::{quantize_weight_only, quantize_weight_only_spilling};
 
 /// The op-quantizer registries under one path: the dynamic op quantizers (`dynamic/ops/`) and the
 /// static rule table (`qdq/rules.rs`, as `static_ops`).

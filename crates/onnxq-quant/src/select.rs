@@ -48,19 +48,28 @@ impl Selection<'_> {
     /// Fails on an include or exclude entry that matches no node in `scope`: a typo would
     /// otherwise silently quantize everything or nothing.
     pub(crate) fn check_entries(&self, g: &Graph, scope: Scope) -> Result<()> {
-        let mut names = BTreeSet::new();
-        collect_names(g, scope, &mut names);
-        for (flag, list) in [("--include", self.include), ("--exclude", self.exclude)] {
-            for p in list {
-                if !names.iter().any(|n| glob_match(p, n)) {
-                    return Err(Error::Selection(format!(
-                        "{flag} `{p}` matches no node of the model"
-                    )));
-                }
-            }
-        }
-        Ok(())
+        check_patterns(g, scope, "--include", self.include)?;
+        check_patterns(g, scope, "--exclude", self.exclude)
     }
+}
+
+/// Fails on a pattern of `list` (given as `what`) that matches no node name in `scope`.
+pub(crate) fn check_patterns<S: AsRef<str>>(
+    g: &Graph,
+    scope: Scope,
+    what: &str,
+    list: &[S],
+) -> Result<()> {
+    let mut names = BTreeSet::new();
+    collect_names(g, scope, &mut names);
+    for p in list.iter().map(AsRef::as_ref) {
+        if !names.iter().any(|n| glob_match(p, n)) {
+            return Err(Error::Selection(format!(
+                "{what} `{p}` matches no node of the model"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn collect_names<'g>(g: &'g Graph, scope: Scope, names: &mut BTreeSet<&'g str>) {

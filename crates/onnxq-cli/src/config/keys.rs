@@ -128,6 +128,9 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("accuracy_level", Uses::WeightOnly),
     ort("algo", &["algorithm", "quant_method"], Uses::WeightOnly),
     opt("quant_axes", Uses::WeightOnly),
+    opt("lm_head_bits", Uses::WeightOnly),
+    opt("fold_bias", Uses::WeightOnly),
+    ort("nodes", &["customized_weight_config"], Uses::WeightOnly),
     opt("per_channel", Uses::Integer),
     opt("conv_per_channel", Uses::Dynamic),
     opt("reduce_range", Uses::Integer),
@@ -286,6 +289,8 @@ mod tests {
                 "block_size" => "32",
                 "algo" => "\"RTN\"",
                 "quant_axes" => "[\"Gather:0\"]",
+                "lm_head_bits" => "8",
+                "nodes" => "{ \"a\" = { bits = 8 } }",
                 "ranges" | "overrides" | "report" | "ort_lib" => "\"f.json\"",
                 _ => "true",
             };

@@ -40,8 +40,14 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             report
         }
         Mode::WeightOnly => {
-            let opts = weight_only::weight_only_options(a)?;
-            let report = onnxq_quant::quantize_weight_only(&mut model, &opts)?;
+            let opts = weight_only::weight_only_options(a, &cfg)?;
+            // Quantized tensors are staged beside the output as they are made (memory holds the
+            // tensors in flight, not the quantized model); the output's folder is checked already.
+            let dir = match a.output.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            let report = onnxq_quant::quantize_weight_only_spilling(&mut model, &opts, dir)?;
             stamp::stamp(&mut model, "weight-only", None, &opts, None)?;
             report
         }

@@ -199,6 +199,10 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
     w.block_size = w.block_size.or(cfg.block_size);
     w.accuracy_level = w.accuracy_level.or(cfg.accuracy_level);
     w.algo = w.algo.or(cfg.algo);
+    w.lm_head_bits = w.lm_head_bits.or(cfg.lm_head_bits);
+    if !given("fold_bias") {
+        w.fold_bias = cfg.fold_bias.unwrap_or(false);
+    }
     if !given("quant_axes") {
         w.quant_axes = cfg.quant_axes.clone().unwrap_or_default();
     }

@@ -7,7 +7,10 @@ use crate::args::{Format, QuantizeArgs};
 use crate::util::fail;
 
 /// The weight-only options: flags over the config over ORT's `MatMulNBitsQuantizer` defaults.
-pub(super) fn weight_only_options(a: &QuantizeArgs) -> Result<onnxq_quant::WeightOnlyOptions> {
+pub(super) fn weight_only_options(
+    a: &QuantizeArgs,
+    cfg: &crate::config::Config,
+) -> Result<onnxq_quant::WeightOnlyOptions> {
     use crate::args::WeightOnlyAlgo;
     use onnxq_quant::{Algorithm, WeightOnlyFormat};
     let w = &a.weight_only;
@@ -64,5 +67,8 @@ pub(super) fn weight_only_options(a: &QuantizeArgs) -> Result<onnxq_quant::Weigh
         include: a.include.clone(),
         exclude: a.exclude.clone(),
         gather_axis,
+        nodes: cfg.nodes.clone().unwrap_or_default(),
+        lm_head_bits: w.lm_head_bits,
+        fold_bias: w.fold_bias,
     })
 }

@@ -13,6 +13,8 @@
 //!
 //! Both run in parallel over independent slabs of the output and read the weight in place.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use super::F32Data;
@@ -87,11 +89,16 @@ impl Elems<'_> {
 
     /// The index of the first value that is NaN or infinite, if any (in parallel chunks).
     pub fn first_non_finite(&self) -> Option<usize> {
+        self.first_non_finite_in(0..self.len())
+    }
+
+    /// [`Elems::first_non_finite`] among the values of `range`.
+    pub fn first_non_finite_in(&self, range: std::ops::Range<usize>) -> Option<usize> {
         const CHUNK: usize = 1 << 16;
-        let chunks = self.len().div_ceil(CHUNK);
+        let chunks = range.len().div_ceil(CHUNK);
         (0..chunks).into_par_iter().find_map_first(|c| {
-            let start = c * CHUNK;
-            let mut buf = vec![0f32; CHUNK.min(self.len() - start)];
+            let start = range.start + c * CHUNK;
+            let mut buf = vec![0f32; CHUNK.min(range.end - start)];
             self.read_into(start, &mut buf);
             // The whole chunk in one pass (vectorizes); the index only when there is one.
             if buf.iter().all(|v| v.is_finite()) {
@@ -198,7 +205,9 @@ impl BlockShape {
 /// from zero is truncation plus one where the fraction (exact: `x - trunc(x)`) is at least 0.5.
 #[inline]
 fn code(x: f32, top: f32) -> u8 {
-    let x = x.max(0.0).min(top);
+    // Comparisons, not `f32::max`/`min`, whose NaN rules keep the loop scalar (x is finite).
+    let x = if x > 0.0 { x } else { 0.0 };
+    let x = if x < top { x } else { top };
     let t = x as i32;
     (t + i32::from(x - t as f32 >= 0.5)) as u8
 }
@@ -277,69 +286,69 @@ pub enum ZeroPoints {
 /// into a small buffer, so the per-column block statistics never stride through memory.
 const TILE: usize = 64;
 
+/// Values per band: the weight is quantized in bands of whole blocks of rows (each band in
+/// parallel over column tiles), and the caller is told when a band is done, so the pages of a
+/// memory-mapped weight are released behind the kernel instead of at the end of the tensor.
+const BAND: usize = 1 << 22;
+
+/// Quantizes the `[k, n]` row-major weight `w`, known finite, into MatMulNBits' layout (ORT's
+/// DEFAULT algorithm): the tests' entry point.
+#[cfg(test)]
+pub(crate) fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
+    let q = nbits_releasing(w, s, &|_| {});
+    q.expect("nbits: a NaN or infinite weight (callers check first)")
+}
+
 /// Quantizes the `[k, n]` row-major weight `w` into MatMulNBits' layout (ORT's DEFAULT
-/// algorithm).
-pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
+/// algorithm), for a weight not yet checked, calling `done` with each range of values (row-major
+/// indices) it has finished reading; stops at the first NaN or infinite value, whose index it
+/// returns (each band is checked before it is quantized: one read of the weight's pages).
+pub fn nbits_releasing(
+    w: &Elems<'_>,
+    s: BlockShape,
+    done: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Result<NBits, usize> {
     debug_assert_eq!(w.len(), s.k * s.n);
-    let (kb, blob, st) = (s.k_blocks(), s.blob(), w.scale_type());
-    let per_byte = 8 / s.bits as usize;
-    let shift = per_byte.trailing_zeros();
-    let top = s.max_code();
+    let (kb, blob) = (s.k_blocks(), s.blob());
     let mut packed = vec![0u8; s.n * kb * blob];
     let mut scales = vec![0f32; s.n * kb];
     let mut zps = vec![0u8; s.n * kb];
-    packed
-        .par_chunks_mut(TILE * kb * blob)
-        .zip(scales.par_chunks_mut(TILE * kb))
-        .zip(zps.par_chunks_mut(TILE * kb))
-        .enumerate()
-        .for_each(|(t, ((packed, scales), zps))| {
-            let c0 = t * TILE;
-            let cols = TILE.min(s.n - c0);
-            // buf[i * cols + c]: row b·block + i of column c0 + c; codes likewise.
-            let mut buf = vec![0f32; s.block * cols];
-            let mut codes = vec![0u8; s.block * cols];
-            for b in 0..kb {
-                let rows = b * s.block..s.k.min((b + 1) * s.block);
-                let height = rows.len();
-                for (i, r) in rows.enumerate() {
-                    w.read_into(r * s.n + c0, &mut buf[i * cols..(i + 1) * cols]);
+    let band = (BAND / (s.block * s.n)).max(1);
+    for b0 in (0..kb).step_by(band) {
+        let blocks = b0..kb.min(b0 + band);
+        let values = blocks.start * s.block * s.n..s.k.min(blocks.end * s.block) * s.n;
+        let broken = AtomicBool::new(false);
+        packed
+            .par_chunks_mut(TILE * kb * blob)
+            .zip(scales.par_chunks_mut(TILE * kb))
+            .zip(zps.par_chunks_mut(TILE * kb))
+            .enumerate()
+            .for_each(|(t, ((packed, scales), zps))| {
+                let mut tile = Tile {
+                    c0: t * TILE,
+                    cols: TILE.min(s.n - t * TILE),
+                    packed,
+                    scales,
+                    zps,
+                };
+                let mut buf = Buffers::new(&s, tile.cols);
+                let mut finite = true;
+                for b in blocks.clone() {
+                    finite &= tile.block(w, &s, b, &mut buf);
                 }
-                // Row by row, every column's range at once (vectorizes).
-                let (mut lo, mut hi) = ([f32::MAX; TILE], [f32::MIN; TILE]);
-                for i in 0..height {
-                    let row = &buf[i * cols..(i + 1) * cols];
-                    for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
-                        *l = if v < *l { v } else { *l };
-                        *h = if v > *h { v } else { *h };
-                    }
+                if !finite {
+                    broken.store(true, Ordering::Relaxed);
                 }
-                let (mut recip, mut zpf) = ([0f32; TILE], [0f32; TILE]);
-                for c in 0..cols {
-                    let p = block_params(lo[c], hi[c], &s, st);
-                    scales[c * kb + b] = p.scale;
-                    zps[c * kb + b] = p.zp as u8;
-                    (recip[c], zpf[c]) = (p.recip, p.zp as f32);
-                }
-                // Codes row by row across the columns (vectorizes), then packed per column.
-                for i in 0..height {
-                    let row = &buf[i * cols..(i + 1) * cols];
-                    let q = &mut codes[i * cols..(i + 1) * cols];
-                    for c in 0..cols {
-                        q[c] = code(row[c] * recip[c] + zpf[c], top as f32);
-                    }
-                }
-                for c in 0..cols {
-                    let out = &mut packed[(c * kb + b) * blob..(c * kb + b + 1) * blob];
-                    for i in 0..height {
-                        // per_byte is a power of two: shifts, not divisions, per value.
-                        out[i >> shift] |=
-                            codes[i * cols + c] << ((i & (per_byte - 1)) as u32 * s.bits);
-                    }
-                }
-            }
-        });
-    NBits {
+            });
+        // The codes of a broken band are garbage; find the first bad value to report it.
+        if broken.into_inner() {
+            return Err(w
+                .first_non_finite_in(values.clone())
+                .unwrap_or(values.start));
+        }
+        done(values);
+    }
+    Ok(NBits {
         shape: s,
         packed,
         scales,
@@ -348,6 +357,92 @@ pub fn nbits(w: &Elems<'_>, s: BlockShape) -> NBits {
         } else {
             ZeroPoints::Codes(zps)
         },
+    })
+}
+
+/// One parallel task's columns `c0 .. c0 + cols` and their slices of the outputs.
+struct Tile<'a> {
+    c0: usize,
+    cols: usize,
+    packed: &'a mut [u8],
+    scales: &'a mut [f32],
+    zps: &'a mut [u8],
+}
+
+/// A task's scratch: `vals[i * cols + c]` holds row `b·block + i` of column `c0 + c`, `codes`
+/// likewise, and `bytes[j * cols + c]` the packed byte `j` of column `c0 + c`.
+struct Buffers {
+    vals: Vec<f32>,
+    codes: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+impl Buffers {
+    fn new(s: &BlockShape, cols: usize) -> Buffers {
+        Buffers {
+            vals: vec![0f32; s.block * cols],
+            codes: vec![0u8; s.block * cols],
+            bytes: vec![0u8; s.blob() * cols],
+        }
+    }
+}
+
+impl Tile<'_> {
+    /// Block `b` of every column of the tile; false if a value read is NaN or infinite. Each
+    /// step runs row by row across the tile's columns, which vectorizes.
+    fn block(&mut self, w: &Elems<'_>, s: &BlockShape, b: usize, buf: &mut Buffers) -> bool {
+        let (kb, blob, st, cols) = (s.k_blocks(), s.blob(), w.scale_type(), self.cols);
+        let per_byte = 8 / s.bits as usize;
+        let top = s.max_code() as f32;
+        let rows = b * s.block..s.k.min((b + 1) * s.block);
+        let height = rows.len();
+        let vals = &mut buf.vals[..height * cols];
+        for (r, out) in rows.zip(vals.chunks_exact_mut(cols)) {
+            w.read_into(r * s.n + self.c0, out);
+        }
+        let finite = vals.iter().fold(true, |ok, v| ok & v.is_finite());
+        let (mut lo, mut hi) = ([f32::MAX; TILE], [f32::MIN; TILE]);
+        for row in vals.chunks_exact(cols) {
+            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                *l = if v < *l { v } else { *l };
+                *h = if v > *h { v } else { *h };
+            }
+        }
+        let (mut recip, mut zpf) = ([0f32; TILE], [0f32; TILE]);
+        for c in 0..cols {
+            let p = block_params(lo[c], hi[c], s, st);
+            self.scales[c * kb + b] = p.scale;
+            self.zps[c * kb + b] = p.zp as u8;
+            (recip[c], zpf[c]) = (p.recip, p.zp as f32);
+        }
+        let codes = &mut buf.codes[..height * cols];
+        for (row, q) in vals.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)) {
+            for ((q, &v), (&r, &z)) in q.iter_mut().zip(row).zip(recip.iter().zip(&zpf)) {
+                *q = code(v * r + z, top);
+            }
+        }
+        // `per_byte` consecutive rows make one byte of each column, low bits first.
+        let used = height.div_ceil(per_byte);
+        let bytes = &mut buf.bytes[..used * cols];
+        for (j, out) in bytes.chunks_exact_mut(cols).enumerate() {
+            out.fill(0);
+            let group = codes[j * per_byte * cols..]
+                .chunks_exact(cols)
+                .take(per_byte);
+            for (r, row) in group.enumerate() {
+                let shift = r as u32 * s.bits;
+                for (o, &q) in out.iter_mut().zip(row) {
+                    *o |= q << shift;
+                }
+            }
+        }
+        for c in 0..cols {
+            let out = &mut self.packed[(c * kb + b) * blob..][..used];
+            for (o, row) in out.iter_mut().zip(bytes.chunks_exact(cols)) {
+                *o = row[c];
+            }
+        }
+        finite
     }
 }
 

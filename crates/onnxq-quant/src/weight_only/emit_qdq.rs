@@ -5,99 +5,34 @@
 //! `<MatMul>_DQ_Q{bits}` writing `<B>_DQ_Q{bits}_output`; the MatMul reads it and is renamed
 //! `<MatMul>_matmul_Q{bits}` — ORT's names. A Gather table (no QDQ form in ORT's tool) becomes a
 //! `DequantizeLinear` along its quantize axis with GatherBlockQuantized's arithmetic, read by the
-//! Gather (`<Gather>_gather_Q4`). A weight read by several nodes is dequantized once per graph
-//! (ORT writes one DequantizeLinear per reader, all defining the same name).
+//! Gather (`<Gather>_gather_Q{bits}`). A weight read by several nodes is dequantized once per
+//! graph (ORT writes one DequantizeLinear per reader, all defining the same name). An N-D weight
+//! `[1, …, 1, K, N]` whose MatMul needs its rank back keeps its dims (blocked along axis r-2), so
+//! the MatMul's output shape is the float model's without a reshape.
 
 use std::collections::BTreeMap;
 
 use onnxq_ir::{Graph, ValueId};
 
-use super::options::WeightOnlyOptions;
-use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
-use super::quantize::Quantized;
-use crate::edit::{init, int_attr, tensor};
+use super::encode::Encoded;
+use super::plan::{Key, Kind, Plan};
+use crate::edit::{init, int_attr};
 use crate::error::{Error, Result};
-use crate::numerics::blocks::ScaleType;
-use crate::weights::Source;
 
-/// ONNX data types of the codes.
-const INT8: i32 = 3;
+/// ONNX data type of 8-bit unsigned codes.
 const UINT8: i32 = 2;
-const UINT4: i32 = 21;
-const INT4: i32 = 22;
 
-/// The dequantized weights added so far in this graph, by weight and kind.
+/// The dequantized weights added so far in this graph, by weight, kind and settings.
 #[derive(Default)]
-pub(crate) struct Dequantized(BTreeMap<(Source, Kind), ValueId>);
+pub(crate) struct Dequantized(BTreeMap<Key, ValueId>);
 
-fn scale_type(dtype: i32) -> ScaleType {
-    match dtype {
-        FLOAT16 => ScaleType::F16,
-        BFLOAT16 => ScaleType::Bf16,
-        _ => ScaleType::F32,
-    }
-}
-
-fn code_type(bits: u32, symmetric: bool) -> i32 {
-    match (bits, symmetric) {
-        (4, true) => INT4,
-        (4, false) => UINT4,
-        (_, true) => INT8,
-        (_, false) => UINT8,
-    }
-}
-
-/// The codes, scales and zero points of one weight, as the DequantizeLinear reads them.
-struct Blocked<'q> {
-    dims: Vec<i64>,
-    param_dims: Vec<i64>,
-    bits: u32,
-    data: &'q [u8],
-    scales: &'q [f32],
-    zero_points: Option<&'q [u8]>,
-    axis: i64,
-}
-
-/// Rewrites `p`'s node to read a blocked DequantizeLinear of `q`; returns the report pattern.
+/// Rewrites `p`'s node to read a blocked DequantizeLinear of `e`; returns the report pattern.
 pub(crate) fn apply(
     g: &mut Graph,
     done: &mut Dequantized,
     p: &Plan,
-    q: &Quantized,
-    opts: &WeightOnlyOptions,
+    e: &Encoded,
 ) -> Result<String> {
-    let (blocked, op) = match (q, p.kind) {
-        (Quantized::Qdq(q), Kind::MatMul { k, n }) => {
-            let s = q.shape;
-            let b = Blocked {
-                dims: vec![k as i64, n as i64],
-                param_dims: vec![s.k_blocks() as i64, n as i64],
-                bits: s.bits,
-                data: &q.data,
-                scales: &q.scales,
-                zero_points: q.zero_points.as_deref(),
-                axis: 0,
-            };
-            (b, "matmul")
-        }
-        (Quantized::Gather(q), Kind::Gather { axis, shape }) => {
-            let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
-            let mut param_dims = dims.clone();
-            param_dims[axis] = (q.scales.len() / (shape.m * shape.n)) as i64;
-            let b = Blocked {
-                dims,
-                param_dims,
-                bits: 4,
-                data: &q.data,
-                scales: &q.scales,
-                zero_points: q.zero_points.as_deref(),
-                axis: axis as i64,
-            };
-            (b, "gather")
-        }
-        _ => return Err(Error::Internal("quantized weight of another kind".into())),
-    };
-    let bits = blocked.bits;
     let node_name = g
         .node(p.node)
         .ok_or_else(|| Error::Internal("planned node vanished".into()))?
@@ -106,56 +41,83 @@ pub(crate) fn apply(
     let dq_out = match done.0.get(&p.key()) {
         Some(&v) => v,
         None => {
-            let v = dequantize(g, p, &blocked, &node_name, opts)?;
+            let v = dequantize(g, p, e, &node_name)?;
             done.0.insert(p.key(), v);
             v
         }
     };
+    let (slot, op, what) = match p.kind {
+        Kind::MatMul { .. } => (1, "matmul", "MatMul"),
+        Kind::Gather { .. } => (0, "gather", "Gather"),
+    };
     // The node keeps its output; ORT renames it after the pattern.
-    let slot = if op == "matmul" { 1 } else { 0 };
     g.set_input(p.node, slot, Some(dq_out))
         .map_err(Error::edit)?;
     if !node_name.is_empty()
         && let Some(n) = g.node_mut(p.node)
     {
-        n.proto.name = Some(format!("{node_name}_{op}_Q{bits}"));
+        n.proto.name = Some(format!("{node_name}_{op}_Q{}", e.bits));
     }
-    let what = if op == "matmul" { "MatMul" } else { "Gather" };
-    Ok(format!("DequantizeLinear {bits}-bit + {what}"))
+    Ok(format!("DequantizeLinear {}-bit + {what}", e.bits))
 }
 
-/// Adds the quantized tensors and the DequantizeLinear node; returns its output.
-fn dequantize(
-    g: &mut Graph,
-    p: &Plan,
-    b: &Blocked<'_>,
-    node_name: &str,
-    opts: &WeightOnlyOptions,
-) -> Result<ValueId> {
-    let name = &p.weight_name;
-    // Signed codes without zero points (symmetric), unsigned codes with them.
-    let codes = code_type(b.bits, b.zero_points.is_none());
-    let data_name = g.fresh_name(&format!("{name}_DQ_Q{}", b.bits));
-    let data = g
-        .add_initializer(&data_name, tensor(b.dims.clone(), codes, b.data.to_vec()))
-        .map_err(Error::edit)?;
-    let scales = tensor(
-        b.param_dims.clone(),
-        p.dtype,
-        scale_type(p.dtype).to_bytes(b.scales),
-    );
-    let scales = init(g, &format!("{name}_DQ_scales"), scales)?;
-    let mut inputs = vec![Some(data), Some(scales)];
-    if let Some(z) = b.zero_points {
-        // Zero points share the codes' (unsigned) type.
-        let zp = tensor(b.param_dims.clone(), codes, z.to_vec());
-        inputs.push(Some(init(g, &format!("{name}_DQ_zero_points"), zp)?));
+/// Adds the quantized tensors (`<W>_DQ_Q{bits}`, `<W>_DQ_scales`, `<W>_DQ_zero_points`) and the
+/// DequantizeLinear node (`<node>_DQ_Q{bits}`, unnamed for an unnamed node as ORT does); returns
+/// its output, `<W>_DQ_Q{bits}_output`.
+fn dequantize(g: &mut Graph, p: &Plan, e: &Encoded, node_name: &str) -> Result<ValueId> {
+    let (axis, nd) = match p.kind {
+        Kind::MatMul { .. } => match p.restore_rank {
+            Some(r) => (r as i64 - 2, Some(r)),
+            None => (0, None),
+        },
+        Kind::Gather { axis, .. } => (axis as i64, None),
+    };
+    let mut inputs = Vec::new();
+    let mut data_name = String::new();
+    for (i, b) in e.tensors.iter().enumerate() {
+        let mut dims = b.dims.clone();
+        if let Some(r) = nd {
+            // [K, N] and [k_blocks, N] as [1, …, 1, K, N]: the same bytes.
+            let mut full = vec![1i64; r - 2];
+            full.extend(&dims);
+            dims = full;
+        }
+        let t = onnxq_ir::proto::TensorProto {
+            dims,
+            data_type: Some(b.dtype),
+            raw_data: Some(b.bytes.clone()),
+            ..Default::default()
+        };
+        let name = format!("{}_DQ{}", p.weight_name, b.suffix);
+        let v = init(g, &name, t)?;
+        if i == 0 {
+            data_name = g.value(v).name().to_owned();
+        }
+        inputs.push(Some(v));
     }
-    let name = (!node_name.is_empty()).then(|| format!("{node_name}_DQ_Q{}", b.bits));
+    let symmetric_u8 = e.tensors.len() == 2 && e.tensors[0].dtype == UINT8;
+    if symmetric_u8 {
+        // GatherBlockQuantized's symmetric 8-bit table is UINT8 offset by its default zero
+        // point, 128, which DequantizeLinear (default 0) needs written out.
+        let s = &e.tensors[1];
+        let count: i64 = s.dims.iter().product();
+        let zp = onnxq_ir::proto::TensorProto {
+            dims: s.dims.clone(),
+            data_type: Some(UINT8),
+            raw_data: Some(vec![128u8; count as usize].into()),
+            ..Default::default()
+        };
+        inputs.push(Some(init(
+            g,
+            &format!("{}_DQ_zero_points", p.weight_name),
+            zp,
+        )?));
+    }
+    let name = (!node_name.is_empty()).then(|| format!("{node_name}_DQ_Q{}", e.bits));
     let mut node = onnxq_ir::Node::new("DequantizeLinear", "", name);
     node.attributes = [
-        int_attr("axis", b.axis),
-        int_attr("block_size", opts.block_size as i64),
+        int_attr("axis", axis),
+        int_attr("block_size", p.settings.block_size as i64),
     ]
     .into_iter()
     .map(onnxq_ir::Attribute::new)

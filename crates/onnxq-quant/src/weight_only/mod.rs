@@ -16,24 +16,43 @@
 
 mod emit;
 mod emit_qdq;
+mod encode;
 pub mod options;
 mod plan;
 mod quantize;
+mod rank;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
-use onnxq_ir::{Graph, Model, Sources, ValueId};
+use onnxq_ir::{Graph, Model, NodeId, Sources, ValueId};
 
 use crate::edit::node_label;
 use crate::error::{Error, Result};
 use crate::report::{Entry, Outcome, Report};
-use crate::select::{Scope, Selection};
-use crate::weights::{remove_all_if_unused, remove_unread_constants};
+use crate::select::{Scope, Selection, check_patterns};
+use crate::weights::{remove_all_if_unused, remove_unread_constants, resolve};
 use options::{WEIGHT_ONLY_OPS, WeightOnlyFormat, WeightOnlyOptions};
 use plan::Plan;
 
-/// Quantizes `model`'s weights block-wise in place and reports every candidate node.
+/// Quantizes `model`'s weights block-wise in place and reports every candidate node; the quantized
+/// tensors are held in memory (see [`quantize_weight_only_spilling`] for large models).
 pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Result<Report> {
+    run(model, opts, None)
+}
+
+/// Like [`quantize_weight_only`], but each large quantized tensor goes to a temporary spill file
+/// in `spill_dir` as soon as it is made, and the model's tensors then point into that file's map:
+/// memory holds the tensors in flight, not the quantized model. Give the output's folder.
+pub fn quantize_weight_only_spilling(
+    model: &mut Model,
+    opts: &WeightOnlyOptions,
+    spill_dir: &Path,
+) -> Result<Report> {
+    run(model, opts, Some(spill_dir))
+}
+
+fn run(model: &mut Model, opts: &WeightOnlyOptions, spill_dir: Option<&Path>) -> Result<Report> {
     opts.validate()?;
     let opset = model
         .opset("")
@@ -54,6 +73,12 @@ pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Resu
         exclude: &opts.exclude,
     };
     selection.check_entries(&model.graph, Scope::WithSubgraphs)?;
+    let patterns: Vec<&str> = opts.nodes.iter().map(|n| n.pattern.as_str()).collect();
+    check_patterns(&model.graph, Scope::WithSubgraphs, "node entry", &patterns)?;
+    let lm_head = match opts.lm_head_bits {
+        Some(_) => Some(lm_head(&model.graph)?),
+        None => None,
+    };
     // Blocked DequantizeLinear exists from opset 21: the model is converted there first (every
     // node that changed meaning rewritten, or an error naming the one that cannot be).
     let upgraded = if opts.format == WeightOnlyFormat::Qdq && opset < QDQ_OPSET {
@@ -72,8 +97,14 @@ pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Resu
             ..Default::default()
         },
         sources: model.sources().clone(),
+        spill_dir,
+        spilled: Vec::new(),
+        lm_head,
     };
     quantize_graph(&mut model.graph, &[], "main", &mut run)?;
+    for s in std::mem::take(&mut run.spilled) {
+        model.add_sources(s);
+    }
     if run.report.quantized() > 0 && opts.format == WeightOnlyFormat::QOperator {
         crate::opset::import_domain(model, "com.microsoft");
     }
@@ -98,6 +129,35 @@ struct Run<'a> {
     selection: Selection<'a>,
     report: Report,
     sources: Sources,
+    /// Where quantized tensors are spilled (None: held in memory).
+    spill_dir: Option<&'a Path>,
+    /// The maps of the spill files written so far, one per graph.
+    spilled: Vec<Sources>,
+    /// The main graph's LM head, when it has its own bits.
+    lm_head: Option<NodeId>,
+}
+
+/// The LM head: the main graph's last MatMul with a constant weight in topological order (the
+/// projection to the vocabulary in a language model).
+fn lm_head(g: &Graph) -> Result<NodeId> {
+    let order = g.topological_order().map_err(Error::edit)?;
+    order
+        .into_iter()
+        .rev()
+        .find(|&id| {
+            g.node(id).is_some_and(|n| {
+                n.op_type() == "MatMul"
+                    && n.domain().is_empty()
+                    && crate::edit::input(n, 1).is_some_and(|b| resolve(g, &[], b).is_some())
+            })
+        })
+        .ok_or_else(|| Error::Options {
+            message: "--lm-head-bits: the main graph has no MatMul with a constant weight to take \
+                      as the LM head"
+                .into(),
+            hint: "leave --lm-head-bits out, or set a node's bits in the config's \
+                   customized_weight_config",
+        })
 }
 
 /// One graph: its subgraphs, then plan → quantize → apply → remove unused float weights.
@@ -105,7 +165,9 @@ fn quantize_graph(g: &mut Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>
     quantize_subgraphs(g, outer, path, run)?;
     let planned = plan_nodes(g, outer, path, run);
     let plans: Vec<Plan> = planned.iter().map(|(p, _)| p.clone()).collect();
-    let quantized = quantize::quantize_weights(g, outer, &plans, run.opts, &run.sources)?;
+    let (quantized, spilled) =
+        quantize::quantize_weights(g, outer, &plans, run.opts, &run.sources, run.spill_dir)?;
+    run.spilled.extend(spilled);
     let mut store = emit::Stored::default();
     let mut dequantized = emit_qdq::Dequantized::default();
     let mut consumed: BTreeSet<ValueId> = BTreeSet::new();
@@ -115,7 +177,7 @@ fn quantize_graph(g: &mut Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>
                 consumed.insert(p.weight_input);
                 let pattern = match run.opts.format {
                     WeightOnlyFormat::QOperator => emit::apply(g, &mut store, p, q, run.opts)?,
-                    WeightOnlyFormat::Qdq => emit_qdq::apply(g, &mut dequantized, p, q, run.opts)?,
+                    WeightOnlyFormat::Qdq => emit_qdq::apply(g, &mut dequantized, p, q)?,
                 };
                 Outcome::Quantized { pattern }
             }
@@ -153,14 +215,31 @@ fn plan_nodes(g: &Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Vec
         if !node.domain().is_empty() || !WEIGHT_ONLY_OPS.contains(&node.op_type()) {
             continue;
         }
+        let is_head = path == "main" && run.lm_head == Some(id);
         let outcome = run
             .selection
             .check(node.op_type(), node.name())
-            .and_then(|()| match node.op_type() {
-                "Gather" => {
-                    plan::plan_gather(g, outer, id, node, run.opts.gather_axis, run.opts.bits)
-                }
-                _ => plan::plan_matmul(g, outer, id, node),
+            .and_then(|()| {
+                run.opts
+                    .settings_for(node.name(), is_head)
+                    .ok_or_else(|| "kept float by its node entry".to_owned())
+            })
+            .and_then(|settings| match node.op_type() {
+                "Gather" => plan::plan_gather(g, outer, id, node, run.opts.gather_axis, settings),
+                _ => plan::plan_matmul(g, outer, id, node, settings).and_then(|mut p| {
+                    if p.restore_rank.is_some() && run.report.opset.0 < 10 {
+                        return Err(format!(
+                            "weight `{}` has rank {} and input A's rank is unknown or lower: the \
+                             reshape restoring MatMul's rank needs opset 10 or newer",
+                            p.weight_name,
+                            p.dims.len()
+                        ));
+                    }
+                    if run.opts.fold_bias {
+                        p.bias = plan::bias_of(g, outer, node, &p);
+                    }
+                    Ok(p)
+                }),
             });
         let entry = run.report.nodes.len();
         let outcome = match outcome {

@@ -55,6 +55,41 @@ pub struct WeightOnlyOptions {
     /// The axis a Gather table is blocked along (ORT's `quant_axes["Gather"]`, default 1; negative
     /// counts from the end).
     pub gather_axis: i64,
+    /// Per-node settings (ORT's `customized_weight_config`): the entry naming a node exactly, else
+    /// the longest glob matching its name, sets its bits, block size or symmetry, or keeps it float.
+    pub nodes: Vec<NodeSettings>,
+    /// Folds a constant bias Add after a MatMul into MatMulNBits' bias input (one node fewer;
+    /// ORT's tool keeps the Add).
+    pub fold_bias: bool,
+    /// Bits of the LM head, the main graph's last MatMul (often the one most sensitive to
+    /// quantization); `None` quantizes it like the others.
+    pub lm_head_bits: Option<u32>,
+}
+
+/// One node's settings, overriding the run's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeSettings {
+    /// A node name or a glob (`*`, `?`).
+    pub pattern: String,
+    /// Bits per weight.
+    pub bits: Option<u32>,
+    /// Rows of K per block.
+    pub block_size: Option<usize>,
+    /// Symmetric blocks.
+    pub symmetric: Option<bool>,
+    /// Keep the node float (ORT's `"fp32"`).
+    pub float: bool,
+}
+
+/// The settings a weight is quantized with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Settings {
+    /// Bits per weight.
+    pub bits: u32,
+    /// Rows of K per block.
+    pub block_size: usize,
+    /// Symmetric blocks (no zero points).
+    pub symmetric: bool,
 }
 
 impl Default for WeightOnlyOptions {
@@ -70,6 +105,9 @@ impl Default for WeightOnlyOptions {
             include: Vec::new(),
             exclude: Vec::new(),
             gather_axis: 1,
+            nodes: Vec::new(),
+            fold_bias: false,
+            lm_head_bits: None,
         }
     }
 }
@@ -78,58 +116,56 @@ impl Default for WeightOnlyOptions {
 pub const WEIGHT_ONLY_OPS: &[&str] = &["MatMul", "Gather"];
 
 impl WeightOnlyOptions {
-    /// Refuses settings no kernel takes, naming the setting and the values it takes.
+    /// The run's own settings.
+    pub(crate) fn settings(&self) -> Settings {
+        Settings {
+            bits: self.bits,
+            block_size: self.block_size,
+            symmetric: self.symmetric,
+        }
+    }
+
+    /// A node's settings, `None` to keep it float: its per-node entry (the exact name, else the
+    /// longest matching glob), over the LM head's bits for the LM head, over the run's.
+    pub(crate) fn settings_for(&self, name: &str, lm_head: bool) -> Option<Settings> {
+        let mut s = self.settings();
+        if lm_head && let Some(bits) = self.lm_head_bits {
+            s.bits = bits;
+        }
+        match self
+            .nodes
+            .iter()
+            .filter(|n| crate::select::glob_match(&n.pattern, name))
+            .max_by_key(|n| (n.pattern == name, n.pattern.len()))
+        {
+            Some(n) if n.float => None,
+            Some(n) => Some(Settings {
+                bits: n.bits.unwrap_or(s.bits),
+                block_size: n.block_size.unwrap_or(s.block_size),
+                symmetric: n.symmetric.unwrap_or(s.symmetric),
+            }),
+            None => Some(s),
+        }
+    }
+
+    /// Refuses settings no kernel takes, naming the setting and the values it takes: the run's,
+    /// the LM head's and every per-node entry's.
     pub fn validate(&self) -> Result<()> {
-        let bad = |message: String, hint: &'static str| Err(Error::Options { message, hint });
-        if !matches!(self.bits, 2 | 4 | 8) {
-            return bad(
-                format!(
-                    "{} bits: weight-only quantization takes 2, 4 or 8 bits",
-                    self.bits
-                ),
-                "give --bits 4 (the usual choice), 8 (near-lossless) or 2",
-            );
-        }
-        if self.block_size < 16 || !self.block_size.is_power_of_two() {
-            return bad(
-                format!(
-                    "block size {}: it must be a power of two of at least 16",
-                    self.block_size
-                ),
-                "give --block-size 32 (more accurate) or 128 (smaller, ORT's default); 16, 64 and 256 work too",
-            );
-        }
-        if self.accuracy_level > 4 {
-            return bad(
-                format!(
-                    "accuracy level {}: MatMulNBits takes 0 to 4",
-                    self.accuracy_level
-                ),
-                "give --accuracy-level 4 (int8 compute, fastest on CPU) or 0 (unset)",
-            );
-        }
-        if self.symmetric && matches!(self.algorithm, Algorithm::KQuant | Algorithm::Hqq) {
-            let algo = if self.algorithm == Algorithm::Hqq {
-                "HQQ"
-            } else {
-                "k-quant"
+        self.validate_settings(self.settings(), "")?;
+        if let Some(bits) = self.lm_head_bits {
+            let s = Settings {
+                bits,
+                ..self.settings()
             };
-            return bad(
-                format!(
-                    "{algo} is asymmetric by construction, and symmetric blocks were asked for"
-                ),
-                "leave --symmetric out, or use --algo default or rtn for symmetric blocks",
-            );
+            self.validate_settings(s, " (the LM head's, --lm-head-bits)")?;
         }
-        if self.algorithm == Algorithm::Hqq && self.bits == 8 {
-            // Measured: MatMulNBits fails at run time, "Only 2b and 4b quantization is supported
-            // for unpacked compute for now".
-            return bad(
-                "HQQ at 8 bits: ONNX Runtime 1.31 runs MatMulNBits with float zero points (HQQ's) at \
-                 2 and 4 bits only"
-                    .into(),
-                "use --bits 4 with HQQ, or --algo default at 8 bits (near-lossless already)",
-            );
+        for n in self.nodes.iter().filter(|n| !n.float) {
+            let s = Settings {
+                bits: n.bits.unwrap_or(self.bits),
+                block_size: n.block_size.unwrap_or(self.block_size),
+                symmetric: n.symmetric.unwrap_or(self.symmetric),
+            };
+            self.validate_settings(s, &format!(" (of node entry `{}`)", n.pattern))?;
         }
         if self.format == WeightOnlyFormat::Qdq {
             self.validate_qdq()?;
@@ -145,17 +181,19 @@ impl WeightOnlyOptions {
                 hint,
             })
         };
-        match self.algorithm {
-            Algorithm::Default | Algorithm::Rtn | Algorithm::KQuant => {}
-            Algorithm::Hqq => {
-                return bad(
-                    "HQQ in the QDQ format: HQQ's zero points are float, and DequantizeLinear takes \
+        if self.algorithm == Algorithm::Hqq {
+            return bad(
+                "HQQ in the QDQ format: HQQ's zero points are float, and DequantizeLinear takes \
                  integer zero points only",
-                    "leave --format out (MatMulNBits takes float zero points), or use --algo default with --format qdq",
-                );
-            }
+                "leave --format out (MatMulNBits takes float zero points), or use --algo default with --format qdq",
+            );
         }
-        if self.bits == 2 {
+        let node_bits = self
+            .nodes
+            .iter()
+            .filter(|n| !n.float)
+            .filter_map(|n| n.bits);
+        if self.bits == 2 || self.lm_head_bits == Some(2) || node_bits.into_iter().any(|b| b == 2) {
             // Measured: ONNX Runtime 1.31 runs INT2/UINT2 DequantizeLinear, but those types need
             // opset 25 (IR 11), and onnxq's opset converter writes up to opset 21.
             return bad(
@@ -169,6 +207,73 @@ impl WeightOnlyOptions {
                 "--accuracy-level is a MatMulNBits attribute, and the QDQ format writes none",
                 "leave --accuracy-level out; ONNX Runtime's session option \
                  `session.qdq_matmulnbits_accuracy_level` (default 4) sets it when it fuses the QDQ pattern",
+            );
+        }
+        if self.fold_bias {
+            return bad(
+                "--fold-bias folds a bias Add into MatMulNBits, and the QDQ format keeps MatMul and its Add",
+                "leave --fold-bias out with --format qdq",
+            );
+        }
+        Ok(())
+    }
+
+    /// [`WeightOnlyOptions::validate`] for one set of settings; `whose` names where they come from.
+    fn validate_settings(&self, s: Settings, whose: &str) -> Result<()> {
+        let bad = |message: String, hint: &'static str| {
+            Err(Error::Options {
+                message: message + whose,
+                hint,
+            })
+        };
+        if !matches!(s.bits, 2 | 4 | 8) {
+            return bad(
+                format!(
+                    "{} bits: weight-only quantization takes 2, 4 or 8 bits",
+                    s.bits
+                ),
+                "give --bits 4 (the usual choice), 8 (near-lossless) or 2",
+            );
+        }
+        if s.block_size < 16 || !s.block_size.is_power_of_two() {
+            return bad(
+                format!(
+                    "block size {}: it must be a power of two of at least 16",
+                    s.block_size
+                ),
+                "give --block-size 32 (more accurate) or 128 (smaller, ORT's default); 16, 64 and 256 work too",
+            );
+        }
+        if self.accuracy_level > 4 {
+            return bad(
+                format!(
+                    "accuracy level {}: MatMulNBits takes 0 to 4",
+                    self.accuracy_level
+                ),
+                "give --accuracy-level 4 (int8 compute, fastest on CPU) or 0 (unset)",
+            );
+        }
+        if s.symmetric && matches!(self.algorithm, Algorithm::KQuant | Algorithm::Hqq) {
+            let algo = if self.algorithm == Algorithm::Hqq {
+                "HQQ"
+            } else {
+                "k-quant"
+            };
+            return bad(
+                format!(
+                    "{algo} is asymmetric by construction, and symmetric blocks were asked for"
+                ),
+                "leave --symmetric out, or use --algo default or rtn for symmetric blocks",
+            );
+        }
+        if self.algorithm == Algorithm::Hqq && s.bits == 8 {
+            // Measured: MatMulNBits fails at run time, "Only 2b and 4b quantization is supported
+            // for unpacked compute for now".
+            return bad(
+                "HQQ at 8 bits: ONNX Runtime 1.31 runs MatMulNBits with float zero points (HQQ's) at \
+                 2 and 4 bits only"
+                    .into(),
+                "use --bits 4 with HQQ, or --algo default at 8 bits (near-lossless already)",
             );
         }
         Ok(())

@@ -3,6 +3,7 @@
 
 use onnxq_ir::{Graph, Node, NodeId, ValueId};
 
+use super::options::Settings;
 use crate::edit::{input, int_attr_of};
 use crate::numerics::gather_blocks::AxisShape;
 use crate::weights::{Const, Source, dims, resolve};
@@ -40,12 +41,30 @@ pub(crate) struct Plan {
     pub(crate) dtype: i32,
     /// How it is quantized.
     pub(crate) kind: Kind,
+    /// With which bits, block size and symmetry.
+    pub(crate) settings: Settings,
+    /// A bias Add folded into MatMulNBits' bias input (with `--fold-bias`).
+    pub(crate) bias: Option<Bias>,
+    /// The weight's rank, when MatMulNBits' output must be reshaped to MatMul's (`rank.rs`).
+    pub(crate) restore_rank: Option<usize>,
 }
+
+/// `Add(MatMul(A, B), b)` with a constant `b` of shape `[N]`, the MatMul's only reader.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bias {
+    /// The Add node.
+    pub(crate) add: NodeId,
+    /// Its bias input.
+    pub(crate) value: ValueId,
+}
+
+/// What makes two quantizations of a weight the same: the weight, its layout, its settings.
+pub(crate) type Key = (Source, Kind, Settings);
 
 impl Plan {
     /// The key of the weight's quantization.
-    pub(crate) fn key(&self) -> (Source, Kind) {
-        (self.weight, self.kind)
+    pub(crate) fn key(&self) -> Key {
+        (self.weight, self.kind, self.settings)
     }
 }
 
@@ -73,8 +92,16 @@ fn float_weight<'g>(
     Ok((v, c))
 }
 
-fn plan_of(node: NodeId, v: ValueId, other: ValueId, c: &Const<'_>, kind: Kind) -> Plan {
+fn plan_of(
+    (node, v, other): (NodeId, ValueId, ValueId),
+    c: &Const<'_>,
+    kind: Kind,
+    settings: Settings,
+) -> Plan {
     Plan {
+        settings,
+        bias: None,
+        restore_rank: None,
         node,
         weight_input: v,
         other,
@@ -92,6 +119,7 @@ pub(crate) fn plan_matmul(
     outer: &[&Graph],
     id: NodeId,
     node: &Node,
+    settings: Settings,
 ) -> Result<Plan, String> {
     let a = input(node, 0).ok_or("input A is missing")?;
     let (b, c) = float_weight(g, outer, node, 1, "B")?;
@@ -106,24 +134,17 @@ pub(crate) fn plan_matmul(
             c.name
         ));
     }
-    if d.len() > 2 {
-        // MatMulNBits' output is A's batch dims + [N]: equal to MatMul's only when A has at least
-        // B's rank (ORT then adds no reshape either).
-        let rank_a = g
-            .declared_type(a)
-            .and_then(|t| t.shape.as_ref())
-            .map(|s| s.dim.len());
-        if rank_a.is_none_or(|r| r < d.len()) {
-            return Err(format!(
-                "weight `{}` has rank {} and input A's rank is unknown or lower: the output \
-                 reshape this needs is not supported yet",
-                c.name,
-                d.len()
-            ));
-        }
-    }
+    // MatMulNBits' output is A's batch dims + [N]: MatMul's only when A has at least B's rank
+    // (ORT then adds no reshape either); otherwise a reshape restores MatMul's rank.
+    let rank_a = g
+        .declared_type(a)
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.len());
+    let restore_rank = (d.len() > 2 && rank_a.is_none_or(|r| r < d.len())).then_some(d.len());
     let kind = Kind::MatMul { k: kn[0], n: kn[1] };
-    Ok(plan_of(id, b, a, &c, kind))
+    let mut plan = plan_of((id, b, a), &c, kind, settings);
+    plan.restore_rank = restore_rank;
+    Ok(plan)
 }
 
 /// Plans a Gather on a constant table blocked along `axis` (negative counts from the end), or
@@ -134,13 +155,15 @@ pub(crate) fn plan_gather(
     id: NodeId,
     node: &Node,
     axis: i64,
-    bits: u32,
+    settings: Settings,
 ) -> Result<Plan, String> {
-    if bits != 4 {
-        return Err(format!(
-            "GatherBlockQuantized is written with 4 bits (as ORT's tool does), not {bits}; give \
-             --bits 4 or leave Gather out of --op-types"
-        ));
+    let bits = settings.bits;
+    if bits == 2 {
+        return Err(
+            "GatherBlockQuantized takes 4 or 8 bits, not 2; give the Gather its own bits in the \
+             config's customized_weight_config, or leave Gather out of --op-types"
+                .into(),
+        );
     }
     let indices = input(node, 1).ok_or("input indices is missing")?;
     let (data, c) = float_weight(g, outer, node, 0, "data")?;
@@ -165,5 +188,34 @@ pub(crate) fn plan_gather(
         k: d[axis],
         n: d[axis + 1..].iter().product(),
     };
-    Ok(plan_of(id, data, indices, &c, Kind::Gather { axis, shape }))
+    let kind = Kind::Gather { axis, shape };
+    Ok(plan_of((id, data, indices), &c, kind, settings))
+}
+
+/// The bias Add after MatMul `node` that MatMulNBits can take as its bias input, if any: the
+/// MatMul's output is read by that Add alone (not a graph output), and the Add's other input is a
+/// constant `[N]` of the weight's type (which is A's: MatMul takes one type).
+pub(crate) fn bias_of(g: &Graph, outer: &[&Graph], node: &Node, p: &Plan) -> Option<Bias> {
+    let Kind::MatMul { n, .. } = p.kind else {
+        return None;
+    };
+    let out = crate::edit::output(node, 0)?;
+    let [onnxq_ir::Use::Node { node: add, slot }] = g.value(out).uses() else {
+        return None;
+    };
+    let add_node = g.node(*add)?;
+    if add_node.op_type() != "Add" || !add_node.domain().is_empty() {
+        return None;
+    }
+    let other = match slot {
+        0 => 1,
+        1 => 0,
+        _ => return None,
+    };
+    let value = input(add_node, other)?;
+    let c = resolve(g, outer, value)?;
+    if dims(c.tensor) != [n] || c.tensor.data_type() != p.dtype {
+        return None;
+    }
+    Some(Bias { add: *add, value })
 }

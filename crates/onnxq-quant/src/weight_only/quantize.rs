@@ -4,30 +4,22 @@
 //! with the reason (ORT's tool writes an infinite scale).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use onnxq_ir::proto as pb;
-use onnxq_ir::{Graph, Sources};
+use onnxq_ir::{Graph, Sources, Spill};
 use rayon::prelude::*;
 
+use super::encode::{Encoded, Quantized, encode};
 use super::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
-use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
+use super::plan::{BFLOAT16, FLOAT, FLOAT16, Key, Kind, Plan};
 use crate::error::{Error, Result};
-use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
-use crate::numerics::gather_blocks::{GatherBlocks, gather_blocks};
+use crate::numerics::blocks::{self, BlockShape, Elems};
+use crate::numerics::gather_blocks::gather_blocks;
 use crate::numerics::hqq::hqq;
 use crate::numerics::relayout;
 use crate::numerics::rtn::{RtnKind, rtn};
-use crate::weights::{Source, f32_data, resolve};
-
-/// A quantized weight.
-pub(crate) enum Quantized {
-    /// For MatMulNBits.
-    NBits(NBits),
-    /// For GatherBlockQuantized (and the QDQ format's DequantizeLinear of a table).
-    Gather(GatherBlocks),
-    /// For a blocked DequantizeLinear feeding MatMul (the QDQ format).
-    Qdq(blocks::Qdq),
-}
+use crate::weights::{f32_data, resolve};
 
 /// Why a weight stays float; `warn` for a broken weight (NaN or infinite values), which the
 /// report also lists among its warnings.
@@ -36,35 +28,75 @@ pub(crate) struct Skip {
     pub(crate) warn: bool,
 }
 
-/// Each distinct weight's quantization, or why it stays float.
-pub(crate) type Results = BTreeMap<(Source, Kind), Result<Quantized, Skip>>;
+/// Each distinct weight's tensors, or why it stays float.
+pub(crate) type Results = BTreeMap<Key, Result<Encoded, Skip>>;
 
-/// Quantizes the weight of every plan, each distinct (weight, kind) once.
+/// Quantizes the weight of every plan, each distinct (weight, kind) once, and encodes it as its
+/// tensors; with a `spill` folder the large ones are written to a spill file as each weight
+/// finishes (its map is returned, for the model's sources).
 pub(crate) fn quantize_weights(
     g: &Graph,
     outer: &[&Graph],
     plans: &[Plan],
     opts: &WeightOnlyOptions,
     sources: &Sources,
-) -> Result<Results> {
-    let distinct: BTreeMap<(Source, Kind), &Plan> = plans.iter().map(|p| (p.key(), p)).collect();
-    distinct
+    spill_dir: Option<&Path>,
+) -> Result<(Results, Option<Sources>)> {
+    let distinct: BTreeMap<Key, &Plan> = plans.iter().map(|p| (p.key(), p)).collect();
+    let spill = spill_dir.map(Spill::new);
+    let encoded: BTreeMap<_, _> = distinct
         .into_par_iter()
         .map(|(key, p)| {
             let c = resolve(g, outer, p.weight_input)
                 .ok_or_else(|| Error::Internal("planned weight is not constant".into()))?;
-            let q = with_elems(c.tensor, |w| quantize_one(w, p, opts))?;
+            // Pages of rows a kernel has finished with go at once (the DEFAULT kernel reports
+            // them band by band), so a large weight is never resident whole.
+            let raw = c.tensor.raw_data.as_deref();
+            let width = if p.dtype == FLOAT { 4 } else { 2 };
+            let release = |r: std::ops::Range<usize>| {
+                if let Some(raw) = raw
+                    && let Some(part) = raw.get(r.start * width..r.end * width)
+                {
+                    sources.release(part);
+                }
+            };
+            let q = with_elems(c.tensor, |w| quantize_one(w, p, opts, &release))?;
             // The float weight has been read and is not needed again: drop its pages.
             if let Some(raw) = &c.tensor.raw_data {
                 sources.release(raw);
             }
-            Ok((key, q))
+            let e = match q {
+                Ok(q) => Ok(encode(p, q, spill.as_ref())?),
+                Err(skip) => Err(skip),
+            };
+            Ok((key, e))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let finished = match spill {
+        Some(s) => s.finish().map_err(Error::Spill)?,
+        None => None,
+    };
+    let map = finished.as_ref().map(|(m, _)| m);
+    let results = encoded
+        .into_iter()
+        .map(|(key, e)| {
+            let e = match e {
+                Ok(e) => Ok(e.resolve(map)?),
+                Err(skip) => Err(skip),
+            };
+            Ok((key, e))
+        })
+        .collect::<Result<_>>()?;
+    Ok((results, finished.map(|(_, s)| s)))
 }
 
 /// One weight's quantization, or why it stays float.
-fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Quantized, Skip> {
+fn quantize_one(
+    w: &Elems<'_>,
+    p: &Plan,
+    opts: &WeightOnlyOptions,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Result<Quantized, Skip> {
     let count: usize = p.dims.iter().product();
     if w.len() != count {
         return Err(Skip {
@@ -77,32 +109,36 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
             warn: true,
         });
     }
-    if let Some(i) = w.first_non_finite() {
-        return Err(Skip {
-            reason: format!(
-                "weight `{}` holds {} at index {i}: it has no finite scale and stays float",
-                p.weight_name,
-                w.get(i)
-            ),
-            warn: true,
-        });
+    let broken = |i: usize| Skip {
+        reason: format!(
+            "weight `{}` holds {} at index {i}: it has no finite scale and stays float",
+            p.weight_name,
+            w.get(i)
+        ),
+        warn: true,
+    };
+    // The DEFAULT kernel checks each band as it goes (one read of the pages); the others first.
+    let qdq = opts.format == WeightOnlyFormat::Qdq;
+    let checks_itself =
+        opts.algorithm == Algorithm::Default && !qdq && matches!(p.kind, Kind::MatMul { .. });
+    if !checks_itself && let Some(i) = w.first_non_finite() {
+        return Err(broken(i));
     }
     Ok(match p.kind {
         Kind::MatMul { k, n } => {
             let shape = BlockShape {
                 k,
                 n,
-                block: opts.block_size,
-                bits: opts.bits,
-                symmetric: opts.symmetric,
+                block: p.settings.block_size,
+                bits: p.settings.bits,
+                symmetric: p.settings.symmetric,
             };
-            let qdq = opts.format == WeightOnlyFormat::Qdq;
             if qdq && opts.algorithm == Algorithm::Default {
                 // MLAS's QDQ kernel (ORT's tool's QDQ output, bit for bit).
                 return Ok(Quantized::Qdq(blocks::qdq(w, shape)));
             }
             let q = match opts.algorithm {
-                Algorithm::Default => blocks::nbits(w, shape),
+                Algorithm::Default => blocks::nbits_releasing(w, shape, release).map_err(broken)?,
                 Algorithm::Rtn => rtn(w, shape, RtnKind::Rtn),
                 Algorithm::KQuant => rtn(w, shape, RtnKind::KQuant),
                 Algorithm::Hqq => hqq(w, shape),
@@ -118,7 +154,8 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
             Quantized::NBits(q)
         }
         Kind::Gather { shape, .. } => {
-            Quantized::Gather(gather_blocks(w, shape, opts.block_size, opts.symmetric))
+            let (block, symmetric) = (p.settings.block_size, p.settings.symmetric);
+            Quantized::Gather(gather_blocks(w, shape, block, symmetric, p.settings.bits))
         }
     })
 }
