@@ -150,6 +150,20 @@ fn eight_bit_and_gather_run_in_ort() {
                 "--symmetric",
             ],
         ),
+        // GatherBlockQuantized's symmetric 8-bit table is UINT8 offset by 128: written out as
+        // the DequantizeLinear's zero point.
+        (
+            "gather",
+            &[
+                "--op-types",
+                "MatMul,Gather",
+                "--bits",
+                "8",
+                "--block-size",
+                "16",
+                "--symmetric",
+            ],
+        ),
     ];
     for (case, flags) in cases {
         let model = dir.path().join(format!("{case}.onnx"));
@@ -221,6 +235,41 @@ for t in orts.graph.initializer:
             onnxq_testkit::python_ok(&["-c".as_ref(), SAME.as_ref(), mine.as_ref(), orts.as_ref()]);
         let expected = if sym.is_empty() { 3 } else { 2 };
         assert_eq!(out.lines().count(), expected, "{out}");
+    }
+}
+
+/// N-D weights whose MatMul needs its rank back (A of lower or unknown rank) keep their dims in
+/// the DequantizeLinear (blocked along axis r-2), so the output has the float model's shape with
+/// no reshape chain (ORT's tool adds one; so there is no parity to check, only correctness).
+#[test]
+fn nd_weights_keep_their_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, listing) = run_py(
+        "make_weight_only_models.py",
+        &[dir.path().as_os_str(), "--reshape".as_ref()],
+    );
+    assert!(ok, "{listing}");
+    for case in listing.lines() {
+        let model = dir.path().join(format!("{case}.onnx"));
+        let out = dir.path().join(format!("{case}-q.onnx"));
+        let summary = quantize(
+            &model,
+            &out,
+            &[
+                "--mode",
+                "weight-only",
+                "--format",
+                "qdq",
+                "--block-size",
+                "16",
+            ],
+        );
+        assert!(
+            summary.contains("DequantizeLinear 4-bit + MatMul"),
+            "{case}: {summary}"
+        );
+        let text = compare(&model, &out, None, &["--min-cosine", "0.95"]);
+        assert!(text.contains("checker: ok"), "{case}: {text}");
     }
 }
 
