@@ -483,7 +483,19 @@ pub struct Qdq {
 
 /// Quantizes the `[k, n]` row-major weight `w` for a blocked DequantizeLinear (MLAS's
 /// `MlasQDQQuantizeBlockwise`; ORT's tool runs it for 4 bits, the same arithmetic serves 8).
+#[cfg(test)]
 pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
+    qdq_releasing(w, s, &|_| {}).unwrap_or_else(|i| panic!("non-finite value at {i}"))
+}
+
+/// [`qdq`] for a weight not yet checked, calling `done` with each block's range of values
+/// (row-major indices) once it has read them; a NaN or infinite value stops it, and the smallest
+/// such index is returned (each block is checked as its range is read: one read of the pages).
+pub fn qdq_releasing(
+    w: &Elems<'_>,
+    s: BlockShape,
+    done: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Result<Qdq, usize> {
     debug_assert_eq!(w.len(), s.k * s.n);
     debug_assert!(s.bits == 4 || s.bits == 8);
     let (kb, st) = (s.k_blocks(), w.scale_type());
@@ -496,18 +508,21 @@ pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
     let mut codes = vec![0i8; s.k * s.n];
     let mut scales = vec![0f32; kb * s.n];
     let mut zps = vec![0u8; kb * s.n];
-    codes
+    let bad = codes
         .par_chunks_mut(s.block * s.n)
         .zip(scales.par_chunks_mut(s.n))
         .zip(zps.par_chunks_mut(s.n))
         .enumerate()
-        .for_each(|(b, ((codes, scales), zps))| {
+        .filter_map(|(b, ((codes, scales), zps))| {
             let rows = b * s.block..s.k.min((b + 1) * s.block);
             // The block's rows are contiguous: one pass for every column's range, one for codes.
             let mut row = vec![0f32; s.n];
             let (mut lo, mut hi) = (vec![f32::MAX; s.n], vec![f32::MIN; s.n]);
             for r in rows.clone() {
                 w.read_into(r * s.n, &mut row);
+                if let Some(c) = row.iter().position(|v| !v.is_finite()) {
+                    return Some(r * s.n + c);
+                }
                 for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(&row) {
                     *l = if v < *l { v } else { *l };
                     *h = if v > *h { v } else { *h };
@@ -532,7 +547,7 @@ pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
                 (recip[c], zp[c]) = (p.recip, z);
                 (lo_x[c], hi_x[c]) = ((lo_code - z) as f32, (hi_code - z) as f32);
             }
-            for (i, r) in rows.enumerate() {
+            for (i, r) in rows.clone().enumerate() {
                 w.read_into(r * s.n, &mut row);
                 let out = &mut codes[i * s.n..(i + 1) * s.n];
                 for c in 0..s.n {
@@ -540,7 +555,13 @@ pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
                     out[c] = (round_half_away(x) + zp[c]) as i8;
                 }
             }
-        });
+            done(rows.start * s.n..rows.end * s.n);
+            None
+        })
+        .min();
+    if let Some(i) = bad {
+        return Err(i);
+    }
     let store = |v: &[i8]| -> Vec<u8> {
         if s.bits == 8 {
             v.iter().map(|&q| q as u8).collect()
@@ -552,12 +573,12 @@ pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
     };
     let zero_points =
         (!s.symmetric).then(|| store(&zps.iter().map(|&z| z as i8).collect::<Vec<_>>()));
-    Qdq {
+    Ok(Qdq {
         shape: s,
         data: store(&codes),
         scales,
         zero_points,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ fn quantize_one(
     // The DEFAULT kernel checks each band as it goes (one read of the pages); the others first.
     let qdq = opts.format == WeightOnlyFormat::Qdq;
     let checks_itself =
-        opts.algorithm == Algorithm::Default && !qdq && matches!(p.kind, Kind::MatMul { .. });
+        opts.algorithm == Algorithm::Default && matches!(p.kind, Kind::MatMul { .. });
     if !checks_itself && let Some(i) = w.first_non_finite() {
         return Err(broken(i));
     }
@@ -135,7 +135,8 @@ fn quantize_one(
             };
             if qdq && opts.algorithm == Algorithm::Default {
                 // MLAS's QDQ kernel (ORT's tool's QDQ output, bit for bit).
-                return Ok(Quantized::Qdq(blocks::qdq(w, shape)));
+                let q = blocks::qdq_releasing(w, shape, release).map_err(broken)?;
+                return Ok(Quantized::Qdq(q));
             }
             let q = match opts.algorithm {
                 Algorithm::Default => blocks::nbits_releasing(w, shape, release).map_err(broken)?,
