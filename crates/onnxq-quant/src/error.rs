@@ -22,6 +22,10 @@ pub enum Error {
     /// The model lacks something every quantization needs.
     #[error("{0}")]
     Model(String),
+    /// Collecting calibration statistics (GPTQ's Hessians) failed; the cause is the collector's own
+    /// error (an engine or data error of `onnxq-calib`), kept as the source.
+    #[error("{0}")]
+    Calibration(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A broken invariant inside onnxq (a bug, never user input).
     #[error("internal error: {0}")]
     Internal(String),
@@ -39,7 +43,7 @@ impl Error {
                 Some("node names are listed by `onnxq inspect --json`; globs use `*` and `?`")
             }
             Error::Options { hint, .. } => Some(hint),
-            Error::Model(_) => None,
+            Error::Model(_) | Error::Calibration(_) => None,
             Error::Internal(_) => Some("this is a bug in onnxq; please report it with the model"),
         }
     }

@@ -29,8 +29,11 @@ pub use options::{DynamicOptions, StaticOptions};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
 pub use report::Report;
-pub use weight_only::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
-pub use weight_only::quantize_weight_only;
+pub use weight_only::options::{Algorithm, GptqOptions, WeightOnlyFormat, WeightOnlyOptions};
+pub use weight_only::{
+    HessianData, HessianRequest, HessianSource, gptq_requests, quantize_weight_only,
+    quantize_weight_only_gptq,
+};
 
 /// The op-quantizer registries under one path: the dynamic op quantizers (`dynamic/ops/`) and the
 /// static rule table (`qdq/rules.rs`, as `static_ops`).

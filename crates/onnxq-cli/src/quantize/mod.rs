@@ -1,5 +1,6 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
+mod gptq;
 mod options;
 mod ranges;
 mod stamp;
@@ -41,7 +42,11 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         }
         Mode::WeightOnly => {
             let opts = weight_only::weight_only_options(a)?;
-            let report = onnxq_quant::quantize_weight_only(&mut model, &opts)?;
+            let report = if opts.algorithm == onnxq_quant::Algorithm::Gptq {
+                gptq::quantize(a, &mut model, &opts).map_err(crate::engine::hint_engine_errors)?
+            } else {
+                onnxq_quant::quantize_weight_only(&mut model, &opts)?
+            };
             stamp::stamp(&mut model, "weight-only", None, &opts, None)?;
             report
         }

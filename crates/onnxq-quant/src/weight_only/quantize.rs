@@ -14,6 +14,7 @@ use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
 use crate::error::{Error, Result};
 use crate::numerics::blocks::{self, BlockShape, Elems, NBits};
 use crate::numerics::gather_blocks::{GatherBlocks, gather_blocks};
+use crate::numerics::gptq::{Prepared, gptq};
 use crate::numerics::hqq::hqq;
 use crate::numerics::rtn::{RtnKind, rtn};
 use crate::weights::{Source, f32_data, resolve};
@@ -50,7 +51,7 @@ pub(crate) fn quantize_weights(
         .map(|(key, p)| {
             let c = resolve(g, outer, p.weight_input)
                 .ok_or_else(|| Error::Internal("planned weight is not constant".into()))?;
-            let q = with_elems(c.tensor, |w| quantize_one(w, p, opts))?;
+            let q = with_elems(c.tensor, |w| quantize_one(w, p, opts, None))?;
             // The float weight has been read and is not needed again: drop its pages.
             if let Some(raw) = &c.tensor.raw_data {
                 sources.release(raw);
@@ -60,8 +61,13 @@ pub(crate) fn quantize_weights(
         .collect()
 }
 
-/// One weight's quantization, or why it stays float.
-fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Quantized, Skip> {
+/// One weight's quantization, or why it stays float; GPTQ needs its input's `prepared` Hessian.
+pub(crate) fn quantize_one(
+    w: &Elems<'_>,
+    p: &Plan,
+    opts: &WeightOnlyOptions,
+    prepared: Option<&Prepared>,
+) -> Result<Quantized, Skip> {
     let count: usize = p.dims.iter().product();
     if w.len() != count {
         return Err(Skip {
@@ -98,6 +104,15 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
                 Algorithm::Rtn => rtn(w, shape, RtnKind::Rtn),
                 Algorithm::KQuant => rtn(w, shape, RtnKind::KQuant),
                 Algorithm::Hqq => hqq(w, shape),
+                Algorithm::Gptq => {
+                    let fail = |reason: String| Skip {
+                        reason: format!("GPTQ on weight `{}`: {reason}", p.weight_name),
+                        warn: true,
+                    };
+                    let prepared =
+                        prepared.ok_or_else(|| fail("no Hessian was prepared".into()))?;
+                    gptq(w, shape, prepared).map_err(fail)?
+                }
             })
         }
         Kind::Gather { shape, .. } => {
@@ -107,7 +122,7 @@ fn quantize_one(w: &Elems<'_>, p: &Plan, opts: &WeightOnlyOptions) -> Result<Qua
 }
 
 /// Calls `f` on the tensor's values in place (a copy only for float16 held in `int32_data`).
-fn with_elems<T>(t: &pb::TensorProto, f: impl FnOnce(&Elems<'_>) -> T) -> Result<T> {
+pub(crate) fn with_elems<T>(t: &pb::TensorProto, f: impl FnOnce(&Elems<'_>) -> T) -> Result<T> {
     let dtype = t.data_type();
     if let Some(d) = f32_data(t) {
         return Ok(f(&Elems::F32(d)));
