@@ -105,11 +105,12 @@ impl Accumulator {
 }
 
 /// Runs `samples` through `engine` (a session of a model with every non-input target among its
-/// outputs) and returns the targets' Hessians in order. A target whose values are not float32,
+/// outputs; `None` when every target is a graph input, read from the feeds without a run) and
+/// returns the targets' Hessians in order. A target whose values are not float32,
 /// or whose last dimension is not its K, is an error naming it. `progress` is called after each
 /// sample.
 pub fn collect_hessians(
-    engine: &mut dyn Executor,
+    mut engine: Option<&mut dyn Executor>,
     samples: &Samples,
     targets: &[HessianTarget],
     mut progress: impl FnMut(usize),
@@ -127,19 +128,33 @@ pub fn collect_hessians(
     samples.each(|i, sample| {
         for (name, t) in &sample {
             if let Some(a) = acc.get_mut(name.as_str()) {
-                let onnxq_engine::Data::F32(v) = &t.data else {
-                    return Err(Error::Data(format!(
-                        "GPTQ: input `{name}` is {}, and GPTQ reads float32 activations",
-                        t.data.type_name()
-                    )));
-                };
                 if t.dims.last() != Some(&a.k) {
                     return Err(shape_error(name, &t.dims, a.k));
                 }
-                a.add(v);
+                match &t.data {
+                    onnxq_engine::Data::F32(v) => a.add(v),
+                    // A float16 model's input: widened exactly.
+                    onnxq_engine::Data::F16(v) => {
+                        let wide: Vec<f32> = v
+                            .iter()
+                            .map(|&b| half::f16::from_bits(b).to_f32())
+                            .collect();
+                        a.add(&wide);
+                    }
+                    other => {
+                        return Err(Error::Data(format!(
+                            "GPTQ: input `{name}` is {}, and GPTQ reads float activations",
+                            other.type_name()
+                        )));
+                    }
+                }
             }
         }
         let mut failed: Option<Error> = None;
+        let Some(engine) = engine.as_deref_mut() else {
+            progress(i + 1);
+            return Ok(());
+        };
         engine.run_each(&sample, &mut |name, dims, data| {
             let Some(a) = acc.get_mut(name) else { return };
             if failed.is_some() {

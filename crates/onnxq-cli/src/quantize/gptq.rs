@@ -23,7 +23,6 @@ pub(super) fn quantize(
 ) -> Result<Report> {
     let requests = onnxq_quant::gptq_requests(model, opts)?;
     let samples = crate::calibrate::open_samples(model, &a.calib.data)?;
-    let backend = Backend::choose(a.calib.engine, a.calib.ort_lib.as_deref())?;
     // Graph inputs are read from the feeds; node outputs become outputs of the engine's copy.
     let outputs: Vec<String> = requests
         .iter()
@@ -35,16 +34,24 @@ pub(super) fn quantize(
         })
         .map(|r| r.tensor.clone())
         .collect();
-    let engine = if requests.is_empty() {
-        None
+    // No engine when every input is a graph input (read from the feeds).
+    let (engine, name) = if outputs.is_empty() {
+        (
+            None,
+            "no model run: every input is a graph input".to_owned(),
+        )
     } else {
+        let backend = Backend::choose(a.calib.engine, a.calib.ort_lib.as_deref())?;
         let augmented = onnxq_calib::augmented(model, &outputs)?;
-        Some(backend.load(&augmented, a.calib.threads)?)
+        (
+            Some(backend.load(&augmented, a.calib.threads)?),
+            backend.name(),
+        )
     };
     let mut source = EngineHessians {
         engine,
         samples,
-        name: backend.name(),
+        name,
     };
     Ok(onnxq_quant::quantize_weight_only_gptq(
         model,
@@ -55,7 +62,7 @@ pub(super) fn quantize(
 
 /// Hessians from runs of the engine on the samples.
 struct EngineHessians {
-    /// `None` when no MatMul needs a Hessian (then none is asked for).
+    /// `None` when every input GPTQ reads is a graph input.
     engine: Option<Box<dyn Executor>>,
     samples: Samples,
     name: String,
@@ -68,9 +75,6 @@ impl HessianSource for EngineHessians {
         pass: usize,
         passes: usize,
     ) -> onnxq_quant::Result<Vec<HessianData>> {
-        let engine = self.engine.as_mut().ok_or_else(|| {
-            onnxq_quant::Error::Internal("Hessians asked for with no engine loaded".into())
-        })?;
         let targets: Vec<HessianTarget> = tensors
             .iter()
             .map(|r| HessianTarget {
@@ -84,9 +88,13 @@ impl HessianSource for EngineHessians {
             "GPTQ Hessians".to_owned()
         };
         let bar = Progress::new(&label, self.samples.len(), "samples");
-        let hessians =
-            collect_hessians(&mut **engine, &self.samples, &targets, |done| bar.set(done))
-                .map_err(|e| onnxq_quant::Error::Calibration(Box::new(e)))?;
+        let hessians = collect_hessians(
+            self.engine.as_mut().map(|e| &mut **e as &mut dyn Executor),
+            &self.samples,
+            &targets,
+            |done| bar.set(done),
+        )
+        .map_err(|e| onnxq_quant::Error::Calibration(Box::new(e)))?;
         Ok(hessians
             .into_iter()
             .map(|h| HessianData {
@@ -97,6 +105,6 @@ impl HessianSource for EngineHessians {
     }
 
     fn describe(&self) -> String {
-        format!("{} samples with {}", self.samples.len(), self.name)
+        format!("{} samples, {}", self.samples.len(), self.name)
     }
 }

@@ -42,7 +42,8 @@ pub struct GptqOptions {
     /// Rows in order of decreasing Hessian diagonal, with static groups (`actorder`).
     pub act_order: bool,
     /// Bytes of Hessians (8·K² each) accumulated per pass over the calibration data; more
-    /// Hessians take more passes.
+    /// Hessians take more passes. Not in the stamp: the model does not depend on it.
+    #[serde(skip)]
     pub memory: u64,
 }
 
