@@ -58,7 +58,9 @@ impl Uses {
             Uses::CalibrationOrWeightOnly => {
                 "of static quantization's calibration and of weight-only quantization"
             }
-            Uses::RunsData => "of runs on calibration data (static with --data, weight-only GPTQ)",
+            Uses::RunsData => {
+                "of calibration runs (static quantization with --data, weight-only --algo gptq)"
+            }
         }
     }
 }
