@@ -59,7 +59,8 @@ pub fn quantize_weight_only_gptq(
     let mut stats = gptq::Stats::default();
     let mut report = quantize_with(model, opts, Some((source, &mut stats)))?;
     let mut line = format!(
-        "GPTQ: {} Hessian(s) of MatMul inputs in {} pass(es) over the calibration data ({describe};          memory budget {} MiB)",
+        "GPTQ: {} Hessian(s) of MatMul inputs in {} pass(es) over the calibration data \
+         ({describe}; memory budget {} MiB)",
         stats.hessians,
         stats.passes,
         opts.gptq.memory >> 20
