@@ -14,6 +14,29 @@ import onnx
 from onnx import numpy_helper
 
 
+def dequantize(n, inits):
+    """MatMulNBits node n's B as the float [K, N] matrix its kernel reads (float64)."""
+    a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+    k, nn, bits, bs = a["K"], a["N"], a["bits"], a["block_size"]
+    raw = inits[n.input[1]]
+    per = 8 // bits
+    codes = np.stack([(raw >> (bits * j)) & ((1 << bits) - 1) for j in range(per)], -1).reshape(nn, -1)
+    kb = raw.shape[1]
+    scales = inits[n.input[2]].reshape(nn, kb).astype(np.float64)
+    if len(n.input) > 3 and n.input[3]:
+        z = inits[n.input[3]]
+        if z.dtype == np.uint8:
+            zc = np.stack([(z >> (bits * j)) & ((1 << bits) - 1) for j in range(per)], -1).reshape(nn, -1)[:, :kb]
+        else:
+            zc = z.reshape(nn, kb)
+        zp = zc.astype(np.float64)
+    else:
+        zp = np.full((nn, kb), 2 ** (bits - 1), np.float64)
+    rows = np.arange(codes.shape[1]) // bs
+    deq = (codes - zp[:, rows]) * scales[:, rows]
+    return deq[:, :k].T
+
+
 def main():
     flt, qnt = onnx.load(sys.argv[1]), onnx.load(sys.argv[2])
     weights = {t.name: numpy_helper.to_array(t) for t in flt.graph.initializer}
@@ -23,26 +46,9 @@ def main():
     for n in qnt.graph.node:
         if n.op_type != "MatMulNBits":
             continue
-        a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
-        k, nn, bits, bs = a["K"], a["N"], a["bits"], a["block_size"]
-        raw = inits[n.input[1]]
-        per = 8 // bits
-        codes = np.stack([(raw >> (bits * j)) & ((1 << bits) - 1) for j in range(per)], -1).reshape(nn, -1)
-        kb = raw.shape[1]
-        scales = inits[n.input[2]].reshape(nn, kb).astype(np.float64)
-        if len(n.input) > 3 and n.input[3]:
-            z = inits[n.input[3]]
-            if z.dtype == np.uint8:
-                zc = np.stack([(z >> (bits * j)) & ((1 << bits) - 1) for j in range(per)], -1).reshape(nn, -1)[:, :kb]
-            else:
-                zc = z.reshape(nn, kb)
-            zp = zc.astype(np.float64)
-        else:
-            zp = np.full((nn, kb), 2 ** (bits - 1), np.float64)
-        rows = np.arange(codes.shape[1]) // bs
-        deq = (codes - zp[:, rows]) * scales[:, rows]
-        w = weights[float_b[n.output[0]]].reshape(k, nn).astype(np.float64)
-        out[float_b[n.output[0]]] = float(np.mean((deq[:, :k].T - w) ** 2))
+        deq = dequantize(n, inits)
+        w = weights[float_b[n.output[0]]].reshape(deq.shape).astype(np.float64)
+        out[float_b[n.output[0]]] = float(np.mean((deq - w) ** 2))
     out.update(qdq_errors(qnt, weights, float_b, inits))
     print(json.dumps(out))
 

@@ -5,11 +5,13 @@
 //! run; [`augmented_minmax`] then adds a `ReduceMin`/`ReduceMax` pair per tensor, and
 //! [`calibrate_minmax`] runs the samples one at a time through an [`onnxq_engine::Executor`],
 //! feeding each scalar into its tensor's observer, which keeps only a running summary.
+//! [`hessian::collect_hessians`] streams the same samples into GPTQ's `XᵀX` sums.
 
 pub mod data;
 pub mod fingerprint;
 mod fit;
 mod float_types;
+pub mod hessian;
 pub mod histogram;
 pub mod npy;
 mod observe;

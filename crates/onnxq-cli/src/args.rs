@@ -306,6 +306,18 @@ pub(crate) struct WeightOnlyArgs {
     /// node fewer; ORT's tool keeps the Add)
     #[arg(long)]
     pub(crate) fold_bias: bool,
+    /// Weight-only GPTQ: damping, as a fraction of the mean of each Hessian's diagonal (ORT's
+    /// percdamp) [default: 0.01]
+    #[arg(long, value_name = "F")]
+    pub(crate) percdamp: Option<f64>,
+    /// Weight-only GPTQ: quantize rows in order of decreasing Hessian diagonal (ORT's actorder;
+    /// each block keeps one scale, as MatMulNBits needs)
+    #[arg(long)]
+    pub(crate) act_order: bool,
+    /// Weight-only GPTQ: memory for the Hessians collected per pass over --data (8·K² bytes
+    /// each); more Hessians take more passes. Bytes, or with KiB, MiB, GiB [default: 2GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) gptq_memory: Option<String>,
 }
 
 /// A weight-only algorithm (ORT's `quant_method` names are aliases).
@@ -322,7 +334,8 @@ pub(crate) enum WeightOnlyAlgo {
     KQuant,
     /// Half-quadratic optimisation of the zero points (asymmetric; no PyTorch needed)
     Hqq,
-    /// GPTQ with Hessians from --data (not supported yet)
+    /// GPTQ: rounding errors pushed onto the rows not yet quantized, weighted by Hessians of the
+    /// MatMul inputs over --data (no PyTorch needed)
     Gptq,
 }
 

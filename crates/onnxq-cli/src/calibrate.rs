@@ -88,15 +88,7 @@ pub(crate) fn calibrate(
         !a.data.is_empty(),
         "no calibration data: give --data with a .npz, a folder of samples or ONNX test-data folders"
     );
-    // Every sample is checked against the model's inputs here, before an engine is loaded.
-    let samples = Samples::open(&a.data, &input_specs(model)).map_err(|e| {
-        let hint = e.hint.unwrap_or_else(|| {
-            "calibration data is a .npz (one array per model input, first axis = samples), a \
-             .npy for a single-input model, or a folder of one-sample files"
-                .to_owned()
-        });
-        fail(e.message, hint)
-    })?;
+    let samples = open_samples(model, &a.data)?;
     let backend = Backend::choose(a.engine, a.ort_lib.as_deref())?;
     // A session of the model with every tensor as an output tells each tensor's type without a
     // run; only float32 tensors are calibrated.
@@ -171,6 +163,19 @@ pub(crate) fn calibrate(
         skipped,
     };
     Ok((ranges, samples.notes().to_vec()))
+}
+
+/// The calibration samples at `data` for `model`, every one checked against the model's inputs
+/// here, before an engine is loaded.
+pub(crate) fn open_samples(model: &Model, data: &[std::path::PathBuf]) -> Result<Samples> {
+    Samples::open(data, &input_specs(model)).map_err(|e| {
+        let hint = e.hint.unwrap_or_else(|| {
+            "calibration data is a .npz (one array per model input, first axis = samples), a \
+             .npy for a single-input model, or a folder of one-sample files"
+                .to_owned()
+        });
+        fail(e.message, hint)
+    })
 }
 
 fn describe(a: &CalibSettings) -> String {

@@ -52,6 +52,9 @@ pub(crate) struct Config {
     pub(crate) lm_head_bits: Option<u32>,
     pub(crate) fold_bias: Option<bool>,
     pub(crate) nodes: Option<Vec<onnxq_quant::NodeSettings>>,
+    pub(crate) percdamp: Option<f64>,
+    pub(crate) act_order: Option<bool>,
+    pub(crate) gptq_memory: Option<String>,
     pub(crate) extra_options: ExtraOptions,
     /// Every setting given, as it should be named in an error, with the mode that uses it.
     pub(crate) given: Vec<(String, Uses)>,
@@ -275,6 +278,9 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "lm_head_bits" => put!(lm_head_bits, |v| count(v).map(|n| n as u32)),
         "nodes" => put!(nodes, node_settings),
         "fold_bias" => put!(fold_bias, boolean),
+        "percdamp" => put!(percdamp, number),
+        "act_order" => put!(act_order, boolean),
+        "gptq_memory" => put!(gptq_memory, size),
         "data" => {
             let files = strings(&value).map_err(|(w, h)| bad(w, h))?;
             cfg.data = Some(files.iter().map(|f| src.base.join(f)).collect());
@@ -428,6 +434,18 @@ fn count(v: &toml::Value) -> Result<usize, Bad> {
             usize::try_from(*i).map_err(|_| ("too large", String::new()))
         }
         _ => Err(("expected a whole number of at least 1", "e.g. 4".to_owned())),
+    }
+}
+
+/// A memory size: a number of bytes, or a string with a unit (`"2GiB"`), checked when used.
+fn size(v: &toml::Value) -> Result<String, Bad> {
+    match v {
+        toml::Value::Integer(i) if *i >= 1 => Ok(i.to_string()),
+        toml::Value::String(s) => Ok(s.clone()),
+        _ => Err((
+            "expected a size",
+            "bytes, or a string with KiB, MiB or GiB, e.g. \"2GiB\"".to_owned(),
+        )),
     }
 }
 

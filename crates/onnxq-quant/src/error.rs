@@ -33,6 +33,10 @@ pub enum Error {
     /// Writing or mapping the spill file of quantized tensors failed (disk full, permissions).
     #[error("{0}")]
     Spill(onnxq_ir::Error),
+    /// Collecting calibration statistics (GPTQ's Hessians) failed; the cause is the collector's own
+    /// error (an engine or data error of `onnxq-calib`), kept as the source.
+    #[error("{0}")]
+    Calibration(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A broken invariant inside onnxq (a bug, never user input).
     #[error("internal error: {0}")]
     Internal(String),
@@ -50,7 +54,7 @@ impl Error {
                 Some("node names are listed by `onnxq inspect --json`; globs use `*` and `?`")
             }
             Error::Options { hint, .. } | Error::Upgrade { hint, .. } => Some(hint),
-            Error::Model(_) => None,
+            Error::Model(_) | Error::Calibration(_) => None,
             Error::Spill(_) => Some(
                 "quantized tensors are staged in a temporary file beside the output: check the \
                  output folder's free space (about the output model's size) and permissions",

@@ -32,9 +32,12 @@ pub use qoperator::lower_qoperator;
 pub use report::Report;
 pub use upgrade::{UpgradeReport, upgrade};
 pub use weight_only::options::{
-    Algorithm, NodeSettings, Settings, WeightOnlyFormat, WeightOnlyOptions,
+    Algorithm, GptqOptions, NodeSettings, Settings, WeightOnlyFormat, WeightOnlyOptions,
 };
-pub use weight_only::{quantize_weight_only, quantize_weight_only_spilling};
+pub use weight_only::{
+    HessianData, HessianRequest, HessianSource, gptq_requests, quantize_weight_only,
+    quantize_weight_only_gptq, quantize_weight_only_spilling,
+};
 
 /// The op-quantizer registries under one path: the dynamic op quantizers (`dynamic/ops/`) and the
 /// static rule table (`qdq/rules.rs`, as `static_ops`).

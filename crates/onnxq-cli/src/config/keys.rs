@@ -22,6 +22,9 @@ pub(crate) enum Uses {
     StaticOrWeightOnly,
     /// Calibration, and weight-only quantization (`--symmetric`).
     CalibrationOrWeightOnly,
+    /// Running the model on `--data`: static quantization that calibrates here, and weight-only
+    /// GPTQ (`--data`, `--engine`, `--ort-lib`, `--threads`).
+    RunsData,
 }
 
 impl Uses {
@@ -37,6 +40,7 @@ impl Uses {
             | (Uses::StaticOrWeightOnly, Static | WeightOnly)
             | (Uses::CalibrationOrWeightOnly, WeightOnly) => true,
             (Uses::Calibration | Uses::CalibrationOrWeightOnly, Static) => calibrating,
+            (Uses::RunsData, Static | WeightOnly) => calibrating,
             _ => false,
         }
     }
@@ -53,6 +57,9 @@ impl Uses {
             Uses::StaticOrWeightOnly => "of static and weight-only quantization",
             Uses::CalibrationOrWeightOnly => {
                 "of static quantization's calibration and of weight-only quantization"
+            }
+            Uses::RunsData => {
+                "of calibration runs (static quantization with --data, weight-only --algo gptq)"
             }
         }
     }
@@ -109,7 +116,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("overrides", Uses::Static),
     opt("ranges", Uses::Static),
     opt("force_ranges", Uses::Static),
-    opt("data", Uses::Static),
+    opt("data", Uses::StaticOrWeightOnly),
     ort("method", &["calibrate_method"], Uses::Calibration),
     ort(
         "symmetric",
@@ -120,9 +127,9 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("num_bins", Uses::Calibration),
     opt("num_quantized_bins", Uses::Calibration),
     opt("moving_average", Uses::Calibration),
-    opt("engine", Uses::Calibration),
-    opt("ort_lib", Uses::Calibration),
-    opt("threads", Uses::Calibration),
+    opt("engine", Uses::RunsData),
+    opt("ort_lib", Uses::RunsData),
+    opt("threads", Uses::RunsData),
     opt("bits", Uses::WeightOnly),
     opt("block_size", Uses::WeightOnly),
     opt("accuracy_level", Uses::WeightOnly),
@@ -131,6 +138,9 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("lm_head_bits", Uses::WeightOnly),
     opt("fold_bias", Uses::WeightOnly),
     ort("nodes", &["customized_weight_config"], Uses::WeightOnly),
+    opt("percdamp", Uses::WeightOnly),
+    ort("act_order", &["actorder"], Uses::WeightOnly),
+    opt("gptq_memory", Uses::WeightOnly),
     opt("per_channel", Uses::Integer),
     opt("conv_per_channel", Uses::Dynamic),
     opt("reduce_range", Uses::Integer),
@@ -284,7 +294,8 @@ mod tests {
                 "method" => "\"Entropy\"",
                 "engine" => "\"tract\"",
                 "op_types" | "include" | "exclude" | "data" => "[\"a\"]",
-                "percentile" => "99.9",
+                "percentile" | "percdamp" => "99.9",
+                "gptq_memory" => "\"1GiB\"",
                 "num_bins" | "num_quantized_bins" | "threads" | "bits" | "accuracy_level" => "4",
                 "block_size" => "32",
                 "algo" => "\"RTN\"",

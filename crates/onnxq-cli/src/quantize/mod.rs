@@ -1,5 +1,6 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
+mod gptq;
 mod options;
 mod ranges;
 mod stamp;
@@ -47,7 +48,12 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
                 Some(d) if !d.as_os_str().is_empty() => d,
                 _ => std::path::Path::new("."),
             };
-            let report = onnxq_quant::quantize_weight_only_spilling(&mut model, &opts, dir)?;
+            let report = if opts.algorithm == onnxq_quant::Algorithm::Gptq {
+                gptq::quantize(a, &mut model, &opts, dir)
+                    .map_err(crate::engine::hint_engine_errors)?
+            } else {
+                onnxq_quant::quantize_weight_only_spilling(&mut model, &opts, dir)?
+            };
             stamp::stamp(&mut model, "weight-only", None, &opts, None)?;
             report
         }

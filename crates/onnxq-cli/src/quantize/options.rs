@@ -206,6 +206,11 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
     if !given("quant_axes") {
         w.quant_axes = cfg.quant_axes.clone().unwrap_or_default();
     }
+    w.percdamp = w.percdamp.or(cfg.percdamp);
+    if !given("act_order") {
+        w.act_order = cfg.act_order.unwrap_or(false);
+    }
+    w.gptq_memory = w.gptq_memory.clone().or(cfg.gptq_memory.clone());
     let x = &mut cfg.extra_options;
     let c = &mut m.calib;
     if !given("data") {
@@ -302,10 +307,15 @@ fn check_uses(a: &QuantizeArgs, cfg: &Config, mode: Mode, why: &str) -> Result<(
 /// What to do about options of `kind` that a `mode` run does not read.
 fn unused_hint(kind: Uses, mode: Mode, list: &str, mode_given: bool) -> String {
     match (kind, mode) {
-        (Uses::Calibration | Uses::CalibrationOrWeightOnly, Mode::Static) => format!(
-            "--ranges gives ranges calibrated already: drop {list}, or calibrate here with --data \
-             instead of --ranges (or pass them to `onnxq calibrate`)"
+        (Uses::RunsData, Mode::WeightOnly) => format!(
+            "only --algo gptq runs the model, on --data: drop {list}, or give --algo gptq --data PATH"
         ),
+        (Uses::Calibration | Uses::CalibrationOrWeightOnly | Uses::RunsData, Mode::Static) => {
+            format!(
+                "--ranges gives ranges calibrated already: drop {list}, or calibrate here with --data \
+             instead of --ranges (or pass them to `onnxq calibrate`)"
+            )
+        }
         (Uses::Dynamic, _) => format!("drop {list}, or give --mode dynamic"),
         (Uses::Integer, Mode::WeightOnly) => format!(
             "drop {list}: weight-only blocks have a scale per block of K in every output channel \

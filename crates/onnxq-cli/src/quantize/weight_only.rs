@@ -20,14 +20,9 @@ pub(super) fn weight_only_options(
         WeightOnlyAlgo::Rtn => Algorithm::Rtn,
         WeightOnlyAlgo::KQuant => Algorithm::KQuant,
         WeightOnlyAlgo::Hqq => Algorithm::Hqq,
-        WeightOnlyAlgo::Gptq => {
-            return Err(fail(
-                "--algo gptq is not supported yet",
-                "use --algo hqq: it needs no calibration data and reconstructs weights better \
-                 than the default",
-            ));
-        }
+        WeightOnlyAlgo::Gptq => Algorithm::Gptq,
     };
+    let gptq = gptq_options(a, algorithm == Algorithm::Gptq)?;
     let mut gather_axis = defaults.gather_axis;
     for entry in &w.quant_axes {
         let parsed = entry
@@ -70,5 +65,89 @@ pub(super) fn weight_only_options(
         nodes: cfg.nodes.clone().unwrap_or_default(),
         lm_head_bits: w.lm_head_bits,
         fold_bias: w.fold_bias,
+        gptq,
     })
+}
+
+/// GPTQ's settings; given with another algorithm (or `--data` without GPTQ), an error: no option
+/// is ignored.
+fn gptq_options(a: &QuantizeArgs, gptq: bool) -> Result<onnxq_quant::GptqOptions> {
+    let w = &a.weight_only;
+    let defaults = onnxq_quant::GptqOptions::default();
+    if !gptq {
+        let mut given = Vec::new();
+        if !a.calib.data.is_empty() {
+            given.push("--data");
+        }
+        if w.percdamp.is_some() {
+            given.push("--percdamp");
+        }
+        if w.act_order {
+            given.push("--act-order");
+        }
+        if w.gptq_memory.is_some() {
+            given.push("--gptq-memory");
+        }
+        if !given.is_empty() {
+            return Err(fail(
+                format!(
+                    "{} {} read by --algo gptq only, and this run's algorithm is another",
+                    given.join(", "),
+                    if given.len() == 1 { "is" } else { "are" }
+                ),
+                "give --algo gptq, or drop them (the other algorithms need no calibration data)",
+            ));
+        }
+        return Ok(defaults);
+    }
+    if a.calib.data.is_empty() {
+        return Err(fail(
+            "--algo gptq needs calibration data: it weighs each weight's rounding error by its \
+             input's statistics",
+            "give --data (a .npz with one array per model input, first axis = samples, or a \
+             folder of samples), or use --algo hqq, which needs none",
+        ));
+    }
+    let memory = match &w.gptq_memory {
+        Some(s) => parse_size(s)?,
+        None => defaults.memory,
+    };
+    Ok(onnxq_quant::GptqOptions {
+        percdamp: w.percdamp.unwrap_or(defaults.percdamp),
+        act_order: w.act_order,
+        memory,
+    })
+}
+
+/// `--gptq-memory`: bytes, or a number with KiB, MiB, GiB (KB, MB, GB read the same: powers of 2).
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => Some(0),
+        "k" | "kb" | "kib" => Some(10),
+        "m" | "mb" | "mib" => Some(20),
+        "g" | "gb" | "gib" => Some(30),
+        _ => None,
+    };
+    match (num.parse::<f64>(), shift) {
+        (Ok(n), Some(shift)) if n.is_finite() && n > 0.0 => {
+            let bytes = n * (1u64 << shift) as f64;
+            if bytes < 1.0 || bytes > u64::MAX as f64 / 2.0 {
+                Err(fail(
+                    format!("--gptq-memory `{s}` is out of range"),
+                    "e.g. 2GiB",
+                ))
+            } else {
+                Ok(bytes as u64)
+            }
+        }
+        _ => Err(fail(
+            format!("--gptq-memory `{s}` is not a size"),
+            "give bytes or a number with KiB, MiB or GiB, e.g. --gptq-memory 2GiB",
+        )),
+    }
 }

@@ -2,11 +2,12 @@
 //! kernels that read weights in place (`kernels.rs`) and the block-wise weight-only kernels
 //! (`blocks.rs` for MatMulNBits and blocked DequantizeLinear, `gather_blocks.rs` for
 //! GatherBlockQuantized, `rtn.rs` for ORT's RTN and k-quant,
-//! `hqq.rs` for HQQ). Everything is re-exported here, so callers
+//! `hqq.rs` for HQQ, `gptq.rs` for GPTQ). Everything is re-exported here, so callers
 //! name `numerics::QuantType`, `numerics::quantize_weight`, ...
 
 pub mod blocks;
 pub mod gather_blocks;
+pub mod gptq;
 pub mod hqq;
 mod kernels;
 mod params;

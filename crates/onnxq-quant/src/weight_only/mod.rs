@@ -9,7 +9,8 @@
 //! This file is the driver. Per graph, subgraph bodies first (always, as ORT's DEFAULT algorithm
 //! does), then three stages: **plan** (`plan.rs`: each selected MatMul or Gather with a constant
 //! weight, or the reason it stays float), **quantize** (`quantize.rs`: each distinct weight once, in
-//! parallel, with the block kernels of `numerics/blocks.rs`), **apply** (`emit.rs`, or
+//! parallel, with the block kernels of `numerics/blocks.rs`; GPTQ in `gptq.rs`, with Hessians from a
+//! [`HessianSource`]), **apply** (`emit.rs`, or
 //! `emit_qdq.rs` in the QDQ format), then the
 //! float weights nothing reads any more are removed (a weight of an enclosing graph too, once no
 //! body reads it).
@@ -17,6 +18,7 @@
 mod emit;
 mod emit_qdq;
 mod encode;
+mod gptq;
 pub mod options;
 mod plan;
 mod quantize;
@@ -25,7 +27,7 @@ mod rank;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use onnxq_ir::{Graph, Model, NodeId, Sources, ValueId};
+use onnxq_ir::{Graph, Model, NodeId, Sources, Spill, ValueId};
 
 use crate::edit::node_label;
 use crate::error::{Error, Result};
@@ -35,10 +37,13 @@ use crate::weights::{remove_all_if_unused, remove_unread_constants, resolve};
 use options::{WEIGHT_ONLY_OPS, WeightOnlyFormat, WeightOnlyOptions};
 use plan::Plan;
 
+pub use gptq::{HessianData, HessianRequest, HessianSource};
+
 /// Quantizes `model`'s weights block-wise in place and reports every candidate node; the quantized
-/// tensors are held in memory (see [`quantize_weight_only_spilling`] for large models).
+/// tensors are held in memory (see [`quantize_weight_only_spilling`] for large models). GPTQ needs
+/// calibration data: [`quantize_weight_only_gptq`].
 pub fn quantize_weight_only(model: &mut Model, opts: &WeightOnlyOptions) -> Result<Report> {
-    run(model, opts, None)
+    run(model, opts, None, None)
 }
 
 /// Like [`quantize_weight_only`], but each large quantized tensor goes to a temporary spill file
@@ -49,10 +54,91 @@ pub fn quantize_weight_only_spilling(
     opts: &WeightOnlyOptions,
     spill_dir: &Path,
 ) -> Result<Report> {
-    run(model, opts, Some(spill_dir))
+    run(model, opts, Some(spill_dir), None)
 }
 
-fn run(model: &mut Model, opts: &WeightOnlyOptions, spill_dir: Option<&Path>) -> Result<Report> {
+/// Quantizes `model` with GPTQ (`opts.algorithm` must be [`options::Algorithm::Gptq`]), the
+/// Hessians of the MatMuls' inputs collected by `source` as the memory budget allows; quantized
+/// tensors spill to `spill_dir` as in [`quantize_weight_only_spilling`].
+pub fn quantize_weight_only_gptq(
+    model: &mut Model,
+    opts: &WeightOnlyOptions,
+    source: &mut dyn HessianSource,
+    spill_dir: &Path,
+) -> Result<Report> {
+    if opts.algorithm != options::Algorithm::Gptq {
+        return Err(Error::Internal(
+            "GPTQ entry called for another algorithm".into(),
+        ));
+    }
+    let describe = source.describe();
+    let mut stats = gptq::Stats::default();
+    let mut report = run(model, opts, Some(spill_dir), Some((source, &mut stats)))?;
+    let mut line = format!(
+        "GPTQ: {} Hessian(s) of MatMul inputs in {} pass(es) over the calibration data \
+         ({describe}; memory budget {} MiB)",
+        stats.hessians,
+        stats.passes,
+        opts.gptq.memory >> 20
+    );
+    if let Some(d) = stats.raised_damping {
+        line += &format!("; damping raised to {d} for some Hessian(s)");
+    }
+    report.calibration = Some(line);
+    Ok(report)
+}
+
+/// The MatMul inputs whose Hessians GPTQ needs (distinct, by name), for the caller to make them
+/// observable before [`quantize_weight_only_gptq`] runs.
+pub fn gptq_requests(model: &Model, opts: &WeightOnlyOptions) -> Result<Vec<HessianRequest>> {
+    opts.validate()?;
+    let op_types = opts.op_types();
+    let selection = Selection {
+        op_types: &op_types,
+        include: &opts.include,
+        exclude: &opts.exclude,
+    };
+    selection.check_entries(&model.graph, Scope::WithSubgraphs)?;
+    let lm_head = match opts.lm_head_bits {
+        Some(_) => Some(lm_head(&model.graph)?),
+        None => None,
+    };
+    let mut run = Run {
+        opts,
+        selection,
+        report: Report::default(),
+        sources: model.sources().clone(),
+        spill_dir: None,
+        spilled: Vec::new(),
+        lm_head,
+        gptq: None,
+    };
+    let planned = plan_nodes(&model.graph, &[], "main", &mut run);
+    let mut out = BTreeSet::new();
+    for (p, _) in planned {
+        if let plan::Kind::MatMul { k, .. } = p.kind {
+            out.insert(HessianRequest {
+                tensor: model.graph.value(p.other).name().to_owned(),
+                k,
+            });
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The pass, with GPTQ's Hessian source and counts when the algorithm is GPTQ.
+fn run<'g>(
+    model: &mut Model,
+    opts: &WeightOnlyOptions,
+    spill_dir: Option<&Path>,
+    gptq: Option<(&'g mut dyn HessianSource, &'g mut gptq::Stats)>,
+) -> Result<Report> {
+    if opts.algorithm == options::Algorithm::Gptq && gptq.is_none() {
+        return Err(Error::Options {
+            message: "GPTQ needs calibration data to weigh each weight's error".into(),
+            hint: "give --data (samples of the model's inputs), or another --algo (hqq needs none)",
+        });
+    }
     opts.validate()?;
     let opset = model
         .opset("")
@@ -100,6 +186,7 @@ fn run(model: &mut Model, opts: &WeightOnlyOptions, spill_dir: Option<&Path>) ->
         spill_dir,
         spilled: Vec::new(),
         lm_head,
+        gptq,
     };
     quantize_graph(&mut model.graph, &[], "main", &mut run)?;
     for s in std::mem::take(&mut run.spilled) {
@@ -124,7 +211,7 @@ fn run(model: &mut Model, opts: &WeightOnlyOptions, spill_dir: Option<&Path>) ->
 const QDQ_OPSET: i64 = 21;
 
 /// The state of one run across the graphs it visits.
-struct Run<'a> {
+struct Run<'a, 'g> {
     opts: &'a WeightOnlyOptions,
     selection: Selection<'a>,
     report: Report,
@@ -135,6 +222,8 @@ struct Run<'a> {
     spilled: Vec<Sources>,
     /// The main graph's LM head, when it has its own bits.
     lm_head: Option<NodeId>,
+    /// GPTQ's Hessian source and counts (GPTQ only).
+    gptq: Option<(&'g mut dyn HessianSource, &'g mut gptq::Stats)>,
 }
 
 /// The LM head: the main graph's last MatMul with a constant weight in topological order (the
@@ -161,12 +250,32 @@ fn lm_head(g: &Graph) -> Result<NodeId> {
 }
 
 /// One graph: its subgraphs, then plan → quantize → apply → remove unused float weights.
-fn quantize_graph(g: &mut Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Result<()> {
+fn quantize_graph(
+    g: &mut Graph,
+    outer: &[&Graph],
+    path: &str,
+    run: &mut Run<'_, '_>,
+) -> Result<()> {
     quantize_subgraphs(g, outer, path, run)?;
     let planned = plan_nodes(g, outer, path, run);
     let plans: Vec<Plan> = planned.iter().map(|(p, _)| p.clone()).collect();
-    let (quantized, spilled) =
-        quantize::quantize_weights(g, outer, &plans, run.opts, &run.sources, run.spill_dir)?;
+    let spill = run.spill_dir.map(Spill::new);
+    let pending = match &mut run.gptq {
+        // Subgraph MatMuls were planned as skips: GPTQ quantizes the main graph only.
+        Some((source, stats)) if !plans.is_empty() => {
+            let (opts, sources) = (run.opts, &run.sources);
+            gptq::quantize_weights(
+                g,
+                &plans,
+                opts,
+                sources,
+                (&mut **source, stats),
+                spill.as_ref(),
+            )?
+        }
+        _ => quantize::quantize_weights(g, outer, &plans, run.opts, &run.sources, spill.as_ref())?,
+    };
+    let (quantized, spilled) = quantize::finish(pending, spill)?;
     run.spilled.extend(spilled);
     let mut store = emit::Stored::default();
     let mut dequantized = emit_qdq::Dequantized::default();
@@ -200,7 +309,7 @@ fn quantize_subgraphs(
     g: &mut Graph,
     outer: &[&Graph],
     path: &str,
-    run: &mut Run<'_>,
+    run: &mut Run<'_, '_>,
 ) -> Result<()> {
     crate::subgraphs::edit_bodies(g, outer, path, |sub, scope, sub_path| {
         quantize_graph(sub, scope, sub_path, run)
@@ -209,7 +318,12 @@ fn quantize_subgraphs(
 
 /// Plans every candidate node of `g` in graph order, each with its report entry (a skip reason,
 /// or a placeholder the apply stage fills in).
-fn plan_nodes(g: &Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Vec<(Plan, usize)> {
+fn plan_nodes(
+    g: &Graph,
+    outer: &[&Graph],
+    path: &str,
+    run: &mut Run<'_, '_>,
+) -> Vec<(Plan, usize)> {
     let mut planned = Vec::new();
     for (id, node) in g.nodes() {
         if !node.domain().is_empty() || !WEIGHT_ONLY_OPS.contains(&node.op_type()) {
@@ -237,6 +351,9 @@ fn plan_nodes(g: &Graph, outer: &[&Graph], path: &str, run: &mut Run<'_>) -> Vec
                     }
                     if run.opts.fold_bias {
                         p.bias = plan::bias_of(g, outer, node, &p);
+                    }
+                    if run.opts.algorithm == options::Algorithm::Gptq {
+                        gptq::check_input(g, outer, &p)?;
                     }
                     Ok(p)
                 }),

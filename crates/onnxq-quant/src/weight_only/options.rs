@@ -29,6 +29,32 @@ pub enum Algorithm {
     /// Half-quadratic quantization: proximal optimisation of each block's zero point (float zero
     /// points; asymmetric).
     Hqq,
+    /// GPTQ: each row's rounding error pushed onto the rows not yet quantized, weighted by the
+    /// inverse Hessian of the MatMul's input over calibration data (needs a `HessianSource`).
+    Gptq,
+}
+
+/// GPTQ's settings (ORT's `GPTQWeightOnlyQuantConfig` names in the comments).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GptqOptions {
+    /// Damping as a fraction of the mean of the Hessian's diagonal (`percdamp`).
+    pub percdamp: f64,
+    /// Rows in order of decreasing Hessian diagonal, with static groups (`actorder`).
+    pub act_order: bool,
+    /// Bytes of Hessians (8·K² each) accumulated per pass over the calibration data; more
+    /// Hessians take more passes. Not in the stamp: the model does not depend on it.
+    #[serde(skip)]
+    pub memory: u64,
+}
+
+impl Default for GptqOptions {
+    fn default() -> Self {
+        GptqOptions {
+            percdamp: 0.01,
+            act_order: false,
+            memory: 2 << 30,
+        }
+    }
 }
 
 /// Options of `quantize --mode weight-only`.
@@ -64,6 +90,8 @@ pub struct WeightOnlyOptions {
     /// Bits of the LM head, the main graph's last MatMul (often the one most sensitive to
     /// quantization); `None` quantizes it like the others.
     pub lm_head_bits: Option<u32>,
+    /// GPTQ's settings (read with [`Algorithm::Gptq`] only).
+    pub gptq: GptqOptions,
 }
 
 /// One node's settings, overriding the run's.
@@ -108,6 +136,7 @@ impl Default for WeightOnlyOptions {
             nodes: Vec::new(),
             fold_bias: false,
             lm_head_bits: None,
+            gptq: GptqOptions::default(),
         }
     }
 }
@@ -274,6 +303,27 @@ impl WeightOnlyOptions {
                  2 and 4 bits only"
                     .into(),
                 "use --bits 4 with HQQ, or --algo default at 8 bits (near-lossless already)",
+            );
+        }
+        if self.algorithm == Algorithm::Gptq {
+            self.validate_gptq()?;
+        }
+        Ok(())
+    }
+
+    fn validate_gptq(&self) -> Result<()> {
+        let bad = |message: String, hint: &'static str| Err(Error::Options { message, hint });
+        let g = &self.gptq;
+        if !(g.percdamp.is_finite() && g.percdamp > 0.0) {
+            return bad(
+                format!("GPTQ damping {}: it must be a positive number", g.percdamp),
+                "give --percdamp 0.01 (ORT's default) or a little more (0.1) for noisy data",
+            );
+        }
+        if self.op_types.iter().any(|t| t != "MatMul") {
+            return bad(
+                "GPTQ quantizes MatMul weights only, and --op-types names another op".into(),
+                "give --op-types MatMul (or leave it out), or another --algo for Gather tables",
             );
         }
         Ok(())

@@ -4,18 +4,18 @@
 //! with the reason (ORT's tool writes an infinite scale).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use onnxq_ir::proto as pb;
 use onnxq_ir::{Graph, Sources, Spill};
 use rayon::prelude::*;
 
-use super::encode::{Encoded, Quantized, encode};
+use super::encode::{Encoded, Payload, Quantized, encode};
 use super::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
 use super::plan::{BFLOAT16, FLOAT, FLOAT16, Key, Kind, Plan};
 use crate::error::{Error, Result};
 use crate::numerics::blocks::{self, BlockShape, Elems};
 use crate::numerics::gather_blocks::gather_blocks;
+use crate::numerics::gptq::{Prepared, gptq};
 use crate::numerics::hqq::hqq;
 use crate::numerics::relayout;
 use crate::numerics::rtn::{RtnKind, rtn};
@@ -31,20 +31,21 @@ pub(crate) struct Skip {
 /// Each distinct weight's tensors, or why it stays float.
 pub(crate) type Results = BTreeMap<Key, Result<Encoded, Skip>>;
 
-/// Quantizes the weight of every plan, each distinct (weight, kind) once, and encodes it as its
-/// tensors; with a `spill` folder the large ones are written to a spill file as each weight
-/// finishes (its map is returned, for the model's sources).
+/// [`Results`] whose large tensors may still sit in the unmapped spill file.
+pub(crate) type Pending = BTreeMap<Key, Result<Encoded<Payload>, Skip>>;
+
+/// Quantizes the weight of every plan, each distinct (weight, kind, settings) once, and encodes
+/// it as its tensors; with a `spill` the large ones are written to it as each weight finishes.
 pub(crate) fn quantize_weights(
     g: &Graph,
     outer: &[&Graph],
     plans: &[Plan],
     opts: &WeightOnlyOptions,
     sources: &Sources,
-    spill_dir: Option<&Path>,
-) -> Result<(Results, Option<Sources>)> {
+    spill: Option<&Spill>,
+) -> Result<Pending> {
     let distinct: BTreeMap<Key, &Plan> = plans.iter().map(|p| (p.key(), p)).collect();
-    let spill = spill_dir.map(Spill::new);
-    let encoded: BTreeMap<_, _> = distinct
+    distinct
         .into_par_iter()
         .map(|(key, p)| {
             let c = resolve(g, outer, p.weight_input)
@@ -60,24 +61,29 @@ pub(crate) fn quantize_weights(
                     sources.release(part);
                 }
             };
-            let q = with_elems(c.tensor, |w| quantize_one(w, p, opts, &release))?;
+            let q = with_elems(c.tensor, |w| quantize_one(w, p, opts, &release, None))?;
             // The float weight has been read and is not needed again: drop its pages.
             if let Some(raw) = &c.tensor.raw_data {
                 sources.release(raw);
             }
             let e = match q {
-                Ok(q) => Ok(encode(p, q, spill.as_ref())?),
+                Ok(q) => Ok(encode(p, q, spill)?),
                 Err(skip) => Err(skip),
             };
             Ok((key, e))
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// Maps the spill file (if one was written) and resolves every pending tensor's bytes; returns
+/// the spill's map for the model's sources.
+pub(crate) fn finish(pending: Pending, spill: Option<Spill>) -> Result<(Results, Option<Sources>)> {
     let finished = match spill {
         Some(s) => s.finish().map_err(Error::Spill)?,
         None => None,
     };
     let map = finished.as_ref().map(|(m, _)| m);
-    let results = encoded
+    let results = pending
         .into_iter()
         .map(|(key, e)| {
             let e = match e {
@@ -90,12 +96,14 @@ pub(crate) fn quantize_weights(
     Ok((results, finished.map(|(_, s)| s)))
 }
 
-/// One weight's quantization, or why it stays float.
-fn quantize_one(
+/// One weight's quantization, or why it stays float; `release` is told the value ranges a kernel
+/// has finished reading, and GPTQ needs its input's `prepared` Hessian.
+pub(crate) fn quantize_one(
     w: &Elems<'_>,
     p: &Plan,
     opts: &WeightOnlyOptions,
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    prepared: Option<&Prepared>,
 ) -> Result<Quantized, Skip> {
     let count: usize = p.dims.iter().product();
     if w.len() != count {
@@ -143,6 +151,15 @@ fn quantize_one(
                 Algorithm::Rtn => rtn(w, shape, RtnKind::Rtn),
                 Algorithm::KQuant => rtn(w, shape, RtnKind::KQuant),
                 Algorithm::Hqq => hqq(w, shape),
+                Algorithm::Gptq => {
+                    let fail = |reason: String| Skip {
+                        reason: format!("GPTQ on weight `{}`: {reason}", p.weight_name),
+                        warn: true,
+                    };
+                    let prepared =
+                        prepared.ok_or_else(|| fail("no Hessian was prepared".into()))?;
+                    gptq(w, shape, prepared).map_err(fail)?
+                }
             };
             if qdq {
                 // RTN and k-quant: their MatMulNBits blocks, re-laid out (`validate` refuses
@@ -162,7 +179,7 @@ fn quantize_one(
 }
 
 /// Calls `f` on the tensor's values in place (a copy only for float16 held in `int32_data`).
-fn with_elems<T>(t: &pb::TensorProto, f: impl FnOnce(&Elems<'_>) -> T) -> Result<T> {
+pub(crate) fn with_elems<T>(t: &pb::TensorProto, f: impl FnOnce(&Elems<'_>) -> T) -> Result<T> {
     let dtype = t.data_type();
     if let Some(d) = f32_data(t) {
         return Ok(f(&Elems::F32(d)));

@@ -1,0 +1,220 @@
+//! GPTQ's Hessians: for each requested MatMul input A (last dimension K), `H = 2/n Σ xᵀx` over
+//! every row `x` of A reshaped to `[-1, K]` in every sample (`n` rows in all; ONNX Runtime's
+//! running form `H·n/(n+b) + (√(2/n)·x)ᵀ(√(2/n)·x)` is the same matrix up to a scale GPTQ does not
+//! see). Samples stream one at a time through an [`augmented`](crate::augmented) session (graph
+//! inputs are read from the feeds); each Hessian sums `XᵀX` in float64 over the upper triangle,
+//! in column panels computed in parallel, each panel by one thread in a fixed order, so the sums do
+//! not depend on the thread count. The caller decides how many Hessians one pass may hold.
+
+use std::collections::BTreeMap;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use onnxq_engine::{DataRef, Executor};
+use rayon::prelude::*;
+
+use crate::Error;
+use crate::data::Samples;
+
+/// One Hessian to collect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HessianTarget {
+    /// The tensor: a graph input (read from the feeds) or an output of the engine's model.
+    pub tensor: String,
+    /// Its last dimension.
+    pub k: usize,
+}
+
+/// A collected Hessian.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hessian {
+    /// `[K, K]` row-major, symmetric: `2/rows · Σ xᵀx`.
+    pub values: Vec<f64>,
+    /// Rows seen over all samples.
+    pub rows: u64,
+}
+
+/// Columns of `XᵀX` per parallel task.
+const PANEL: usize = 64;
+
+/// A running `Σ xᵀx`, column-major, filled on and above the diagonal.
+struct Accumulator {
+    k: usize,
+    sum: Vec<f64>,
+    rows: u64,
+    /// One sample's rows as float64, reused.
+    x: Vec<f64>,
+}
+
+impl Accumulator {
+    fn new(k: usize) -> Accumulator {
+        Accumulator {
+            k,
+            sum: vec![0.0; k * k],
+            rows: 0,
+            x: Vec::new(),
+        }
+    }
+
+    /// Adds the rows of `values` (`[-1, K]` row-major).
+    fn add(&mut self, values: &[f32]) {
+        let k = self.k;
+        let m = values.len() / k;
+        if m == 0 {
+            return;
+        }
+        self.x.clear();
+        self.x.extend(values.iter().map(|&v| f64::from(v)));
+        self.rows += m as u64;
+        let x = MatRef::from_row_major_slice(&self.x, m, k);
+        self.sum
+            .par_chunks_mut(PANEL * k)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let j0 = p * PANEL;
+                let width = panel.len() / k;
+                // Rows 0..j0 + width of these columns: the upper triangle and the diagonal block.
+                let top = j0 + width;
+                let dst = MatMut::from_column_major_slice_mut(panel, k, width).subrows_mut(0, top);
+                let lhs = x.subcols(0, top).transpose();
+                let rhs = x.subcols(j0, width);
+                matmul(dst, Accum::Add, lhs, rhs, 1.0, Par::Seq);
+            });
+    }
+
+    /// The mean `2/rows · Σ xᵀx`, full and symmetric (row-major = column-major).
+    fn finish(mut self) -> Hessian {
+        let k = self.k;
+        let scale = if self.rows > 0 {
+            2.0 / self.rows as f64
+        } else {
+            0.0
+        };
+        for j in 0..k {
+            for i in 0..=j {
+                let v = self.sum[j * k + i] * scale;
+                self.sum[j * k + i] = v;
+                self.sum[i * k + j] = v;
+            }
+        }
+        Hessian {
+            values: self.sum,
+            rows: self.rows,
+        }
+    }
+}
+
+/// Runs `samples` through `engine` (a session of a model with every non-input target among its
+/// outputs; `None` when every target is a graph input, read from the feeds without a run) and
+/// returns the targets' Hessians in order. A target whose values are not float32,
+/// or whose last dimension is not its K, is an error naming it. `progress` is called after each
+/// sample.
+pub fn collect_hessians(
+    mut engine: Option<&mut dyn Executor>,
+    samples: &Samples,
+    targets: &[HessianTarget],
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Hessian>, Error> {
+    let mut acc: BTreeMap<&str, Accumulator> = targets
+        .iter()
+        .map(|t| (t.tensor.as_str(), Accumulator::new(t.k)))
+        .collect();
+    let shape_error = |name: &str, dims: &[usize], k: usize| {
+        Error::Data(format!(
+            "GPTQ: tensor `{name}` has shape {dims:?} on the calibration data, and the MatMul \
+             reading it has K = {k} (its last dimension)"
+        ))
+    };
+    samples.each(|i, sample| {
+        for (name, t) in &sample {
+            if let Some(a) = acc.get_mut(name.as_str()) {
+                if t.dims.last() != Some(&a.k) {
+                    return Err(shape_error(name, &t.dims, a.k));
+                }
+                match &t.data {
+                    onnxq_engine::Data::F32(v) => a.add(v),
+                    // A float16 model's input: widened exactly.
+                    onnxq_engine::Data::F16(v) => {
+                        let wide: Vec<f32> = v
+                            .iter()
+                            .map(|&b| half::f16::from_bits(b).to_f32())
+                            .collect();
+                        a.add(&wide);
+                    }
+                    other => {
+                        return Err(Error::Data(format!(
+                            "GPTQ: input `{name}` is {}, and GPTQ reads float activations",
+                            other.type_name()
+                        )));
+                    }
+                }
+            }
+        }
+        let mut failed: Option<Error> = None;
+        let Some(engine) = engine.as_deref_mut() else {
+            progress(i + 1);
+            return Ok(());
+        };
+        engine.run_each(&sample, &mut |name, dims, data| {
+            let Some(a) = acc.get_mut(name) else { return };
+            if failed.is_some() {
+                return;
+            }
+            match data {
+                DataRef::F32(v) if dims.last() == Some(&a.k) => a.add(v),
+                DataRef::F32(_) => failed = Some(shape_error(name, dims, a.k)),
+                _ => {
+                    failed = Some(Error::Data(format!(
+                        "GPTQ: tensor `{name}` is not float32, and GPTQ reads float32 activations"
+                    )))
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        progress(i + 1);
+        Ok::<(), Error>(())
+    })?;
+    Ok(targets
+        .iter()
+        .map(|t| {
+            acc.remove(t.tensor.as_str())
+                .map_or_else(|| Accumulator::new(t.k).finish(), Accumulator::finish)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The panels add up to `2/n XᵀX`, symmetric, for K not a multiple of the panel width.
+    #[test]
+    fn accumulates_the_mean_outer_product() {
+        let k = PANEL + 7;
+        let mut a = Accumulator::new(k);
+        let rows: Vec<Vec<f32>> = (0..5)
+            .map(|r| {
+                (0..k)
+                    .map(|i| ((r * 31 + i * 17) % 13) as f32 - 6.0)
+                    .collect()
+            })
+            .collect();
+        a.add(&rows[..3].concat());
+        a.add(&rows[3..].concat());
+        let h = a.finish();
+        assert_eq!(h.rows, 5);
+        for i in 0..k {
+            for j in 0..k {
+                let want: f64 = rows
+                    .iter()
+                    .map(|x| f64::from(x[i]) * f64::from(x[j]))
+                    .sum::<f64>()
+                    * 2.0
+                    / 5.0;
+                assert!((h.values[i * k + j] - want).abs() < 1e-9, "({i}, {j})");
+            }
+        }
+    }
+}
