@@ -16,7 +16,7 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{onnxq, quantize};
+use common::{quantize, refused};
 use onnxq_testkit::{corpus_feeds, corpus_model, run_py};
 
 /// ORT's tool on `model` with `flags`; `Err` with its message when it fails.
@@ -264,16 +264,7 @@ fn bad_settings_are_refused() {
         &["--mode", "weight-only", "--quant-axes", "Gather"],
         &["--bits", "4"],
     ] {
-        let mut args: Vec<&OsStr> = vec![
-            "quantize".as_ref(),
-            model.as_ref(),
-            "-o".as_ref(),
-            out.as_ref(),
-        ];
-        args.extend(flags.iter().map(OsStr::new));
-        let (ok, stderr) = onnxq(&args);
-        assert!(!ok && stderr.contains("\nhint: "), "{flags:?}:\n{stderr}");
-        assert!(!out.exists(), "{flags:?} wrote a model");
+        let stderr = refused(&model, &out, flags);
         text += &format!("$ {}\n{stderr}\n", flags.join(" "));
     }
     insta::assert_snapshot!(text);

@@ -17,7 +17,7 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{onnxq, quantize};
+use common::{quantize, refused};
 use onnxq_testkit::run_py;
 
 /// The generated models in a fresh folder, with their names.
@@ -237,16 +237,7 @@ fn bad_input_is_refused() {
             "Gather",
         ],
     ] {
-        let mut args: Vec<&OsStr> = vec![
-            "quantize".as_ref(),
-            model.as_ref(),
-            "-o".as_ref(),
-            out.as_ref(),
-        ];
-        args.extend(flags.iter().map(OsStr::new));
-        let (ok, stderr) = onnxq(&args);
-        assert!(!ok && stderr.contains("\nhint: "), "{flags:?}:\n{stderr}");
-        assert!(!out.exists(), "{flags:?} wrote a model");
+        refused(&model, &out, flags);
     }
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_onnxq"))
         .args([

@@ -45,6 +45,22 @@ pub(crate) fn quantize(model: &Path, out: &Path, flags: &[&str]) -> String {
     stderr
 }
 
+/// `onnxq quantize MODEL -o OUT FLAGS` that must be refused: exit failure, a `hint:` line, no
+/// output written. Returns stderr.
+pub(crate) fn refused(model: &Path, out: &Path, flags: &[&str]) -> String {
+    let mut args: Vec<&OsStr> = vec![
+        "quantize".as_ref(),
+        model.as_ref(),
+        "-o".as_ref(),
+        out.as_ref(),
+    ];
+    args.extend(flags.iter().map(OsStr::new));
+    let (ok, stderr) = onnxq(&args);
+    assert!(!ok && stderr.contains("\nhint: "), "{flags:?}:\n{stderr}");
+    assert!(!out.exists(), "{flags:?} wrote a model");
+    stderr
+}
+
 /// ORT's tool (`mode` = "dynamic" or "static") on the same model; `Err` with its message when it
 /// fails.
 pub(crate) fn ort_quantize(

@@ -5,165 +5,16 @@
 //! `roundf` (half away from zero), a multiply by the reciprocal of the *stored* scale, and in the
 //! symmetric case a signed scale that maps the block's largest-magnitude value to code 0.
 //!
-//! Two layouts share the block parameters:
-//! - [`nbits`]: MatMulNBits' `B [N, k_blocks, blob]`, codes `roundf(v·r + zp)`, default zero
-//!   point `2^(bits-1)` when symmetric;
-//! - [`qdq`]: blocked DequantizeLinear's `[K, N]` tensor (INT4/UINT4/INT8/UINT8), codes
-//!   `roundf(v·r) + zp`, signed codes and no zero point when symmetric; scales `[k_blocks, N]`.
-//!
-//! Both run in parallel over independent slabs of the output and read the weight in place.
+//! This file holds the block parameters both layouts share and MatMulNBits' layout
+//! ([`nbits_releasing`]: `B [N, k_blocks, blob]`, codes `roundf(v·r + zp)`, default zero point
+//! `2^(bits-1)` when symmetric); `qdq_blocks.rs` has blocked DequantizeLinear's. Both run in
+//! parallel over independent slabs of the output and read the weight in place (`elems.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use super::F32Data;
-
-/// A weight's values as stored, read in place (little-endian bytes or a slice).
-#[derive(Debug, Clone, Copy)]
-pub enum Elems<'a> {
-    /// float32.
-    F32(F32Data<'a>),
-    /// float16, little-endian bytes.
-    F16(&'a [u8]),
-    /// bfloat16, little-endian bytes.
-    Bf16(&'a [u8]),
-}
-
-impl Elems<'_> {
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        match self {
-            Elems::F32(d) => d.len(),
-            Elems::F16(b) | Elems::Bf16(b) => b.len() / 2,
-        }
-    }
-
-    /// Whether there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Value `i` as float32 (exact for every type).
-    #[inline]
-    pub fn get(&self, i: usize) -> f32 {
-        match self {
-            Elems::F32(d) => d.get(i),
-            Elems::F16(b) => half::f16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32(),
-            Elems::Bf16(b) => half::bf16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32(),
-        }
-    }
-
-    /// Values `start..start + out.len()` into `out` (a tight loop per type, which vectorizes).
-    #[inline]
-    pub fn read_into(&self, start: usize, out: &mut [f32]) {
-        let n = out.len();
-        match self {
-            Elems::F32(F32Data::Slice(s)) => out.copy_from_slice(&s[start..start + n]),
-            Elems::F32(F32Data::Le(b)) => {
-                for (o, c) in out
-                    .iter_mut()
-                    .zip(b[4 * start..4 * (start + n)].chunks_exact(4))
-                {
-                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-            }
-            Elems::F16(b) => {
-                for (o, c) in out
-                    .iter_mut()
-                    .zip(b[2 * start..2 * (start + n)].chunks_exact(2))
-                {
-                    *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
-            Elems::Bf16(b) => {
-                for (o, c) in out
-                    .iter_mut()
-                    .zip(b[2 * start..2 * (start + n)].chunks_exact(2))
-                {
-                    *o = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
-        }
-    }
-
-    /// The index of the first value that is NaN or infinite, if any (in parallel chunks).
-    pub fn first_non_finite(&self) -> Option<usize> {
-        self.first_non_finite_in(0..self.len())
-    }
-
-    /// [`Elems::first_non_finite`] among the values of `range`.
-    pub fn first_non_finite_in(&self, range: std::ops::Range<usize>) -> Option<usize> {
-        const CHUNK: usize = 1 << 16;
-        let chunks = range.len().div_ceil(CHUNK);
-        (0..chunks).into_par_iter().find_map_first(|c| {
-            let start = range.start + c * CHUNK;
-            let mut buf = vec![0f32; CHUNK.min(range.end - start)];
-            self.read_into(start, &mut buf);
-            // The whole chunk in one pass (vectorizes); the index only when there is one.
-            if buf.iter().all(|v| v.is_finite()) {
-                None
-            } else {
-                buf.iter().position(|v| !v.is_finite()).map(|i| start + i)
-            }
-        })
-    }
-
-    /// The type scales are stored in: the weight's own.
-    pub fn scale_type(&self) -> ScaleType {
-        match self {
-            Elems::F32(_) => ScaleType::F32,
-            Elems::F16(_) => ScaleType::F16,
-            Elems::Bf16(_) => ScaleType::Bf16,
-        }
-    }
-}
-
-/// The type a scale is stored in, which is the weight's type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScaleType {
-    /// float32.
-    F32,
-    /// float16: the kernel multiplies by the reciprocal of the float16-rounded scale.
-    F16,
-    /// bfloat16: ORT quantizes a bfloat16 weight in float32 and casts the scales afterwards, so the
-    /// kernel uses the float32 scale.
-    Bf16,
-}
-
-impl ScaleType {
-    /// The scale the kernel divides by (as stored, for float16).
-    fn kernel(self, s: f32) -> f32 {
-        match self {
-            ScaleType::F16 => half::f16::from_f32(s).to_f32(),
-            ScaleType::F32 | ScaleType::Bf16 => s,
-        }
-    }
-
-    /// `s` rounded once to this type (as numpy's `astype` from float64), as a float32.
-    pub fn from_f64(self, s: f64) -> f32 {
-        match self {
-            ScaleType::F32 => s as f32,
-            ScaleType::F16 => half::f16::from_f64(s).to_f32(),
-            ScaleType::Bf16 => half::bf16::from_f64(s).to_f32(),
-        }
-    }
-
-    /// Little-endian bytes of `scales` in this type.
-    pub fn to_bytes(self, scales: &[f32]) -> Vec<u8> {
-        match self {
-            ScaleType::F32 => scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
-            ScaleType::F16 => scales
-                .iter()
-                .flat_map(|s| half::f16::from_f32(*s).to_le_bytes())
-                .collect(),
-            ScaleType::Bf16 => scales
-                .iter()
-                .flat_map(|s| half::bf16::from_f32(*s).to_le_bytes())
-                .collect(),
-        }
-    }
-}
+use super::elems::{Elems, ScaleType};
 
 /// The shape of a block quantization of a `[k, n]` weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,11 +42,11 @@ impl BlockShape {
         self.block * self.bits as usize / 8
     }
 
-    fn max_code(&self) -> i32 {
+    pub(super) fn max_code(&self) -> i32 {
         (1 << self.bits) - 1
     }
 
-    fn mid(&self) -> i32 {
+    pub(super) fn mid(&self) -> i32 {
         1 << (self.bits - 1)
     }
 }
@@ -216,7 +67,7 @@ fn code(x: f32, top: f32) -> u8 {
 /// (inline, where `f32::round` is a libm call on baseline x86-64), plus or minus one where the
 /// fraction (exact: `x - trunc(x)`, below 2^23) reaches a half; branch-free so code loops vectorize.
 #[inline]
-fn round_half_away(x: f32) -> i32 {
+pub(super) fn round_half_away(x: f32) -> i32 {
     let t = x as i32;
     let f = x - t as f32;
     t + i32::from(f >= 0.5) - i32::from(f <= -0.5)
@@ -224,14 +75,14 @@ fn round_half_away(x: f32) -> i32 {
 
 /// One block's parameters: the stored scale (as float32), the kernel's reciprocal, the zero point.
 #[derive(Debug, Clone, Copy)]
-struct Block {
-    scale: f32,
-    recip: f32,
-    zp: i32,
+pub(super) struct Block {
+    pub(super) scale: f32,
+    pub(super) recip: f32,
+    pub(super) zp: i32,
 }
 
 /// MLAS's `range2scalezp` / `range2scale` for a block with minimum `min` and maximum `max`.
-fn block_params(min: f32, max: f32, s: &BlockShape, st: ScaleType) -> Block {
+pub(super) fn block_params(min: f32, max: f32, s: &BlockShape, st: ScaleType) -> Block {
     let (scale, zp) = if s.symmetric {
         let m = if max.abs() > min.abs() { max } else { min };
         (m / -(s.mid() as f32), s.mid())
@@ -280,6 +131,29 @@ pub enum ZeroPoints {
     Codes(Vec<u8>),
     /// Float zero points in code units, stored in the scales' type (HQQ).
     Float(Vec<f32>),
+}
+
+impl NBits {
+    /// The result of an integer-code kernel: `zps` are the blocks' zero points, written only when
+    /// the shape is asymmetric (symmetric blocks use the kernel's default).
+    pub(crate) fn with_codes(
+        shape: BlockShape,
+        packed: Vec<u8>,
+        scales: Vec<f32>,
+        zps: Vec<u8>,
+    ) -> NBits {
+        let zero_points = if shape.symmetric {
+            ZeroPoints::Default
+        } else {
+            ZeroPoints::Codes(zps)
+        };
+        NBits {
+            shape,
+            packed,
+            scales,
+            zero_points,
+        }
+    }
 }
 
 /// Columns per parallel task: the weight's rows are read in contiguous runs of this many values
@@ -348,16 +222,7 @@ pub fn nbits_releasing(
         }
         done(values);
     }
-    Ok(NBits {
-        shape: s,
-        packed,
-        scales,
-        zero_points: if s.symmetric {
-            ZeroPoints::Default
-        } else {
-            ZeroPoints::Codes(zps)
-        },
-    })
+    Ok(NBits::with_codes(s, packed, scales, zps))
 }
 
 /// One parallel task's columns `c0 .. c0 + cols` and their slices of the outputs.
@@ -466,124 +331,10 @@ pub fn pack_zero_points(zps: &[u8], n: usize, k_blocks: usize, bits: u32) -> Vec
     out
 }
 
-/// A weight quantized for a blocked DequantizeLinear (`axis = 0`, `block_size`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Qdq {
-    /// The shape quantized.
-    pub shape: BlockShape,
-    /// The `[K, N]` codes in ONNX storage: one byte each for 8 bits, two per byte (low nibble
-    /// first, row-major, the last high nibble zero when K·N is odd) for 4 bits; signed when
-    /// symmetric.
-    pub data: Vec<u8>,
-    /// `[k_blocks, N]` stored scales.
-    pub scales: Vec<f32>,
-    /// `[k_blocks, N]` zero points when asymmetric, packed as `data` is.
-    pub zero_points: Option<Vec<u8>>,
-}
-
-/// Quantizes the `[k, n]` row-major weight `w` for a blocked DequantizeLinear (MLAS's
-/// `MlasQDQQuantizeBlockwise`; ORT's tool runs it for 4 bits, the same arithmetic serves 8).
-#[cfg(test)]
-pub fn qdq(w: &Elems<'_>, s: BlockShape) -> Qdq {
-    qdq_releasing(w, s, &|_| {}).unwrap_or_else(|i| panic!("non-finite value at {i}"))
-}
-
-/// [`qdq`] for a weight not yet checked, calling `done` with each block's range of values
-/// (row-major indices) once it has read them; a NaN or infinite value stops it, and the smallest
-/// such index is returned (each block is checked as its range is read: one read of the pages).
-pub fn qdq_releasing(
-    w: &Elems<'_>,
-    s: BlockShape,
-    done: &(dyn Fn(std::ops::Range<usize>) + Sync),
-) -> Result<Qdq, usize> {
-    debug_assert_eq!(w.len(), s.k * s.n);
-    debug_assert!(s.bits == 4 || s.bits == 8);
-    let (kb, st) = (s.k_blocks(), w.scale_type());
-    let (lo_code, hi_code) = if s.symmetric {
-        (-s.mid(), s.mid() - 1)
-    } else {
-        (0, s.max_code())
-    };
-    // Codes as i8 then stored: a block's rows are a contiguous run of the [K, N] output.
-    let mut codes = vec![0i8; s.k * s.n];
-    let mut scales = vec![0f32; kb * s.n];
-    let mut zps = vec![0u8; kb * s.n];
-    let bad = codes
-        .par_chunks_mut(s.block * s.n)
-        .zip(scales.par_chunks_mut(s.n))
-        .zip(zps.par_chunks_mut(s.n))
-        .enumerate()
-        .filter_map(|(b, ((codes, scales), zps))| {
-            let rows = b * s.block..s.k.min((b + 1) * s.block);
-            // The block's rows are contiguous: one pass for every column's range, one for codes.
-            let mut row = vec![0f32; s.n];
-            let (mut lo, mut hi) = (vec![f32::MAX; s.n], vec![f32::MIN; s.n]);
-            for r in rows.clone() {
-                w.read_into(r * s.n, &mut row);
-                if let Some(c) = row.iter().position(|v| !v.is_finite()) {
-                    return Some(r * s.n + c);
-                }
-                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(&row) {
-                    *l = if v < *l { v } else { *l };
-                    *h = if v > *h { v } else { *h };
-                }
-            }
-            let params: Vec<Block> = (0..s.n)
-                .map(|c| block_params(lo[c], hi[c], &s, st))
-                .collect();
-            // Per column: the reciprocal, the zero point, and the range of `v·r` whose rounding
-            // stays within the codes (clamping first gives the same integer: the bounds are
-            // integers), in flat arrays so the loop below vectorizes.
-            let (mut recip, mut zp, mut lo_x, mut hi_x) = (
-                vec![0f32; s.n],
-                vec![0i32; s.n],
-                vec![0f32; s.n],
-                vec![0f32; s.n],
-            );
-            for (c, p) in params.iter().enumerate() {
-                scales[c] = p.scale;
-                let z = if s.symmetric { 0 } else { p.zp };
-                zps[c] = z as u8;
-                (recip[c], zp[c]) = (p.recip, z);
-                (lo_x[c], hi_x[c]) = ((lo_code - z) as f32, (hi_code - z) as f32);
-            }
-            for (i, r) in rows.clone().enumerate() {
-                w.read_into(r * s.n, &mut row);
-                let out = &mut codes[i * s.n..(i + 1) * s.n];
-                for c in 0..s.n {
-                    let x = (row[c] * recip[c]).max(lo_x[c]).min(hi_x[c]);
-                    out[c] = (round_half_away(x) + zp[c]) as i8;
-                }
-            }
-            done(rows.start * s.n..rows.end * s.n);
-            None
-        })
-        .min();
-    if let Some(i) = bad {
-        return Err(i);
-    }
-    let store = |v: &[i8]| -> Vec<u8> {
-        if s.bits == 8 {
-            v.iter().map(|&q| q as u8).collect()
-        } else {
-            v.chunks(2)
-                .map(|p| (p[0] as u8 & 0x0f) | (p.get(1).map_or(0, |&h| h as u8 & 0x0f) << 4))
-                .collect()
-        }
-    };
-    let zero_points =
-        (!s.symmetric).then(|| store(&zps.iter().map(|&z| z as i8).collect::<Vec<_>>()));
-    Ok(Qdq {
-        shape: s,
-        data: store(&codes),
-        scales,
-        zero_points,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numerics::F32Data;
 
     fn shape(k: usize, n: usize, block: usize, bits: u32, symmetric: bool) -> BlockShape {
         BlockShape {
@@ -685,17 +436,5 @@ mod tests {
             let x = i as f32 * 0.013;
             assert_eq!(round_half_away(x), x.round() as i32, "{x}");
         }
-    }
-
-    /// The QDQ layout: signed 4-bit codes row-major, rounding before the zero point.
-    #[test]
-    fn qdq_layout() {
-        let w: Vec<f32> = (0..48).map(|i| (i as f32 - 20.0) / 7.0).collect();
-        let q = qdq(&Elems::F32(F32Data::Slice(&w)), shape(16, 3, 16, 4, true));
-        assert_eq!(q.data.len(), 24);
-        assert_eq!(q.scales.len(), 3);
-        let sym8 = qdq(&Elems::F32(F32Data::Slice(&w)), shape(16, 3, 16, 8, false));
-        assert_eq!(sym8.data.len(), 48);
-        assert_eq!(sym8.zero_points.as_ref().unwrap().len(), 3);
     }
 }

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::blocks::{Elems, ScaleType};
+use super::elems::{Elems, ScaleType};
 
 /// The table's shape around the quantize axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

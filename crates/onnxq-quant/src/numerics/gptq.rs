@@ -31,7 +31,8 @@ use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::blocks::{BlockShape, Elems, NBits, ScaleType, ZeroPoints};
+use super::blocks::{BlockShape, NBits};
+use super::elems::{Elems, ScaleType};
 
 /// GPTQ's settings (ORT's names in the comments).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -247,16 +248,7 @@ pub fn gptq(w: &Elems<'_>, s: BlockShape, p: &Prepared) -> Result<NBits, String>
             }
             Ok::<(), String>(())
         })?;
-    Ok(NBits {
-        shape: s,
-        packed,
-        scales,
-        zero_points: if s.symmetric {
-            ZeroPoints::Default
-        } else {
-            ZeroPoints::Codes(zps)
-        },
-    })
+    Ok(NBits::with_codes(s, packed, scales, zps))
 }
 
 /// GPTQ on columns `c0..c0 + cols`: returns their `[K, cols]` codes in weight row order and fills

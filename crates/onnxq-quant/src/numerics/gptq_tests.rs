@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::numerics::F32Data;
-use crate::numerics::blocks::nbits;
+use crate::numerics::blocks::{ZeroPoints, nbits};
 use crate::numerics::rtn::{RtnKind, rtn};
 
 /// A deterministic pseudo-random stream in [-1, 1).

@@ -8,7 +8,8 @@
 
 use rayon::prelude::*;
 
-use super::blocks::{BlockShape, Elems, NBits, ZeroPoints};
+use super::blocks::{BlockShape, NBits, ZeroPoints};
+use super::elems::Elems;
 
 /// HQQ's solver settings (ORT's `opt_params`).
 const LP_NORM: f32 = 0.7;

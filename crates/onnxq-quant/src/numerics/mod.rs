@@ -1,16 +1,18 @@
 //! Numerics: ONNX Runtime's scale/zero-point math reproduced exactly (`params.rs`), the quantize
 //! kernels that read weights in place (`kernels.rs`) and the block-wise weight-only kernels
-//! (`blocks.rs` for MatMulNBits and blocked DequantizeLinear, `gather_blocks.rs` for
+//! (`elems.rs` the weight's values in place, `blocks.rs` the block parameters and MatMulNBits' layout, `qdq_blocks.rs` blocked DequantizeLinear's, `gather_blocks.rs` for
 //! GatherBlockQuantized, `rtn.rs` for ORT's RTN and k-quant,
 //! `hqq.rs` for HQQ, `gptq.rs` for GPTQ). Everything is re-exported here, so callers
 //! name `numerics::QuantType`, `numerics::quantize_weight`, ...
 
 pub mod blocks;
+pub mod elems;
 pub mod gather_blocks;
 pub mod gptq;
 pub mod hqq;
 mod kernels;
 mod params;
+pub mod qdq_blocks;
 pub mod relayout;
 pub mod rtn;
 

@@ -5,7 +5,8 @@
 //! kernel's default zero point `2^(bits-1)` (symmetric) become signed codes `q - 2^(bits-1)` with
 //! no zero point, which dequantize to the same values.
 
-use super::blocks::{NBits, Qdq, ZeroPoints};
+use super::blocks::{NBits, ZeroPoints};
+use super::qdq_blocks::Qdq;
 
 /// `q`'s blocks in the QDQ layout; `None` for float zero points (HQQ's), which DequantizeLinear
 /// cannot take.
@@ -72,7 +73,9 @@ fn store(v: &[i16], bits: u32) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::numerics::F32Data;
-    use crate::numerics::blocks::{BlockShape, Elems, nbits, qdq};
+    use crate::numerics::blocks::{BlockShape, nbits};
+    use crate::numerics::elems::Elems;
+    use crate::numerics::qdq_blocks::qdq;
 
     /// Element `j` of ONNX-stored small integers.
     fn element(d: &[u8], j: usize, bits: u32, signed: bool) -> i32 {

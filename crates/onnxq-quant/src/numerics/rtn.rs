@@ -11,7 +11,8 @@
 
 use rayon::prelude::*;
 
-use super::blocks::{BlockShape, Elems, NBits, ZeroPoints};
+use super::blocks::{BlockShape, NBits};
+use super::elems::Elems;
 
 /// The block search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,19 +68,11 @@ pub fn rtn(w: &Elems<'_>, s: BlockShape, kind: RtnKind) -> NBits {
             }
         });
     let asymmetric = kind == RtnKind::KQuant || !s.symmetric;
-    NBits {
-        shape: BlockShape {
-            symmetric: !asymmetric,
-            ..s
-        },
-        packed,
-        scales,
-        zero_points: if asymmetric {
-            ZeroPoints::Codes(zps)
-        } else {
-            ZeroPoints::Default
-        },
-    }
+    let shape = BlockShape {
+        symmetric: !asymmetric,
+        ..s
+    };
+    NBits::with_codes(shape, packed, scales, zps)
 }
 
 /// ORT's `quant_tensor(..., dtype="uint")` for one block.

@@ -11,8 +11,10 @@ use onnxq_ir::{Spill, SpillMap, Spilled};
 
 use super::plan::{BFLOAT16, FLOAT16, Kind, Plan};
 use crate::error::{Error, Result};
-use crate::numerics::blocks::{NBits, Qdq, ScaleType, ZeroPoints, pack_zero_points};
+use crate::numerics::blocks::{NBits, ZeroPoints, pack_zero_points};
+use crate::numerics::elems::ScaleType;
 use crate::numerics::gather_blocks::GatherBlocks;
+use crate::numerics::qdq_blocks::Qdq;
 
 /// ONNX data types written here.
 const UINT8: i32 = 2;

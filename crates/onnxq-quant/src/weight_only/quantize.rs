@@ -13,10 +13,12 @@ use super::encode::{Encoded, Payload, Quantized, encode};
 use super::options::{Algorithm, WeightOnlyFormat, WeightOnlyOptions};
 use super::plan::{BFLOAT16, FLOAT, FLOAT16, Key, Kind, Plan};
 use crate::error::{Error, Result};
-use crate::numerics::blocks::{self, BlockShape, Elems};
+use crate::numerics::blocks::{self, BlockShape};
+use crate::numerics::elems::Elems;
 use crate::numerics::gather_blocks::gather_blocks;
 use crate::numerics::gptq::{Prepared, gptq};
 use crate::numerics::hqq::hqq;
+use crate::numerics::qdq_blocks;
 use crate::numerics::relayout;
 use crate::numerics::rtn::{RtnKind, rtn};
 use crate::weights::{f32_data, resolve};
@@ -143,7 +145,7 @@ pub(crate) fn quantize_one(
             };
             if qdq && opts.algorithm == Algorithm::Default {
                 // MLAS's QDQ kernel (ORT's tool's QDQ output, bit for bit).
-                let q = blocks::qdq_releasing(w, shape, release).map_err(broken)?;
+                let q = qdq_blocks::qdq_releasing(w, shape, release).map_err(broken)?;
                 return Ok(Quantized::Qdq(q));
             }
             let q = match opts.algorithm {
