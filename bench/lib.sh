@@ -10,3 +10,17 @@ timed() {
     CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ { s += $2 } END { printf "%.2f", s }' "$OUT/time.txt")
     RSS=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$OUT/time.txt")
 }
+
+# score MODEL_NAME FILE: the corpus metric of FILE (../shared/corpus/eval/<model>.py, last line).
+# ours_score MODEL_NAME FLAGS...: onnxq weight-only quantization of the corpus model, scored, or
+# why it failed. Both need PY, CORPUS, ONNXQ and OUT.
+score() { "$PY" "$CORPUS/eval/$1.py" "$2" 2>/dev/null | tail -n 1; }
+ours_score() {  # MODEL_NAME FLAGS...
+    local m=$1
+    shift
+    if "$ONNXQ" quantize "$CORPUS/models/$m/model.onnx" -o "$OUT/q.onnx" --mode weight-only "$@" >"$OUT/q.txt" 2>&1; then
+        score "$m" "$OUT/q.onnx"
+    else
+        echo "fails: $(grep -m1 error "$OUT/q.txt")"
+    fi
+}

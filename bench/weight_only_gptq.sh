@@ -17,16 +17,6 @@ OUT=$(mktemp -d /tmp/onnxq-gptq.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-score() { "$PY" "$CORPUS/eval/$1.py" "$2" 2>/dev/null | tail -n 1; }
-ours_score() {  # MODEL_NAME FLAGS...
-    local m=$1
-    shift
-    if "$ONNXQ" quantize "$CORPUS/models/$m/model.onnx" -o "$OUT/q.onnx" --mode weight-only "$@" >"$OUT/q.txt" 2>&1; then
-        score "$m" "$OUT/q.onnx"
-    else
-        echo "fails: $(grep -m1 error "$OUT/q.txt")"
-    fi
-}
 if [[ -z ${SKIP_METRICS:-} ]]; then
     echo "| model | setting | float | onnxq default | onnxq RTN | onnxq GPTQ | onnxq GPTQ act-order |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"

@@ -15,7 +15,8 @@ CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 REPS=${REPS:-20}
 OUT=$(mktemp -d /tmp/onnxq-wometrics.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
-score() { "$PY" "$CORPUS/eval/$1.py" "$2" 2>/dev/null | tail -n 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 ort_score() {  # MODEL_NAME FLAGS...: ORT's tool, scored, or why it fails
     local m=$1
     shift
@@ -23,15 +24,6 @@ ort_score() {  # MODEL_NAME FLAGS...: ORT's tool, scored, or why it fails
         score "$m" "$OUT/ort.onnx"
     else
         echo "fails: $(grep -m1 "ORT's tool failed" "$OUT/ort.txt" | cut -c20-90)"
-    fi
-}
-ours_score() {  # MODEL_NAME FLAGS...
-    local m=$1
-    shift
-    if "$ONNXQ" quantize "$CORPUS/models/$m/model.onnx" -o "$OUT/q.onnx" --mode weight-only "$@" >"$OUT/q.txt" 2>&1; then
-        score "$m" "$OUT/q.onnx"
-    else
-        echo "fails: $(head -1 "$OUT/q.txt")"
     fi
 }
 echo "| model | setting | float | ORT default | onnxq default | ORT RTN | onnxq RTN | ORT k-quant | onnxq k-quant | onnxq HQQ |"
