@@ -10,7 +10,10 @@ so the Hessian XᵀX is far from diagonal and GPTQ has errors to push around), a
 * shared:  one weight [96, 40] read by two MatMuls, of x and of Tanh(x);
 * n1:      N = 1, K = 64;
 * fp16:    float16 activations and weight [96, 48] (scales are float16);
-* subgraph: a MatMul of x inside an If branch (not collectable: reported skip) beside a top-level MatMul.
+* subgraph: a MatMul of x inside an If branch (not collectable: reported skip) beside a top-level MatMul;
+* cut_if:  MatMul [96, 64] -> h; an If whose branches read h from the outer graph (Relu(h) or Neg(h)) -> MatMul
+           [64, 32]: with a small --gptq-memory the engine runs it in two segments, h crossing the cut into the
+           If's branches.
 """
 import sys
 from pathlib import Path
@@ -82,6 +85,18 @@ def main():
            else_branch=branch("else", "w_else")),
     ], [weight("w_top", (96, 32)), weight("w_then", (96, 32)), weight("w_else", (96, 32)),
         numpy_helper.from_array(np.array(0.0, np.float32), "zero")], 96, data(96))
+    outer = lambda name, op: helper.make_graph(  # noqa: E731
+        [mm(op, ["h"], [f"{name}_y"], name=f"{name}_op")], name, [],
+        [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [1, 16, 64])])
+    save(out, "cut_if", [
+        mm("MatMul", ["x", "w0"], ["h"], name="mm0"),
+        mm("ReduceSum", ["h"], ["s"], name="sum", keepdims=0),
+        mm("Greater", ["s", "zero"], ["cond"], name="gt"),
+        mm("If", ["cond"], ["b"], name="if", then_branch=outer("then", "Relu"),
+           else_branch=outer("else", "Neg")),
+        mm("MatMul", ["b", "w1"], ["y"], name="mm1"),
+    ], [weight("w0", (96, 64)), weight("w1", (64, 32)), numpy_helper.from_array(np.array(0.0, np.float32), "zero")],
+        96, data(96))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use onnxq_engine::{DataRef, Executor};
+use onnxq_engine::{Data, DataRef, Executor, Tensor};
 use rayon::prelude::*;
 
 use crate::Error;
@@ -104,85 +104,118 @@ impl Accumulator {
     }
 }
 
+/// Running Hessians of a set of targets, fed value by value (from a sample's feeds for graph
+/// inputs, from an engine's outputs for the rest).
+pub struct HessianSums<'t> {
+    targets: &'t [HessianTarget],
+    acc: BTreeMap<&'t str, Accumulator>,
+}
+
+impl<'t> HessianSums<'t> {
+    /// Empty sums of `targets`.
+    pub fn new(targets: &'t [HessianTarget]) -> HessianSums<'t> {
+        let acc = targets
+            .iter()
+            .map(|t| (t.tensor.as_str(), Accumulator::new(t.k)))
+            .collect();
+        HessianSums { targets, acc }
+    }
+
+    /// Whether `name` is a target.
+    pub fn wants(&self, name: &str) -> bool {
+        self.acc.contains_key(name)
+    }
+
+    /// Adds the targets among a sample's feeds (graph inputs).
+    pub fn add_feeds(&mut self, sample: &[(String, Tensor)]) -> Result<(), Error> {
+        for (name, t) in sample {
+            if !self.wants(name) {
+                continue;
+            }
+            match &t.data {
+                Data::F32(v) => self.add(name, &t.dims, DataRef::F32(v))?,
+                // A float16 model's input: widened exactly.
+                Data::F16(v) => {
+                    let wide: Vec<f32> = v
+                        .iter()
+                        .map(|&b| half::f16::from_bits(b).to_f32())
+                        .collect();
+                    self.add(name, &t.dims, DataRef::F32(&wide))?;
+                }
+                other => {
+                    return Err(Error::Data(format!(
+                        "GPTQ: input `{name}` is {}, and GPTQ reads float activations",
+                        other.type_name()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one value of `name` (ignored when it is not a target). A value that is not float32,
+    /// or whose last dimension is not its K, is an error naming it.
+    pub fn add(&mut self, name: &str, dims: &[usize], data: DataRef<'_>) -> Result<(), Error> {
+        let Some(a) = self.acc.get_mut(name) else {
+            return Ok(());
+        };
+        match data {
+            DataRef::F32(v) if dims.last() == Some(&a.k) => {
+                a.add(v);
+                Ok(())
+            }
+            DataRef::F32(_) => Err(Error::Data(format!(
+                "GPTQ: tensor `{name}` has shape {dims:?} on the calibration data, and the \
+                 MatMul reading it has K = {} (its last dimension)",
+                a.k
+            ))),
+            _ => Err(Error::Data(format!(
+                "GPTQ: tensor `{name}` is not float32, and GPTQ reads float32 activations"
+            ))),
+        }
+    }
+
+    /// The targets' Hessians, in order.
+    pub fn finish(mut self) -> Vec<Hessian> {
+        self.targets
+            .iter()
+            .map(|t| {
+                self.acc
+                    .remove(t.tensor.as_str())
+                    .map_or_else(|| Accumulator::new(t.k).finish(), Accumulator::finish)
+            })
+            .collect()
+    }
+}
+
 /// Runs `samples` through `engine` (a session of a model with every non-input target among its
 /// outputs; `None` when every target is a graph input, read from the feeds without a run) and
-/// returns the targets' Hessians in order. A target whose values are not float32,
-/// or whose last dimension is not its K, is an error naming it. `progress` is called after each
-/// sample.
+/// returns the targets' Hessians in order (see [`HessianSums::add`] for what is refused).
+/// `progress` is called after each sample.
 pub fn collect_hessians(
     mut engine: Option<&mut dyn Executor>,
     samples: &Samples,
     targets: &[HessianTarget],
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<Hessian>, Error> {
-    let mut acc: BTreeMap<&str, Accumulator> = targets
-        .iter()
-        .map(|t| (t.tensor.as_str(), Accumulator::new(t.k)))
-        .collect();
-    let shape_error = |name: &str, dims: &[usize], k: usize| {
-        Error::Data(format!(
-            "GPTQ: tensor `{name}` has shape {dims:?} on the calibration data, and the MatMul \
-             reading it has K = {k} (its last dimension)"
-        ))
-    };
+    let mut sums = HessianSums::new(targets);
     samples.each(|i, sample| {
-        for (name, t) in &sample {
-            if let Some(a) = acc.get_mut(name.as_str()) {
-                if t.dims.last() != Some(&a.k) {
-                    return Err(shape_error(name, &t.dims, a.k));
+        sums.add_feeds(&sample)?;
+        if let Some(engine) = engine.as_deref_mut() {
+            let mut failed: Option<Error> = None;
+            engine.run_each(&sample, &mut |name, dims, data| {
+                if failed.is_none() {
+                    failed = sums.add(name, dims, data).err();
                 }
-                match &t.data {
-                    onnxq_engine::Data::F32(v) => a.add(v),
-                    // A float16 model's input: widened exactly.
-                    onnxq_engine::Data::F16(v) => {
-                        let wide: Vec<f32> = v
-                            .iter()
-                            .map(|&b| half::f16::from_bits(b).to_f32())
-                            .collect();
-                        a.add(&wide);
-                    }
-                    other => {
-                        return Err(Error::Data(format!(
-                            "GPTQ: input `{name}` is {}, and GPTQ reads float activations",
-                            other.type_name()
-                        )));
-                    }
-                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
             }
-        }
-        let mut failed: Option<Error> = None;
-        let Some(engine) = engine.as_deref_mut() else {
-            progress(i + 1);
-            return Ok(());
-        };
-        engine.run_each(&sample, &mut |name, dims, data| {
-            let Some(a) = acc.get_mut(name) else { return };
-            if failed.is_some() {
-                return;
-            }
-            match data {
-                DataRef::F32(v) if dims.last() == Some(&a.k) => a.add(v),
-                DataRef::F32(_) => failed = Some(shape_error(name, dims, a.k)),
-                _ => {
-                    failed = Some(Error::Data(format!(
-                        "GPTQ: tensor `{name}` is not float32, and GPTQ reads float32 activations"
-                    )))
-                }
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
         }
         progress(i + 1);
         Ok::<(), Error>(())
     })?;
-    Ok(targets
-        .iter()
-        .map(|t| {
-            acc.remove(t.tensor.as_str())
-                .map_or_else(|| Accumulator::new(t.k).finish(), Accumulator::finish)
-        })
-        .collect())
+    Ok(sums.finish())
 }
 
 #[cfg(test)]

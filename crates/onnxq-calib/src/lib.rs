@@ -16,6 +16,7 @@ pub mod histogram;
 pub mod npy;
 mod observe;
 mod ranges;
+pub mod segments;
 mod testdata;
 pub mod trt;
 

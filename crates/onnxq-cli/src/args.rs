@@ -315,7 +315,8 @@ pub(crate) struct WeightOnlyArgs {
     #[arg(long)]
     pub(crate) act_order: bool,
     /// Weight-only GPTQ: memory for the Hessians collected per pass over --data (8·K² bytes
-    /// each); more Hessians take more passes. Bytes, or with KiB, MiB, GiB [default: 2GiB]
+    /// each); more Hessians take more passes. The engine runs the model in segments of about an
+    /// eighth of it in weights, one at a time. Bytes, or with KiB, MiB, GiB [default: 2GiB]
     #[arg(long, value_name = "SIZE")]
     pub(crate) gptq_memory: Option<String>,
 }

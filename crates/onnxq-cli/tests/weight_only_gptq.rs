@@ -72,7 +72,8 @@ fn gptq_beats_round_to_nearest_in_the_hessian_norm() {
         (&["--block-size", "32", "--symmetric"], &["--act-order"]),
         (&["--block-size", "16", "--bits", "2"], &[]),
     ];
-    for name in names.iter().filter(|n| *n != "subgraph") {
+    // The segment cases test the engine's runs, not the solver.
+    for name in names.iter().filter(|n| !["subgraph", "cut_if"].contains(&n.as_str())) {
         let model = dir.path().join(format!("{name}.onnx"));
         let data = dir.path().join(format!("{name}.npz"));
         for (i, (flags, own)) in settings.iter().enumerate() {
@@ -179,6 +180,29 @@ fn passes_follow_the_budget_and_runs_are_deterministic() {
         bytes == std::fs::read(&c).unwrap(),
         "passes change the model"
     );
+}
+
+/// A budget small enough to run the model in segments (h crosses the cut into an If's branches,
+/// read from the outer graph) gives the same model as one segment, and it runs in ONNX Runtime.
+#[test]
+fn segments_give_the_whole_models_hessians() {
+    let (dir, _) = models();
+    let model = dir.path().join("cut_if.onnx");
+    let data = dir.path().join("cut_if.npz");
+    let base = ["--mode", "weight-only", "--algo", "gptq", "--block-size", "32"];
+    let data_args = ["--data", data.to_str().unwrap()];
+    let (whole, cut) = (dir.path().join("whole.onnx"), dir.path().join("cut.onnx"));
+    let text = quantize(&model, &whole, &[&base[..], &data_args].concat());
+    assert!(text.contains("planned in 1 segment(s)"), "{text}");
+    // 96² · 8 = 73728 bytes: one Hessian per pass, segments of 10 KiB of weights.
+    let small = [&base[..], &data_args, &["--gptq-memory", "80KiB"]].concat();
+    let text = quantize(&model, &cut, &small);
+    assert!(text.contains("planned in 2 segment(s)"), "{text}");
+    assert!(
+        std::fs::read(&whole).unwrap() == std::fs::read(&cut).unwrap(),
+        "segments change the model"
+    );
+    runs(&model, &cut, &data);
 }
 
 /// GPTQ without --data, --data or GPTQ settings with another algorithm, a budget below one

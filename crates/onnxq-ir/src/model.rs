@@ -6,6 +6,7 @@ use prost::Message;
 
 use crate::error::Result;
 use crate::graph::Graph;
+use crate::graph::from_proto::graph_from_proto;
 use crate::graph::to_proto::graph_to_proto;
 use crate::mapped::Sources;
 
@@ -83,6 +84,22 @@ impl Model {
         let mut m = self.proto.clone();
         m.graph = Some(graph_to_proto(&self.graph)?);
         Ok(m)
+    }
+
+    /// A model with every field of this one (opsets, metadata, tensor maps, path) but the main
+    /// graph, which is built from `graph`: for derived models such as a slice of this one's nodes
+    /// (tensors in `graph` may be this model's mapped slices; nothing is copied).
+    pub fn with_graph(&self, graph: pb::GraphProto) -> Result<Model> {
+        let path = self.path.clone().unwrap_or_else(|| "<memory>".into());
+        let graph = graph_from_proto(graph, &Vec::new())
+            .map_err(|reason| crate::Error::Invalid { path, reason })?;
+        Ok(Model {
+            proto: self.proto.clone(),
+            graph,
+            sources: self.sources.clone(),
+            external_files: self.external_files.clone(),
+            path: self.path.clone(),
+        })
     }
 
     /// The model serialized in memory with every tensor inline (for engines and small models; use
