@@ -82,10 +82,10 @@ impl Segments {
                     }
                 }
                 Def::Input | Def::Node { .. } => {
-                    if let Def::Node { node, .. } = v.def() {
-                        if let Some(&p) = position.get(node) {
-                            producer.insert(name.clone(), p);
-                        }
+                    if let Def::Node { node, .. } = v.def()
+                        && let Some(&p) = position.get(node)
+                    {
+                        producer.insert(name.clone(), p);
                     }
                     for &r in &readers {
                         reads[r].push(name.clone());
@@ -164,7 +164,9 @@ impl Segments {
                 .get(name)
                 .or_else(|| types.get(name))
                 .ok_or_else(|| {
-                    Error::Data(format!("segment run: no type known for `{name}`, read across a cut"))
+                    Error::Data(format!(
+                        "segment run: no type known for `{name}`, read across a cut"
+                    ))
                 })?;
             input.push(info.clone());
         }
@@ -220,11 +222,11 @@ fn plan_cuts(
     // live[i]: node outputs produced before node i and read at or after it.
     let mut delta = vec![0i64; n + 1];
     for (name, &p) in producer {
-        if let Some(&r) = last_read.get(name) {
-            if r > p {
-                delta[p + 1] += 1;
-                delta[r + 1] -= 1;
-            }
+        if let Some(&r) = last_read.get(name)
+            && r > p
+        {
+            delta[p + 1] += 1;
+            delta[r + 1] -= 1;
         }
     }
     let mut live = vec![0i64; n];
@@ -385,11 +387,11 @@ impl Sweep {
                 if failed.is_some() {
                     return;
                 }
-                if wanted.contains(name) {
-                    if let Err(e) = visit(i, name, dims, data) {
-                        failed = Some(e);
-                        return;
-                    }
+                if wanted.contains(name)
+                    && let Err(e) = visit(i, name, dims, data)
+                {
+                    failed = Some(e);
+                    return;
                 }
                 if carry.iter().any(|c| c == name) {
                     match data {
@@ -467,11 +469,28 @@ mod tests {
     fn cuts_follow_weights_and_quiet_boundaries() {
         // A chain x0 -> ... -> x4, plus `a` and `b` made by node 0 and read by node 2: the
         // boundaries before nodes 1 and 2 carry three values, those before 3 and 4 one.
-        let producer = names(&[("x0", 0), ("x1", 1), ("x2", 2), ("x3", 3), ("a", 0), ("b", 0)]);
-        let last_read = names(&[("x0", 1), ("x1", 2), ("x2", 3), ("x3", 4), ("a", 2), ("b", 2)]);
+        let producer = names(&[
+            ("x0", 0),
+            ("x1", 1),
+            ("x2", 2),
+            ("x3", 3),
+            ("a", 0),
+            ("b", 0),
+        ]);
+        let last_read = names(&[
+            ("x0", 1),
+            ("x1", 2),
+            ("x2", 3),
+            ("x3", 4),
+            ("a", 2),
+            ("b", 2),
+        ]);
         let weight = [10; 5];
         assert_eq!(plan_cuts(&weight, &producer, &last_read, 10), vec![3, 4]);
         assert_eq!(plan_cuts(&weight, &producer, &last_read, 25), vec![3]);
-        assert_eq!(plan_cuts(&weight, &producer, &last_read, 0), Vec::<usize>::new());
+        assert_eq!(
+            plan_cuts(&weight, &producer, &last_read, 0),
+            Vec::<usize>::new()
+        );
     }
 }

@@ -73,7 +73,10 @@ fn gptq_beats_round_to_nearest_in_the_hessian_norm() {
         (&["--block-size", "16", "--bits", "2"], &[]),
     ];
     // The segment cases test the engine's runs, not the solver.
-    for name in names.iter().filter(|n| !["subgraph", "cut_if"].contains(&n.as_str())) {
+    for name in names
+        .iter()
+        .filter(|n| !["subgraph", "cut_if"].contains(&n.as_str()))
+    {
         let model = dir.path().join(format!("{name}.onnx"));
         let data = dir.path().join(format!("{name}.npz"));
         for (i, (flags, own)) in settings.iter().enumerate() {
@@ -189,7 +192,14 @@ fn segments_give_the_whole_models_hessians() {
     let (dir, _) = models();
     let model = dir.path().join("cut_if.onnx");
     let data = dir.path().join("cut_if.npz");
-    let base = ["--mode", "weight-only", "--algo", "gptq", "--block-size", "32"];
+    let base = [
+        "--mode",
+        "weight-only",
+        "--algo",
+        "gptq",
+        "--block-size",
+        "32",
+    ];
     let data_args = ["--data", data.to_str().unwrap()];
     let (whole, cut) = (dir.path().join("whole.onnx"), dir.path().join("cut.onnx"));
     let text = quantize(&model, &whole, &[&base[..], &data_args].concat());

@@ -92,7 +92,7 @@ impl Model {
     pub fn with_graph(&self, graph: pb::GraphProto) -> Result<Model> {
         let path = self.path.clone().unwrap_or_else(|| "<memory>".into());
         let graph = graph_from_proto(graph, &Vec::new())
-            .map_err(|reason| crate::Error::Invalid { path, reason })?;
+            .map_err(|reason| crate::error::Error::Invalid { path, reason })?;
         Ok(Model {
             proto: self.proto.clone(),
             graph,

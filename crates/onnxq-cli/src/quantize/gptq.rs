@@ -95,7 +95,11 @@ impl HessianSource for EngineHessians {
             .map(|t| t.tensor.clone())
             .partition(|t| self.node_outputs.contains(t));
         if !fed.is_empty() {
-            let bar = Progress::new("GPTQ Hessians (graph inputs)", self.samples.len(), "samples");
+            let bar = Progress::new(
+                "GPTQ Hessians (graph inputs)",
+                self.samples.len(),
+                "samples",
+            );
             self.samples
                 .each(|i, sample| {
                     sums.add_feeds(&sample)?;
@@ -150,10 +154,10 @@ impl HessianSource for EngineHessians {
     }
 
     fn describe(&self) -> String {
-        let engine = self
-            .backend
-            .as_ref()
-            .map_or_else(|| "no model run: every input is a graph input".to_owned(), Backend::name);
+        let engine = self.backend.as_ref().map_or_else(
+            || "no model run: every input is a graph input".to_owned(),
+            Backend::name,
+        );
         format!(
             "{} samples, {engine}; the model planned in {} segment(s) of about {} of \
              weights, {} segment run(s)",

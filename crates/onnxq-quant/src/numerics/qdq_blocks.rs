@@ -47,81 +47,90 @@ pub fn qdq_releasing(
     } else {
         (0, s.max_code())
     };
-    // Codes as i8 then stored: a block's rows are a contiguous run of the [K, N] output.
-    let mut codes = vec![0i8; s.k * s.n];
+    // A block's rows are a contiguous run of the row-major [K, N] codes, and a whole number of
+    // bytes (block · N is even), so each block packs straight into its own slice of the output.
+    let bits = s.bits as usize;
+    let mut data = vec![0u8; (s.k * s.n * bits).div_ceil(8)];
     let mut scales = vec![0f32; kb * s.n];
     let mut zps = vec![0u8; kb * s.n];
-    let bad = codes
-        .par_chunks_mut(s.block * s.n)
+    let bad = data
+        .par_chunks_mut(s.block * s.n * bits / 8)
         .zip(scales.par_chunks_mut(s.n))
         .zip(zps.par_chunks_mut(s.n))
         .enumerate()
-        .filter_map(|(b, ((codes, scales), zps))| {
+        .filter_map(|(b, ((out, scales), zps))| {
             let rows = b * s.block..s.k.min((b + 1) * s.block);
-            // The block's rows are contiguous: one pass for every column's range, one for codes.
-            let mut row = vec![0f32; s.n];
-            let (mut lo, mut hi) = (vec![f32::MAX; s.n], vec![f32::MIN; s.n]);
-            for r in rows.clone() {
-                w.read_into(r * s.n, &mut row);
-                if let Some(c) = row.iter().position(|v| !v.is_finite()) {
-                    return Some(r * s.n + c);
-                }
-                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(&row) {
+            let n = s.n;
+            // One read of the block's values; then every step runs row by row across the
+            // columns, with comparisons (not `f32::max`, whose NaN rules keep loops scalar).
+            let mut vals = vec![0f32; rows.len() * n];
+            for (r, row) in rows.clone().zip(vals.chunks_exact_mut(n)) {
+                w.read_into(r * n, row);
+            }
+            if !vals.iter().fold(true, |ok, v| ok & v.is_finite()) {
+                let at = vals.iter().position(|v| !v.is_finite()).unwrap_or(0);
+                return Some(rows.start * n + at);
+            }
+            let (mut lo, mut hi) = (vec![f32::MAX; n], vec![f32::MIN; n]);
+            for row in vals.chunks_exact(n) {
+                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
                     *l = if v < *l { v } else { *l };
                     *h = if v > *h { v } else { *h };
                 }
             }
-            let params: Vec<Block> = (0..s.n)
-                .map(|c| block_params(lo[c], hi[c], &s, st))
-                .collect();
             // Per column: the reciprocal, the zero point, and the range of `v·r` whose rounding
             // stays within the codes (clamping first gives the same integer: the bounds are
-            // integers), in flat arrays so the loop below vectorizes.
-            let (mut recip, mut zp, mut lo_x, mut hi_x) = (
-                vec![0f32; s.n],
-                vec![0i32; s.n],
-                vec![0f32; s.n],
-                vec![0f32; s.n],
-            );
-            for (c, p) in params.iter().enumerate() {
+            // integers).
+            let (mut recip, mut zp, mut lo_x, mut hi_x) =
+                (vec![0f32; n], vec![0i32; n], vec![0f32; n], vec![0f32; n]);
+            for c in 0..n {
+                let p: Block = block_params(lo[c], hi[c], &s, st);
                 scales[c] = p.scale;
                 let z = if s.symmetric { 0 } else { p.zp };
                 zps[c] = z as u8;
                 (recip[c], zp[c]) = (p.recip, z);
                 (lo_x[c], hi_x[c]) = ((lo_code - z) as f32, (hi_code - z) as f32);
             }
-            for (i, r) in rows.clone().enumerate() {
-                w.read_into(r * s.n, &mut row);
-                let out = &mut codes[i * s.n..(i + 1) * s.n];
-                for c in 0..s.n {
-                    let x = (row[c] * recip[c]).max(lo_x[c]).min(hi_x[c]);
-                    out[c] = (round_half_away(x) + zp[c]) as i8;
+            let mut codes = vec![0u8; vals.len()];
+            for (row, q) in vals.chunks_exact(n).zip(codes.chunks_exact_mut(n)) {
+                for c in 0..n {
+                    let x = row[c] * recip[c];
+                    let x = if x > lo_x[c] { x } else { lo_x[c] };
+                    let x = if x < hi_x[c] { x } else { hi_x[c] };
+                    q[c] = (round_half_away(x) + zp[c]) as u8;
                 }
             }
-            done(rows.start * s.n..rows.end * s.n);
+            store(&codes, bits, out);
+            done(rows.start * n..rows.end * n);
             None
         })
         .min();
     if let Some(i) = bad {
         return Err(i);
     }
-    let store = |v: &[i8]| -> Vec<u8> {
-        if s.bits == 8 {
-            v.iter().map(|&q| q as u8).collect()
-        } else {
-            v.chunks(2)
-                .map(|p| (p[0] as u8 & 0x0f) | (p.get(1).map_or(0, |&h| h as u8 & 0x0f) << 4))
-                .collect()
-        }
-    };
-    let zero_points =
-        (!s.symmetric).then(|| store(&zps.iter().map(|&z| z as i8).collect::<Vec<_>>()));
+    let zero_points = (!s.symmetric).then(|| {
+        let mut packed = vec![0u8; (zps.len() * bits).div_ceil(8)];
+        store(&zps, bits, &mut packed);
+        packed
+    });
     Ok(Qdq {
         shape: s,
-        data: store(&codes),
+        data,
         scales,
         zero_points,
     })
+}
+
+/// Codes (two's complement bytes when signed) in ONNX storage: a byte each at 8 bits, two per
+/// byte at 4 (low nibble first, a lone last code in a low nibble).
+fn store(codes: &[u8], bits: usize, out: &mut [u8]) {
+    if bits == 8 {
+        out.copy_from_slice(codes);
+    } else {
+        for (o, p) in out.iter_mut().zip(codes.chunks(2)) {
+            *o = (p[0] & 0x0f) | (p.get(1).map_or(0, |&h| h & 0x0f) << 4);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -72,7 +72,12 @@ pub fn quantize_weight_only_gptq(
         ));
     }
     let mut stats = gptq::Stats::default();
-    let mut report = run(model, opts, Some(spill_dir), Some((&mut *source, &mut stats)))?;
+    let mut report = run(
+        model,
+        opts,
+        Some(spill_dir),
+        Some((&mut *source, &mut stats)),
+    )?;
     let describe = source.describe();
     let mut line = format!(
         "GPTQ: {} Hessian(s) of MatMul inputs in {} pass(es) over the calibration data \
