@@ -24,3 +24,14 @@ ours_score() {  # MODEL_NAME FLAGS...
         echo "fails: $(grep -m1 error "$OUT/q.txt")"
     fi
 }
+
+# use_ort_of_py: exports ORT_DYLIB_PATH (unless set) as the ONNX Runtime library of PY's onnxruntime
+# package, found once rather than by every onnxq run.
+use_ort_of_py() {
+    if [[ -z ${ORT_DYLIB_PATH:-} ]]; then
+        ORT_DYLIB_PATH=$("$PY" -c 'import importlib.util, glob, os
+d = os.path.join(importlib.util.find_spec("onnxruntime").submodule_search_locations[0], "capi")
+print(sorted(glob.glob(os.path.join(d, "libonnxruntime.so*")))[-1])' 2>/dev/null) || ORT_DYLIB_PATH=""
+    fi
+    export ORT_DYLIB_PATH
+}

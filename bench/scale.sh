@@ -38,13 +38,7 @@ fi
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-# The ONNX Runtime library of PY's onnxruntime package, found once rather than by every run.
-if [[ -z ${ORT_DYLIB_PATH:-} ]]; then
-    ORT_DYLIB_PATH=$("$PY" -c 'import importlib.util, glob, os
-d = os.path.join(importlib.util.find_spec("onnxruntime").submodule_search_locations[0], "capi")
-print(sorted(glob.glob(os.path.join(d, "libonnxruntime.so*")))[-1])' 2>/dev/null) || ORT_DYLIB_PATH=""
-fi
-export ORT_DYLIB_PATH
+use_ort_of_py
 
 # Arguments of each command after the model path ($d is the model's folder, $o the output folder).
 args_of() {  # COMMAND -> prints nothing, sets CMD (array)

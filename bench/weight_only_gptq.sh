@@ -17,6 +17,7 @@ OUT=$(mktemp -d /tmp/onnxq-gptq.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+use_ort_of_py
 if [[ -z ${SKIP_METRICS:-} ]]; then
     echo "| model | setting | float | onnxq default | onnxq RTN | onnxq GPTQ | onnxq GPTQ act-order |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"

@@ -4,9 +4,11 @@
 # bytegpt (bits per byte, lower is better) and minilm-l6-v2 (spearman and cosine to float), at 4 bits
 # with blocks of 32 and 128 and at 8 bits (block 128), each scored by ../shared/corpus/eval/<model>.py;
 # then ONNX Runtime's latency (CPU, 2 threads, median of $REPS runs on the first calibration sample) of the float model and
-# of onnxq's DEFAULT 4-bit block-32 model at accuracy levels 0 and 4. Prints Markdown tables.
+# of onnxq's DEFAULT 4-bit block-32 model at accuracy levels 0 and 4, on the two models and on the 2.5 GB synthetic
+# model (64 tokens and 1). Prints Markdown tables.
 # Usage: cargo build --release -p onnxq-cli && bench/weight_only_metrics.sh
-# env: ONNXQ (default target/release/onnxq), PY (default .venv/bin/python), REPS (default 20)
+# env: ONNXQ (default target/release/onnxq), PY (default .venv/bin/python), REPS (default 20),
+#      SKIP_METRICS=1 (latency only), SKIP_BIG=1 (no 2.5 GB model rows), BIG_DIR
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ONNXQ=${ONNXQ:-$ROOT/target/release/onnxq}
@@ -26,6 +28,7 @@ ort_score() {  # MODEL_NAME FLAGS...: ORT's tool, scored, or why it fails
         echo "fails: $(grep -m1 "ORT's tool failed" "$OUT/ort.txt" | cut -c20-90)"
     fi
 }
+if [[ -z ${SKIP_METRICS:-} ]]; then
 echo "| model | setting | float | ORT default | onnxq default | ORT RTN | onnxq RTN | ORT k-quant | onnxq k-quant | onnxq HQQ |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for m in bytegpt minilm-l6-v2; do
@@ -49,6 +52,7 @@ for m in bytegpt minilm-l6-v2; do
         echo "$row | $hqq |"
     done
 done
+fi
 
 PY_LAT='import sys, time
 import numpy as np, onnxruntime as ort
@@ -57,6 +61,8 @@ o = ort.SessionOptions(); o.intra_op_num_threads = 2
 s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
 data = np.load(sys.argv[4])
 feeds = {i.name: data[i.name][0] for i in s.get_inputs()}  # the first calibration sample
+if len(sys.argv) > 5:  # only its first TOKENS positions (a decoding step reads one)
+    feeds = {k: v[..., : int(sys.argv[5])] for k, v in feeds.items()}
 s.run(None, feeds)
 t = []
 for _ in range(reps):
@@ -65,13 +71,24 @@ print(f"{np.median(t) * 1000:.2f}")'
 echo
 echo "| model | float ms | onnxq 4-bit b32 ms (accuracy level 0) | onnxq 4-bit b32 ms (accuracy level 4) |"
 echo "| --- | --- | --- | --- |"
-for m in bytegpt minilm-l6-v2; do
-    model=$CORPUS/models/$m/model.onnx
-    feeds=$CORPUS/data/$m/calib.npz
-    f=$("$PY" -c "$PY_LAT" "$model" "$m" "$REPS" "$feeds")
+latency() {  # LABEL MODEL FEEDS [TOKENS]
+    local label=$1 model=$2 feeds=$3 tokens=${4:-} f l0 l4
+    f=$("$PY" -c "$PY_LAT" "$model" "$label" "$REPS" "$feeds" $tokens)
+    rm -f "$OUT"/l0.onnx* "$OUT"/l4.onnx*
     "$ONNXQ" quantize "$model" -o "$OUT/l0.onnx" --mode weight-only --block-size 32 -q
     "$ONNXQ" quantize "$model" -o "$OUT/l4.onnx" --mode weight-only --block-size 32 --accuracy-level 4 -q
-    l0=$("$PY" -c "$PY_LAT" "$OUT/l0.onnx" "$m" "$REPS" "$feeds")
-    l4=$("$PY" -c "$PY_LAT" "$OUT/l4.onnx" "$m" "$REPS" "$feeds")
-    echo "| $m | $f | $l0 | $l4 |"
+    l0=$("$PY" -c "$PY_LAT" "$OUT/l0.onnx" "$label" "$REPS" "$feeds" $tokens)
+    l4=$("$PY" -c "$PY_LAT" "$OUT/l4.onnx" "$label" "$REPS" "$feeds" $tokens)
+    echo "| $label | $f | $l0 | $l4 |"
+}
+for m in bytegpt minilm-l6-v2; do
+    latency "$m" "$CORPUS/models/$m/model.onnx" "$CORPUS/data/$m/calib.npz"
 done
+# The 2.5 GB synthetic model (bench/make_big.sh), where weight bandwidth dominates: a 64-token
+# prompt and one token (a decoding step).
+if [[ -z ${SKIP_BIG:-} ]]; then
+    BIG_DIR=${BIG_DIR:-/tmp/onnxq-big/synth-2p5g}
+    BIG_DIR=$BIG_DIR bash "$ROOT/bench/make_big.sh" >/dev/null
+    latency "synth-2p5g, 64 tokens" "$BIG_DIR/model.onnx" "$BIG_DIR/calib.npz"
+    latency "synth-2p5g, 1 token" "$BIG_DIR/model.onnx" "$BIG_DIR/calib.npz" 1
+fi

@@ -355,6 +355,21 @@ impl Sweep {
             let mut outputs: BTreeSet<String> = carry.iter().cloned().collect();
             outputs.extend(wanted.iter().filter(|w| made(w)).cloned());
             let outputs: Vec<String> = outputs.into_iter().collect();
+            if outputs.is_empty() {
+                // Nothing made here is read later or wanted (a part of the graph only the
+                // model's outputs read): skip it, carrying the earlier values on.
+                let last_read = &s.last_read;
+                let carried = std::mem::take(&mut self.carried);
+                self.carried = (carried.into_iter())
+                    .map(|c| {
+                        c.into_iter()
+                            .filter(|(n, _)| last_read.get(n).is_some_and(|&r| r >= b))
+                            .collect()
+                    })
+                    .collect();
+                self.pos = b;
+                return Ok(());
+            }
             let (model, fed) = s.model_of((a, b), &outputs, &self.types)?;
             let mut engine = load(&model)?;
             let feeds = self.feeds(&first, 0, &fed);
