@@ -140,7 +140,7 @@ impl Dim {
     }
 
     /// `max(self, other)` where it is decidable (both known, or equal), else an opaque symbol.
-    pub fn max(&self, other: &Dim) -> Dim {
+    pub fn maximum(&self, other: &Dim) -> Dim {
         match (self.value(), other.value()) {
             (Some(a), Some(b)) => Dim::known(a.max(b)),
             _ if self == other => self.clone(),
@@ -149,7 +149,7 @@ impl Dim {
     }
 
     /// `min(self, other)` where it is decidable, else an opaque symbol.
-    pub fn min(&self, other: &Dim) -> Dim {
+    pub fn minimum(&self, other: &Dim) -> Dim {
         match (self.value(), other.value()) {
             (Some(a), Some(b)) => Dim::known(a.min(b)),
             _ if self == other => self.clone(),

@@ -1,0 +1,198 @@
+//! The inference driver: facts for the graph's inputs (declared types, named dims kept, unnamed
+//! ones given fresh `unk__N` symbols) and initializers, then every node in topological order
+//! through its rule. A node without a rule, or whose rule cannot tell, leaves its outputs at what
+//! the model declares and is reported; a declared shape that contradicts an inferred one is
+//! reported with both, and the declared one is kept.
+
+use std::collections::BTreeMap;
+
+use onnxq_ir::{Def, Model};
+
+use crate::dim::Dim;
+use crate::fact::{Fact, from_tensor, from_type};
+use crate::rules::{Ctx, rule};
+
+/// A node whose outputs were not inferred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    /// The node's name (or its first output's when it has none).
+    pub node: String,
+    /// `domain:op` (`:Add` for the default domain).
+    pub op: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A value whose declared shape contradicts the inferred one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The value.
+    pub value: String,
+    /// As the model declares it.
+    pub declared: String,
+    /// As inferred.
+    pub inferred: String,
+}
+
+/// The result of inference over a model's main graph.
+#[derive(Debug, Clone, Default)]
+pub struct Inference {
+    /// Every value's fact, by name.
+    pub facts: BTreeMap<String, Fact>,
+    /// Nodes whose outputs were not inferred.
+    pub unknown: Vec<Unknown>,
+    /// Declared shapes that contradict inference.
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Inference {
+    /// Node outputs with a known type and rank, and node outputs in all.
+    pub fn coverage(&self, model: &Model) -> (usize, usize) {
+        let g = &model.graph;
+        let outputs: Vec<&str> = g
+            .values()
+            .filter(|(_, v)| matches!(v.def(), Def::Node { .. }))
+            .map(|(_, v)| v.name())
+            .collect();
+        let known = outputs
+            .iter()
+            .filter(|n| self.facts.get(**n).is_some_and(Fact::complete))
+            .count();
+        (known, outputs.len())
+    }
+}
+
+/// Infers the type and shape of every value of `model`'s main graph.
+pub fn infer(model: &Model) -> Result<Inference, onnxq_ir::Error> {
+    let g = &model.graph;
+    let mut next = 0usize;
+    let mut fresh = || {
+        next += 1;
+        Dim::symbol(&format!("unk__{}", next - 1))
+    };
+    let mut declared: BTreeMap<String, Fact> = BTreeMap::new();
+    for p in g.inputs().iter().chain(g.value_info()).chain(g.outputs()) {
+        if let Some(t) = &p.info.r#type {
+            declared.insert(g.value(p.value).name().to_owned(), from_type(t, &mut fresh));
+        }
+    }
+    let mut out = Inference::default();
+    for (_, v) in g.values() {
+        match v.def() {
+            Def::Initializer(t) => {
+                out.facts.insert(v.name().to_owned(), from_tensor(t));
+            }
+            Def::Input => {
+                let f = declared.get(v.name()).cloned().unwrap_or_default();
+                out.facts.insert(v.name().to_owned(), f);
+            }
+            _ => {}
+        }
+    }
+    for id in g.topological_order()? {
+        let Some(node) = g.node(id) else { continue };
+        let label = || {
+            let first = node.outputs().iter().flatten().next();
+            match (node.name(), first) {
+                ("", Some(&v)) => g.value(v).name().to_owned(),
+                (n, _) => n.to_owned(),
+            }
+        };
+        let opset = model.opset(node.domain()).unwrap_or(0);
+        let outcome = match rule(node.domain(), node.op_type()) {
+            None => Err(format!("no rule for {} at opset {opset}", op_name(node))),
+            Some(r) => {
+                let inputs = node
+                    .inputs()
+                    .iter()
+                    .map(|i| i.and_then(|v| out.facts.get(g.value(v).name())))
+                    .collect();
+                r(&Ctx {
+                    node,
+                    inputs,
+                    opset,
+                })
+            }
+        };
+        let inferred = match outcome {
+            Ok(facts) => facts,
+            Err(reason) => {
+                out.unknown.push(Unknown {
+                    node: label(),
+                    op: op_name(node),
+                    reason,
+                });
+                Vec::new()
+            }
+        };
+        for (slot, v) in node.outputs().iter().enumerate() {
+            let Some(v) = v else { continue };
+            let name = g.value(*v).name().to_owned();
+            let decl = declared.get(&name);
+            let fact = match (inferred.get(slot), decl) {
+                (Some(f), Some(d)) => match merge(f, d) {
+                    Ok(m) => m,
+                    Err(()) => {
+                        out.conflicts.push(Conflict {
+                            value: name.clone(),
+                            declared: describe(d),
+                            inferred: describe(f),
+                        });
+                        d.clone()
+                    }
+                },
+                (Some(f), None) => f.clone(),
+                (None, Some(d)) => d.clone(),
+                (None, None) => Fact::default(),
+            };
+            out.facts.insert(name, fact);
+        }
+    }
+    Ok(out)
+}
+
+fn op_name(node: &onnxq_ir::Node) -> String {
+    let d = node.domain();
+    let d = if d == "ai.onnx" { "" } else { d };
+    format!("{d}:{}", node.op_type())
+}
+
+/// The inferred fact refined by the declared one (a known declared dim replaces a symbol), or
+/// `Err` when they contradict (element types, ranks or known dims differ).
+fn merge(inferred: &Fact, declared: &Fact) -> Result<Fact, ()> {
+    let mut m = inferred.clone();
+    match (inferred.elem, declared.elem) {
+        (Some(a), Some(b)) if a != b => return Err(()),
+        (None, b) => m.elem = b,
+        _ => {}
+    }
+    match (&inferred.shape, &declared.shape) {
+        (Some(a), Some(b)) if a.len() != b.len() => return Err(()),
+        (Some(a), Some(b)) => {
+            let mut dims = Vec::with_capacity(a.len());
+            for (x, y) in a.iter().zip(b) {
+                dims.push(match (x.value(), y.value()) {
+                    (Some(p), Some(q)) if p != q => return Err(()),
+                    (None, Some(_)) => y.clone(),
+                    _ => x.clone(),
+                });
+            }
+            m.shape = Some(dims);
+        }
+        (None, Some(b)) => m.shape = Some(b.clone()),
+        _ => {}
+    }
+    Ok(m)
+}
+
+/// `float32[batch, 128]` style.
+pub fn describe(f: &Fact) -> String {
+    let e = f.elem.map_or("?".to_owned(), |e| e.to_string());
+    match &f.shape {
+        None => format!("elem {e}, rank unknown"),
+        Some(s) => {
+            let dims: Vec<String> = s.iter().map(ToString::to_string).collect();
+            format!("elem {e} [{}]", dims.join(", "))
+        }
+    }
+}
