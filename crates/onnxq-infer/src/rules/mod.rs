@@ -37,7 +37,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Input `i`'s dims, which must be known.
-    pub(crate) fn shape(&self, i: usize) -> Result<&'a [crate::Dim], String> {
+    pub(crate) fn shape(&self, i: usize) -> Result<&'a [crate::dim::Dim], String> {
         self.input(i)?
             .shape
             .as_deref()
