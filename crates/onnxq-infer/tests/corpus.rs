@@ -58,12 +58,17 @@ fn agrees_with_onnx_shape_inference_on_the_corpus() {
             .filter(|(_, v)| matches!(v.def(), onnxq_ir::Def::Node { .. }))
             .filter(|(_, v)| values.get(v.name()).is_some_and(|x| x[1].is_array()))
             .count();
+        let mut ops = std::collections::BTreeMap::<&str, usize>::new();
+        for u in &ours.unknown {
+            *ops.entry(u.op.as_str()).or_default() += 1;
+        }
         report.push(format!(
             "{name}: onnxq {known}/{all} node outputs, ONNX ({}) {onnx_known}; {both} compared; \
-             {} node(s) unknown, {} conflict(s)",
+             {} node(s) unknown {ops:?}, {} conflict(s); first: {:?}",
             oracle["mode"],
             ours.unknown.len(),
-            ours.conflicts.len()
+            ours.conflicts.len(),
+            ours.unknown.iter().take(2).collect::<Vec<_>>()
         ));
     }
     eprintln!("{}", report.join("\n"));

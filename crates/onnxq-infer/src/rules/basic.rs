@@ -181,40 +181,79 @@ pub(crate) fn broadcast_op(c: &Ctx<'_>) -> Outcome {
 
 /// Elementwise integer arithmetic on known contents (shape computations), scalars broadcast.
 fn arithmetic(c: &Ctx<'_>) -> Option<Vec<Dim>> {
-    let (a, b) = (c.inputs.first()?.as_ref()?, c.inputs.get(1)?.as_ref()?);
-    let (va, vb) = (a.value.as_ref()?, b.value.as_ref()?);
-    let n = va.len().max(vb.len());
-    if !(va.len() == n || va.len() == 1) || !(vb.len() == n || vb.len() == 1) || n > MAX_VALUE_ELEMS
-    {
-        return None;
-    }
-    let at = |v: &Vec<Dim>, i: usize| v[if v.len() == 1 { 0 } else { i }].clone();
-    (0..n)
-        .map(|i| {
-            let (x, y) = (at(va, i), at(vb, i));
-            match c.node.op_type() {
-                "Add" => x.add(&y),
-                "Sub" => x.sub(&y),
-                "Mul" => x.mul(&y),
-                "Div" => x.floor_div(&y),
-                "Max" => Some(x.maximum(&y)),
-                "Min" => Some(x.minimum(&y)),
-                _ => None,
-            }
-        })
-        .collect()
+    let op = c.node.op_type();
+    elementwise(c, 0, 1, |x, y| match op {
+        "Add" => x.add(y),
+        "Sub" => x.sub(y),
+        "Mul" => x.mul(y),
+        "Div" => x.floor_div(y),
+        "Max" => Some(x.maximum(y)),
+        "Min" => Some(x.minimum(y)),
+        _ => None,
+    })
 }
 
 pub(crate) fn compare(c: &Ctx<'_>) -> Outcome {
-    Ok(vec![Fact::tensor(
-        Some(elem::BOOL),
-        Some(broadcast_inputs(c)?),
-    )])
+    let mut out = Fact::tensor(Some(elem::BOOL), Some(broadcast_inputs(c)?));
+    if c.node.op_type() == "Equal" {
+        out.value = elementwise(c, 0, 1, |x, y| {
+            let eq = match (x.value(), y.value()) {
+                (Some(a), Some(b)) => a == b,
+                _ if x == y => true,
+                // A dimension is never negative: `dim == -1` (a Reshape's placeholder) is false.
+                (None, Some(b)) | (Some(b), None) if b < 0 => false,
+                _ => return None,
+            };
+            Some(Dim::known(i64::from(eq)))
+        });
+    }
+    Ok(vec![out])
+}
+
+/// Contents of an elementwise op over inputs `a` and `b` whose contents are known, scalars
+/// broadcast; `f` gives each element, or `None` when it cannot tell.
+fn elementwise(
+    c: &Ctx<'_>,
+    a: usize,
+    b: usize,
+    f: impl Fn(&Dim, &Dim) -> Option<Dim>,
+) -> Option<Vec<Dim>> {
+    let va = c.inputs.get(a)?.as_ref()?.value.as_ref()?;
+    let vb = c.inputs.get(b)?.as_ref()?.value.as_ref()?;
+    let n = va.len().max(vb.len());
+    let fits = |v: &[Dim]| v.len() == n || v.len() == 1;
+    if !fits(va) || !fits(vb) || n > MAX_VALUE_ELEMS {
+        return None;
+    }
+    let at = |v: &[Dim], i: usize| v[if v.len() == 1 { 0 } else { i }].clone();
+    (0..n).map(|i| f(&at(va, i), &at(vb, i))).collect()
 }
 
 pub(crate) fn where_op(c: &Ctx<'_>) -> Outcome {
     let shape = broadcast(&[c.shape(0)?, c.shape(1)?, c.shape(2)?])?;
-    Ok(vec![Fact::tensor(c.input(1)?.elem, Some(shape))])
+    let mut out = Fact::tensor(c.input(1)?.elem, Some(shape));
+    // where(shape == -1, 1, shape) and the like, on shape vectors.
+    if let Some(cond) = c.input(0)?.ints() {
+        let xs = elementwise(c, 1, 2, |x, _| Some(x.clone()));
+        let ys = elementwise(c, 1, 2, |_, y| Some(y.clone()));
+        if let (Some(xs), Some(ys)) = (xs, ys)
+            && (cond.len() == xs.len() || cond.len() == 1)
+        {
+            let at = |i: usize| cond[if cond.len() == 1 { 0 } else { i }];
+            out.value = Some(
+                (0..xs.len())
+                    .map(|i| {
+                        if at(i) != 0 {
+                            xs[i].clone()
+                        } else {
+                            ys[i].clone()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(vec![out])
 }
 
 pub(crate) fn cast(c: &Ctx<'_>) -> Outcome {

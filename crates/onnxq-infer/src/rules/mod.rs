@@ -4,6 +4,7 @@
 //! the driver reports it and leaves the outputs unknown.
 
 mod basic;
+mod nn;
 mod shape;
 
 use onnxq_ir::Node;
@@ -107,6 +108,14 @@ const RULES: &[(&str, &[&str], Rule)] = &[
     ("", &["Slice"], shape::slice),
     ("", &["Split"], shape::split),
     ("", &["Range"], shape::range),
+    ("", &["Conv", "ConvInteger"], nn::conv),
+    ("", &["ConvTranspose"], nn::conv_transpose),
+    ("", &["MaxPool", "AveragePool", "LpPool"], nn::pool),
+    (
+        "",
+        &["GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"],
+        nn::global_pool,
+    ),
 ];
 
 /// The rule for an op, if there is one.

@@ -59,12 +59,21 @@ pub(crate) fn constant_of_shape(c: &Ctx<'_>) -> Outcome {
         .value
         .clone()
         .ok_or("the shape input's values are not known")?;
-    let e = c
-        .attr("value")
-        .and_then(|a| a.t.as_ref())
-        .and_then(|t| t.data_type)
-        .unwrap_or(elem::FLOAT);
-    Ok(vec![Fact::tensor(Some(e), Some(dims))])
+    let t = c.attr("value").and_then(|a| a.t.as_ref());
+    let e = t.and_then(|t| t.data_type).unwrap_or(elem::FLOAT);
+    let mut out = Fact::tensor(Some(e), Some(dims.clone()));
+    // A small integer fill is tracked (shape arithmetic builds vectors of ones this way).
+    let fill = t
+        .map(from_tensor)
+        .and_then(|f| f.value)
+        .and_then(|v| v.first().cloned());
+    let count: Option<i64> = dims.iter().map(Dim::value).product();
+    if let (Some(fill), Some(n)) = (fill, count)
+        && (0..=MAX_VALUE_ELEMS as i64).contains(&n)
+    {
+        out.value = Some(vec![fill; n as usize]);
+    }
+    Ok(vec![out])
 }
 
 pub(crate) fn gather(c: &Ctx<'_>) -> Outcome {
@@ -250,33 +259,42 @@ pub(crate) fn expand(c: &Ctx<'_>) -> Outcome {
     Ok(vec![Fact::tensor(c.input(0)?.elem, Some(out))])
 }
 
-/// Slice: the inputs (opset 10+) or attributes (before) must be known integers; a dim sliced with
-/// known bounds gets its size, a symbolic dim taken whole keeps its symbol.
+/// Slice: starts and ends (inputs from opset 10, attributes before) known as dims, axes and steps
+/// as integers. A dim sliced with known bounds gets its size; a symbolic dim taken whole keeps its
+/// symbol; `[0, E)` with a symbolic end E (`seq`, from a Shape) gives E, taken to fit the dim (a
+/// position table sliced to the sequence length), as a model that runs needs.
 pub(crate) fn slice(c: &Ctx<'_>) -> Outcome {
     let f = c.input(0)?;
     let s = c.shape(0)?;
+    let dims = |i: usize| -> Result<Vec<Dim>, String> {
+        c.input(i)?
+            .value
+            .clone()
+            .ok_or_else(|| format!("input {i}'s values are not known"))
+    };
+    let known = |v: Vec<i64>| v.into_iter().map(Dim::known).collect::<Vec<_>>();
     let (starts, ends, ax, steps) = if c.opset >= 10 {
-        let need = |i| {
-            c.const_ints(i)?
-                .ok_or_else(|| format!("input {i} is missing"))
-        };
-        (need(1)?, need(2)?, c.const_ints(3)?, c.const_ints(4)?)
+        (dims(1)?, dims(2)?, c.const_ints(3)?, c.const_ints(4)?)
     } else {
         let a = |n: &str| c.ints(n).ok_or_else(|| format!("attribute {n} is missing"));
-        (a("starts")?, a("ends")?, c.ints("axes"), None)
+        (known(a("starts")?), known(a("ends")?), c.ints("axes"), None)
     };
+    if starts.len() != ends.len() {
+        return Err(format!("{} starts and {} ends", starts.len(), ends.len()));
+    }
     let ax = ax.unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
     let mut out = s.to_vec();
     let mut value = f.value.clone().filter(|_| s.len() == 1);
     for (k, &a) in ax.iter().enumerate() {
         let a = axis(a, s.len())?;
-        let (st, en, step) = (starts[k], ends[k], steps.get(k).copied().unwrap_or(1));
+        let step = steps.get(k).copied().unwrap_or(1);
         if step == 0 {
             return Err("a step of 0".into());
         }
-        match s[a].value() {
-            Some(n) => {
+        let (st, en) = (starts.get(k).ok_or("too few starts")?, &ends[k]);
+        match (s[a].value(), st.value(), en.value()) {
+            (Some(n), Some(st), Some(en)) => {
                 let (lo, hi) = bounds(st, en, step, n);
                 let len = if step > 0 {
                     (hi - lo + step - 1).div_euclid(step)
@@ -286,8 +304,12 @@ pub(crate) fn slice(c: &Ctx<'_>) -> Outcome {
                 out[a] = Dim::known(len.max(0));
                 value = value.map(|v| pick(&v, lo, len.max(0), step));
             }
-            None if st == 0 && step == 1 && en >= i32::MAX as i64 => {}
-            None => {
+            (None, Some(0), Some(en)) if step == 1 && en >= i32::MAX as i64 => {}
+            (_, Some(0), None) if step == 1 => {
+                out[a] = en.clone();
+                value = None;
+            }
+            _ => {
                 out[a] = Dim::symbol(&format!("slice({}, {st}, {en}, {step})", s[a]));
                 value = None;
             }
