@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use onnxq_ir::{Def, Model};
+use onnxq_ir::{Def, Graph, Model};
 
 use crate::dim::Dim;
 use crate::fact::{Fact, from_tensor, from_type};
@@ -62,93 +62,143 @@ impl Inference {
     }
 }
 
-/// Infers the type and shape of every value of `model`'s main graph.
+/// Infers the type and shape of every value of `model`'s main graph (subgraph bodies are
+/// inferred for their outputs, which their If/Loop/Scan node returns).
 pub fn infer(model: &Model) -> Result<Inference, onnxq_ir::Error> {
-    let g = &model.graph;
-    let mut next = 0usize;
-    let mut fresh = || {
-        next += 1;
-        Dim::symbol(&format!("unk__{}", next - 1))
-    };
-    let mut declared: BTreeMap<String, Fact> = BTreeMap::new();
-    for p in g.inputs().iter().chain(g.value_info()).chain(g.outputs()) {
-        if let Some(t) = &p.info.r#type {
-            declared.insert(g.value(p.value).name().to_owned(), from_type(t, &mut fresh));
-        }
-    }
     let mut out = Inference::default();
-    for (_, v) in g.values() {
-        match v.def() {
-            Def::Initializer(t) => {
-                out.facts.insert(v.name().to_owned(), from_tensor(t));
-            }
-            Def::Input => {
-                let f = declared.get(v.name()).cloned().unwrap_or_default();
-                out.facts.insert(v.name().to_owned(), f);
-            }
-            _ => {}
-        }
+    let mut cx = Run {
+        model,
+        next: 0,
+        unknown: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    out.facts = cx.graph(&model.graph, &BTreeMap::new(), &[])?;
+    out.unknown = cx.unknown;
+    out.conflicts = cx.conflicts;
+    Ok(out)
+}
+
+/// One inference run: the fresh-symbol counter and what it reports.
+pub(crate) struct Run<'m> {
+    model: &'m Model,
+    next: usize,
+    unknown: Vec<Unknown>,
+    conflicts: Vec<Conflict>,
+}
+
+impl Run<'_> {
+    /// A fresh symbol for a dimension nothing names.
+    pub(crate) fn fresh(&mut self) -> Dim {
+        self.next += 1;
+        Dim::symbol(&format!("unk__{}", self.next - 1))
     }
-    for id in g.topological_order()? {
-        let Some(node) = g.node(id) else { continue };
-        let label = || {
-            let first = node.outputs().iter().flatten().next();
-            match (node.name(), first) {
-                ("", Some(&v)) => g.value(v).name().to_owned(),
-                (n, _) => n.to_owned(),
+
+    /// The facts of every value of `g`, which sees the values of `outer` (its enclosing graphs');
+    /// `inputs`, when given, are the facts of `g`'s inputs in order (a body's, from its node).
+    pub(crate) fn graph(
+        &mut self,
+        g: &Graph,
+        outer: &BTreeMap<String, Fact>,
+        inputs: &[Fact],
+    ) -> Result<BTreeMap<String, Fact>, onnxq_ir::Error> {
+        let mut declared: BTreeMap<String, Fact> = BTreeMap::new();
+        for p in g.inputs().iter().chain(g.value_info()).chain(g.outputs()) {
+            if let Some(t) = &p.info.r#type {
+                let f = from_type(t, &mut || self.fresh());
+                declared.insert(g.value(p.value).name().to_owned(), f);
             }
-        };
-        let opset = model.opset(node.domain()).unwrap_or(0);
-        let outcome = match rule(node.domain(), node.op_type()) {
-            None => Err(format!("no rule for {} at opset {opset}", op_name(node))),
-            Some(r) => {
-                let inputs = node
-                    .inputs()
-                    .iter()
-                    .map(|i| i.and_then(|v| out.facts.get(g.value(v).name())))
-                    .collect();
-                r(&Ctx {
+        }
+        let mut facts = outer.clone();
+        for (i, p) in g.inputs().iter().enumerate() {
+            let name = g.value(p.value).name();
+            if let Some(f) = inputs.get(i) {
+                let f = match declared.get(name) {
+                    Some(d) => merge(f, d).unwrap_or_else(|()| d.clone()),
+                    None => f.clone(),
+                };
+                declared.insert(name.to_owned(), f);
+            }
+        }
+        for (_, v) in g.values() {
+            match v.def() {
+                Def::Initializer(t) => {
+                    facts.insert(v.name().to_owned(), from_tensor(t));
+                }
+                Def::Input => {
+                    let f = declared.get(v.name()).cloned().unwrap_or_default();
+                    facts.insert(v.name().to_owned(), f);
+                }
+                _ => {}
+            }
+        }
+        for id in g.topological_order()? {
+            if let Some(node) = g.node(id) {
+                self.node(g, node, &declared, &mut facts)?;
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Infers one node's outputs into `facts`.
+    fn node(
+        &mut self,
+        g: &Graph,
+        node: &onnxq_ir::Node,
+        declared: &BTreeMap<String, Fact>,
+        facts: &mut BTreeMap<String, Fact>,
+    ) -> Result<(), onnxq_ir::Error> {
+        let opset = self.model.opset(node.domain()).unwrap_or(0);
+        let inputs: Vec<Option<&Fact>> = node
+            .inputs()
+            .iter()
+            .map(|i| i.and_then(|v| facts.get(g.value(v).name())))
+            .collect();
+        let outcome = if node.attributes.iter().any(|a| !a.subgraphs.is_empty()) {
+            let inputs: Vec<Option<Fact>> = inputs.into_iter().map(|f| f.cloned()).collect();
+            crate::control::node(self, node, &inputs, facts)?
+        } else {
+            match rule(node.domain(), node.op_type()) {
+                None => Err(format!("no rule for {} at opset {opset}", op_name(node))),
+                Some(r) => r(&Ctx {
                     node,
                     inputs,
                     opset,
-                })
+                }),
             }
         };
-        let inferred = match outcome {
-            Ok(facts) => facts,
-            Err(reason) => {
-                out.unknown.push(Unknown {
-                    node: label(),
-                    op: op_name(node),
-                    reason,
-                });
-                Vec::new()
-            }
-        };
+        let inferred = outcome.unwrap_or_else(|reason| {
+            let first = node.outputs().iter().flatten().next();
+            let label = match (node.name(), first) {
+                ("", Some(&v)) => g.value(v).name().to_owned(),
+                (n, _) => n.to_owned(),
+            };
+            self.unknown.push(Unknown {
+                node: label,
+                op: op_name(node),
+                reason,
+            });
+            Vec::new()
+        });
         for (slot, v) in node.outputs().iter().enumerate() {
             let Some(v) = v else { continue };
             let name = g.value(*v).name().to_owned();
-            let decl = declared.get(&name);
-            let fact = match (inferred.get(slot), decl) {
-                (Some(f), Some(d)) => match merge(f, d) {
-                    Ok(m) => m,
-                    Err(()) => {
-                        out.conflicts.push(Conflict {
-                            value: name.clone(),
-                            declared: describe(d),
-                            inferred: describe(f),
-                        });
-                        d.clone()
-                    }
-                },
+            let fact = match (inferred.get(slot), declared.get(&name)) {
+                (Some(f), Some(d)) => merge(f, d).unwrap_or_else(|()| {
+                    self.conflicts.push(Conflict {
+                        value: name.clone(),
+                        declared: describe(d),
+                        inferred: describe(f),
+                    });
+                    d.clone()
+                }),
                 (Some(f), None) => f.clone(),
                 (None, Some(d)) => d.clone(),
                 (None, None) => Fact::default(),
             };
-            out.facts.insert(name, fact);
+            facts.insert(name, fact);
         }
+        Ok(())
     }
-    Ok(out)
 }
 
 fn op_name(node: &onnxq_ir::Node) -> String {
@@ -159,7 +209,7 @@ fn op_name(node: &onnxq_ir::Node) -> String {
 
 /// The inferred fact refined by the declared one (a known declared dim replaces a symbol), or
 /// `Err` when they contradict (element types, ranks or known dims differ).
-fn merge(inferred: &Fact, declared: &Fact) -> Result<Fact, ()> {
+pub(crate) fn merge(inferred: &Fact, declared: &Fact) -> Result<Fact, ()> {
     let mut m = inferred.clone();
     match (inferred.elem, declared.elem) {
         (Some(a), Some(b)) if a != b => return Err(()),

@@ -4,6 +4,7 @@
 //! driver ([`infer`]) that runs them in topological order and reports what it could not infer
 //! and where the model's declared shapes disagree, instead of failing.
 
+mod control;
 mod dim;
 mod fact;
 mod infer;
