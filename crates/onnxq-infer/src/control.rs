@@ -58,7 +58,12 @@ pub(crate) fn node(
 fn outputs(g: &Graph, facts: &BTreeMap<String, Fact>) -> Vec<Fact> {
     g.outputs()
         .iter()
-        .map(|p| facts.get(g.value(p.value).name()).cloned().unwrap_or_default())
+        .map(|p| {
+            facts
+                .get(g.value(p.value).name())
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -75,8 +80,17 @@ fn join(run: &mut Run<'_>, a: &Fact, b: &Fact) -> Fact {
         ),
         _ => None,
     };
-    let value = if a.value == b.value { a.value.clone() } else { None };
-    Fact { elem, shape, value }
+    let value = if a.value == b.value {
+        a.value.clone()
+    } else {
+        None
+    };
+    Fact {
+        elem,
+        shape,
+        value,
+        floats: None,
+    }
 }
 
 fn scalar(e: i32) -> Fact {
@@ -103,14 +117,19 @@ fn looped(
     let out = outputs(body, &run.graph(body, facts, &body_inputs)?);
     let n = carried.len();
     if out.len() < 1 + n {
-        return Ok(Err(format!("the body has {} outputs for {n} carried values", out.len())));
+        return Ok(Err(format!(
+            "the body has {} outputs for {n} carried values",
+            out.len()
+        )));
     }
     let trip = inputs
         .first()
         .cloned()
         .flatten()
         .and_then(|m| m.value?.first().cloned());
-    let mut results: Vec<Fact> = (0..n).map(|i| join(run, &carried[i], &out[1 + i])).collect();
+    let mut results: Vec<Fact> = (0..n)
+        .map(|i| join(run, &carried[i], &out[1 + i]))
+        .collect();
     for s in &out[1 + n..] {
         let lead = trip.clone().unwrap_or_else(|| run.fresh());
         let shape = s.shape.as_ref().map(|d| [vec![lead], d.clone()].concat());
@@ -132,7 +151,10 @@ fn scan(
     let attr = |n: &str| node.attribute(n).map(|a| &a.proto);
     let m = attr("num_scan_inputs").and_then(|a| a.i).unwrap_or(0) as usize;
     if m > inputs.len() {
-        return Ok(Err(format!("num_scan_inputs {m} of {} inputs", inputs.len())));
+        return Ok(Err(format!(
+            "num_scan_inputs {m} of {} inputs",
+            inputs.len()
+        )));
     }
     let n = inputs.len() - m;
     let in_axes = attr("scan_input_axes").map_or_else(|| vec![0; m], |a| a.ints.clone());
@@ -159,15 +181,24 @@ fn scan(
     }
     let out = outputs(body, &run.graph(body, facts, &body_inputs)?);
     if out.len() < n {
-        return Ok(Err(format!("the body has {} outputs for {n} states", out.len())));
+        return Ok(Err(format!(
+            "the body has {} outputs for {n} states",
+            out.len()
+        )));
     }
     let out_axes = attr("scan_output_axes").map(|a| a.ints.clone());
-    let mut results: Vec<Fact> = (0..n).map(|i| join(run, &body_inputs[i], &out[i])).collect();
+    let mut results: Vec<Fact> = (0..n)
+        .map(|i| join(run, &body_inputs[i], &out[i]))
+        .collect();
     for (k, s) in out[n..].iter().enumerate() {
         let lead = length.clone().unwrap_or_else(|| run.fresh());
         let shape = match &s.shape {
             Some(d) => {
-                let a = out_axes.as_ref().and_then(|v| v.get(k)).copied().unwrap_or(0);
+                let a = out_axes
+                    .as_ref()
+                    .and_then(|v| v.get(k))
+                    .copied()
+                    .unwrap_or(0);
                 match axis(a, d.len() + 1) {
                     Ok(a) => {
                         let mut d = d.clone();

@@ -23,7 +23,7 @@ pub(crate) mod elem {
 }
 
 /// What is known about a value.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Fact {
     /// The element type (ONNX code), if known.
     pub elem: Option<i32>,
@@ -31,6 +31,8 @@ pub struct Fact {
     pub shape: Option<Vec<Dim>>,
     /// The contents, row-major, for a small integer tensor whose values are known.
     pub value: Option<Vec<Dim>>,
+    /// The contents of a small float constant (Resize's scales).
+    pub floats: Option<Vec<f32>>,
 }
 
 impl Fact {
@@ -39,7 +41,7 @@ impl Fact {
         Fact {
             elem,
             shape,
-            value: None,
+            ..Fact::default()
         }
     }
 
@@ -49,6 +51,7 @@ impl Fact {
             elem: Some(elem),
             shape: Some(vec![Dim::known(values.len() as i64)]),
             value: Some(values),
+            floats: None,
         }
     }
 
@@ -107,10 +110,14 @@ pub(crate) fn from_tensor(t: &pb::TensorProto) -> Fact {
         .then(|| int_contents(t, count as usize))
         .flatten()
         .map(|v| v.into_iter().map(Dim::known).collect());
+    let floats = (count >= 0 && count as usize <= MAX_VALUE_ELEMS)
+        .then(|| float_contents(t, count as usize))
+        .flatten();
     Fact {
         elem: t.data_type.filter(|&e| e != 0),
         shape: Some(shape),
         value,
+        floats,
     }
 }
 
@@ -129,6 +136,21 @@ fn int_contents(t: &pb::TensorProto, count: usize) -> Option<Vec<i64>> {
         (elem::INT64, None) => t.int64_data.clone(),
         (elem::INT32, None) => t.int32_data.iter().map(|&x| i64::from(x)).collect(),
         _ => return None,
+    };
+    (v.len() == count).then_some(v)
+}
+
+/// The values of a float32 tensor of `count` elements, raw or typed.
+fn float_contents(t: &pb::TensorProto, count: usize) -> Option<Vec<f32>> {
+    if t.data_type? != elem::FLOAT {
+        return None;
+    }
+    let v: Vec<f32> = match t.raw_data.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => r
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+            .collect(),
+        None => t.float_data.clone(),
     };
     (v.len() == count).then_some(v)
 }

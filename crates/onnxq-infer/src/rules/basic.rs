@@ -267,7 +267,12 @@ pub(crate) fn cast(c: &Ctx<'_>) -> Outcome {
 }
 
 pub(crate) fn matmul(c: &Ctx<'_>) -> Outcome {
-    let (a, b) = (c.shape(0)?, c.shape(1)?);
+    let shape = matmul_shape(c.shape(0)?, c.shape(1)?)?;
+    Ok(vec![Fact::tensor(c.input(0)?.elem, Some(shape))])
+}
+
+/// Numpy matmul's output shape.
+pub(crate) fn matmul_shape(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
     if a.is_empty() || b.is_empty() {
         return Err("MatMul of a scalar".into());
     }
@@ -287,7 +292,7 @@ pub(crate) fn matmul(c: &Ctx<'_>) -> Outcome {
     if !b1 {
         out.push(b[rb - 1].clone());
     }
-    Ok(vec![Fact::tensor(c.input(0)?.elem, Some(out))])
+    Ok(out)
 }
 
 pub(crate) fn gemm(c: &Ctx<'_>) -> Outcome {

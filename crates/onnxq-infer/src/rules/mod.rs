@@ -4,6 +4,8 @@
 //! the driver reports it and leaves the outputs unknown.
 
 mod basic;
+mod more;
+mod ms;
 mod nn;
 mod shape;
 
@@ -58,6 +60,11 @@ impl<'a> Ctx<'a> {
     /// An integer-list attribute.
     pub(crate) fn ints(&self, name: &str) -> Option<Vec<i64>> {
         self.attr(name).map(|a| a.ints.clone())
+    }
+
+    /// The known float contents of input `i` (Resize's scales), if present and known.
+    pub(crate) fn ints_of_floats(&self, i: usize) -> Option<Vec<f32>> {
+        self.inputs.get(i).copied().flatten()?.floats.clone()
     }
 
     /// The known integer contents of input `i` (an axes or shape input), if present.
@@ -115,6 +122,55 @@ const RULES: &[(&str, &[&str], Rule)] = &[
         "",
         &["GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"],
         nn::global_pool,
+    ),
+    ("", more::LIKE_DATA, more::like_data),
+    ("", &["Pad"], more::pad),
+    ("", &["Tile"], more::tile),
+    ("", &["Resize", "Upsample"], more::resize),
+    ("", &["LSTM", "GRU", "RNN"], more::recurrent),
+    ("", &["TopK"], more::top_k),
+    ("", &["GatherElements"], more::gather_elements),
+    ("", &["GatherND"], more::gather_nd),
+    ("", &["OneHot"], more::one_hot),
+    ("", &["DepthToSpace", "SpaceToDepth"], more::depth_space),
+    (
+        "",
+        &["NonZero", "NonMaxSuppression", "Compress"],
+        more::data_dependent,
+    ),
+    ("", &["DynamicQuantizeLinear"], more::dynamic_quantize),
+    (
+        "",
+        &["MatMulInteger", "QLinearMatMul"],
+        more::matmul_integer,
+    ),
+    ("com.microsoft", ms::LIKE_INPUT, ms::like_input),
+    (
+        "com.microsoft",
+        &["QuantizeLinear", "DequantizeLinear"],
+        basic::same_as_input,
+    ),
+    ("com.microsoft", ms::QLINEAR_BINARY, ms::qlinear_binary),
+    ("com.microsoft", &["MatMulNBits"], ms::matmul_nbits),
+    (
+        "com.microsoft",
+        &["GatherBlockQuantized"],
+        ms::gather_block_quantized,
+    ),
+    (
+        "com.microsoft",
+        &["SkipLayerNormalization"],
+        ms::skip_layer_norm,
+    ),
+    (
+        "com.microsoft",
+        &["Attention", "QAttention", "MultiHeadAttention"],
+        ms::attention,
+    ),
+    (
+        "com.microsoft",
+        &["DynamicQuantizeMatMul", "MatMulIntegerToFloat"],
+        ms::matmul_to_float,
     ),
 ];
 

@@ -24,6 +24,7 @@ pub(crate) fn size(c: &Ctx<'_>) -> Outcome {
         elem: Some(elem::INT64),
         shape: Some(Vec::new()),
         value: Some(vec![n]),
+        floats: None,
     }])
 }
 
@@ -35,6 +36,7 @@ pub(crate) fn constant(c: &Ctx<'_>) -> Outcome {
         elem: Some(e),
         shape: Some(Vec::new()),
         value: v,
+        floats: None,
     };
     if let Some(a) = c.attr("value_int").and_then(|a| a.i) {
         return Ok(vec![scalar(elem::INT64, Some(vec![Dim::known(a)]))]);

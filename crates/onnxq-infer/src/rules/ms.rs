@@ -1,0 +1,147 @@
+//! Rules for the com.microsoft ops onnxq reads or writes (ContribOperators.md): the weight-only
+//! ops, the fused transformer ops and the QLinear family.
+
+use super::{Ctx, Outcome, axis};
+use crate::dim::Dim;
+use crate::fact::{Fact, elem};
+
+/// Ops whose first output has the first input's type and shape.
+pub(crate) const LIKE_INPUT: &[&str] = &[
+    "FastGelu",
+    "BiasGelu",
+    "Gelu",
+    "QuickGelu",
+    "BiasAdd",
+    "RotaryEmbedding",
+    "QLinearSigmoid",
+    "QLinearLeakyRelu",
+    "QLinearSoftmax",
+    "QLinearAveragePool",
+    "QLinearGlobalAveragePool",
+];
+
+pub(crate) fn like_input(c: &Ctx<'_>) -> Outcome {
+    let f = c.input(0)?;
+    let s = f.shape.clone();
+    let shape = match (c.node.op_type(), s) {
+        // Global pooling keeps N and C.
+        ("QLinearGlobalAveragePool", Some(d)) => Some(
+            (0..d.len())
+                .map(|i| if i < 2 { d[i].clone() } else { Dim::known(1) })
+                .collect(),
+        ),
+        ("QLinearAveragePool", _) => return Err("QLinearAveragePool's window".into()),
+        (_, s) => s,
+    };
+    Ok(vec![Fact::tensor(f.elem, shape)])
+}
+
+/// QLinearAdd, QLinearMul, ...: `(A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp)`, A and B
+/// broadcast, the output in C's zero point type (A's when it has none).
+pub(crate) const QLINEAR_BINARY: &[&str] = &["QLinearAdd", "QLinearMul"];
+
+pub(crate) fn qlinear_binary(c: &Ctx<'_>) -> Outcome {
+    let shape = super::basic::broadcast(&[c.shape(0)?, c.shape(3)?])?;
+    let e = c
+        .inputs
+        .get(7)
+        .copied()
+        .flatten()
+        .and_then(|z| z.elem)
+        .or(c.input(0)?.elem);
+    Ok(vec![Fact::tensor(e, Some(shape))])
+}
+
+/// MatMulNBits: A `[..., K]` → `[..., N]` in A's type.
+pub(crate) fn matmul_nbits(c: &Ctx<'_>) -> Outcome {
+    let a = c.shape(0)?;
+    let n = c.int("N", 0);
+    if a.is_empty() || n <= 0 {
+        return Err("MatMulNBits without N or of a scalar".into());
+    }
+    let mut out = a.to_vec();
+    *out.last_mut()
+        .unwrap_or_else(|| unreachable!("checked non-empty")) = Dim::known(n);
+    Ok(vec![Fact::tensor(c.input(0)?.elem, Some(out))])
+}
+
+/// GatherBlockQuantized: Gather over the unpacked table (a uint8 table packs 8/bits codes per
+/// byte along its last axis; int4 tables count elements), in the scales' type.
+pub(crate) fn gather_block_quantized(c: &Ctx<'_>) -> Outcome {
+    let data = c.shape(0)?;
+    let idx = c.shape(1)?;
+    let bits = c.int("bits", 4);
+    let mut table = data.to_vec();
+    if c.input(0)?.elem == Some(2) && bits < 8 {
+        let last = table.len().checked_sub(1).ok_or("a scalar table")?;
+        table[last] = table[last]
+            .mul(&Dim::known(8 / bits))
+            .ok_or("dimension overflow")?;
+    }
+    let a = axis(c.int("gather_axis", 0), table.len())?;
+    let out = table[..a]
+        .iter()
+        .chain(idx)
+        .chain(&table[a + 1..])
+        .cloned()
+        .collect();
+    Ok(vec![Fact::tensor(c.input(2)?.elem, Some(out))])
+}
+
+/// SkipLayerNormalization: the output and the optional `input_skip_bias_sum` have the input's
+/// shape; mean and inverse std deviation are float `[..., 1]`.
+pub(crate) fn skip_layer_norm(c: &Ctx<'_>) -> Outcome {
+    let f = c.input(0)?;
+    let s = c.shape(0)?;
+    let mut stats = s.to_vec();
+    if let Some(l) = stats.last_mut() {
+        *l = Dim::known(1);
+    }
+    let same = Fact::tensor(f.elem, Some(s.to_vec()));
+    let stat = Fact::tensor(Some(elem::FLOAT), Some(stats));
+    Ok(vec![same.clone(), stat.clone(), stat, same])
+}
+
+/// Attention, QAttention (output `[B, S, v_hidden]` from the weights' columns / 3 or
+/// `qkv_hidden_sizes`) and MultiHeadAttention (the query's shape, or the value's hidden size).
+pub(crate) fn attention(c: &Ctx<'_>) -> Outcome {
+    let x = c.shape(0)?;
+    if x.len() != 3 {
+        return Err(format!("input rank {}", x.len()));
+    }
+    let e = if c.node.op_type() == "QAttention" {
+        c.input(3)?.elem
+    } else {
+        c.input(0)?.elem
+    };
+    let hidden = if c.node.op_type() == "MultiHeadAttention" {
+        match c
+            .inputs
+            .get(2)
+            .copied()
+            .flatten()
+            .and_then(|v| v.shape.clone())
+        {
+            Some(v) if v.len() == 3 => v[2].clone(),
+            _ => x[2].clone(),
+        }
+    } else if let Some(q) = c.ints("qkv_hidden_sizes") {
+        Dim::known(*q.get(2).ok_or("qkv_hidden_sizes needs three values")?)
+    } else {
+        let w = c.shape(1)?;
+        let cols = w.last().ok_or("a scalar weight")?;
+        cols.floor_div(&Dim::known(3)).ok_or("a zero weight")?
+    };
+    let out = vec![x[0].clone(), x[1].clone(), hidden];
+    let present_count = c.node.outputs().len().saturating_sub(1);
+    let mut outs = vec![Fact::tensor(e, Some(out))];
+    // `present` key/value caches: their shapes depend on past inputs, left to the declared types.
+    outs.extend((0..present_count).map(|_| Fact::tensor(e, None)));
+    Ok(outs)
+}
+
+/// DynamicQuantizeMatMul, MatMulIntegerToFloat: MatMul's shape, float output.
+pub(crate) fn matmul_to_float(c: &Ctx<'_>) -> Outcome {
+    let shape = super::basic::matmul_shape(c.shape(0)?, c.shape(1)?)?;
+    Ok(vec![Fact::tensor(Some(elem::FLOAT), Some(shape))])
+}
