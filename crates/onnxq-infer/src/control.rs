@@ -10,12 +10,24 @@ use onnxq_ir::{Graph, Node};
 
 use crate::dim::Dim;
 use crate::fact::{Fact, elem};
-use crate::infer::Run;
 use crate::rules::{Outcome, axis};
+
+/// What the control ops need of the driver: the facts of a body's values, and fresh symbols.
+pub(crate) trait Bodies {
+    /// The facts of every value of `g` with `outer` in scope and `inputs` for its inputs.
+    fn graph(
+        &mut self,
+        g: &Graph,
+        outer: &BTreeMap<String, Fact>,
+        inputs: &[Fact],
+    ) -> Result<BTreeMap<String, Fact>, onnxq_ir::Error>;
+    /// A fresh symbol.
+    fn fresh(&mut self) -> Dim;
+}
 
 /// The outputs of a node with subgraphs, or why they cannot be told.
 pub(crate) fn node(
-    run: &mut Run<'_>,
+    run: &mut dyn Bodies,
     node: &Node,
     inputs: &[Option<Fact>],
     facts: &BTreeMap<String, Fact>,
@@ -69,7 +81,7 @@ fn outputs(g: &Graph, facts: &BTreeMap<String, Fact>) -> Vec<Fact> {
 
 /// What two facts of one value share: the element type if equal, the dims that are equal (fresh
 /// symbols for the others) if the ranks are.
-fn join(run: &mut Run<'_>, a: &Fact, b: &Fact) -> Fact {
+fn join(run: &mut dyn Bodies, a: &Fact, b: &Fact) -> Fact {
     let elem = if a.elem == b.elem { a.elem } else { None };
     let shape = match (&a.shape, &b.shape) {
         (Some(x), Some(y)) if x.len() == y.len() => Some(
@@ -101,7 +113,7 @@ fn scalar(e: i32) -> Fact {
 /// body outputs condition, carried values, then scan outputs (stacked: one more leading dim, the
 /// trip count when `M` is a known dim).
 fn looped(
-    run: &mut Run<'_>,
+    run: &mut dyn Bodies,
     node: &Node,
     body: &Graph,
     inputs: &[Option<Fact>],
@@ -142,7 +154,7 @@ fn looped(
 /// Scan (opset 9+): states then `num_scan_inputs` scanned inputs; each scanned input is sliced
 /// along its scan axis, and each scan output stacked along its own.
 fn scan(
-    run: &mut Run<'_>,
+    run: &mut dyn Bodies,
     node: &Node,
     body: &Graph,
     inputs: &[Option<Fact>],

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use onnxq_ir::{Def, Graph, Model};
 
+use crate::control::Bodies;
 use crate::dim::Dim;
 use crate::fact::{Fact, from_tensor, from_type};
 use crate::rules::{Ctx, rule};
@@ -86,16 +87,16 @@ pub(crate) struct Run<'m> {
     conflicts: Vec<Conflict>,
 }
 
-impl Run<'_> {
+impl crate::control::Bodies for Run<'_> {
     /// A fresh symbol for a dimension nothing names.
-    pub(crate) fn fresh(&mut self) -> Dim {
+    fn fresh(&mut self) -> Dim {
         self.next += 1;
         Dim::symbol(&format!("unk__{}", self.next - 1))
     }
 
     /// The facts of every value of `g`, which sees the values of `outer` (its enclosing graphs');
     /// `inputs`, when given, are the facts of `g`'s inputs in order (a body's, from its node).
-    pub(crate) fn graph(
+    fn graph(
         &mut self,
         g: &Graph,
         outer: &BTreeMap<String, Fact>,
@@ -138,7 +139,9 @@ impl Run<'_> {
         }
         Ok(facts)
     }
+}
 
+impl Run<'_> {
     /// Infers one node's outputs into `facts`.
     fn node(
         &mut self,
