@@ -50,6 +50,11 @@ pub(crate) struct InspectArgs {
     /// Print JSON (for scripts) instead of text
     #[arg(long)]
     pub(crate) json: bool,
+    /// Print every value's inferred element type and shape (symbolic dims included), the nodes
+    /// whose outputs could not be inferred and why, and declared shapes inference contradicts,
+    /// instead of the summary
+    #[arg(long)]
+    pub(crate) shapes: bool,
 }
 
 #[derive(Debug, Args)]

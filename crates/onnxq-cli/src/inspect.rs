@@ -84,6 +84,16 @@ const WEIGHTED_OPS: &[(&str, &[usize])] = &[
 
 pub(crate) fn run(a: &InspectArgs) -> Result<()> {
     let model = load(&a.model)?;
+    if a.shapes {
+        let inf = onnxq_infer::infer(&model)?;
+        let s = crate::shapes::shapes(&model, &inf);
+        if a.json {
+            print_out(&serde_json::to_string_pretty(&s)?);
+        } else {
+            print_out(&crate::shapes::render(&s));
+        }
+        return Ok(());
+    }
     let s = summarize(&model, &a.model.display().to_string());
     if a.json {
         print_out(&serde_json::to_string_pretty(&s)?);

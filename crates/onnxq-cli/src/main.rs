@@ -12,6 +12,7 @@ mod method_flags;
 mod outputs;
 mod quantize;
 mod repack;
+mod shapes;
 mod util;
 
 use std::process::ExitCode;

@@ -119,12 +119,11 @@ impl Dim {
         Some(Dim::symbol(&format!("floor(({self})/({other}))")))
     }
 
-    /// `self / other` when `other` is one monomial (coefficient 1) dividing every term of `self`.
+    /// `self / other` when `other` is one monomial (`32*batch*seq`) dividing every term of
+    /// `self` exactly, symbols and coefficient.
     fn cancel(&self, other: &Dim) -> Option<Dim> {
-        let (om, &1) = other.terms.iter().next()? else {
-            return None;
-        };
-        if other.terms.len() != 1 || om.is_empty() {
+        let (om, &oc) = other.terms.iter().next()?;
+        if other.terms.len() != 1 || om.is_empty() || oc == 0 {
             return None;
         }
         let mut terms = BTreeMap::new();
@@ -134,7 +133,10 @@ impl Dim {
                 let i = rest.iter().position(|x| x == s)?;
                 rest.remove(i);
             }
-            terms.insert(rest, *c);
+            if c % oc != 0 {
+                return None;
+            }
+            terms.insert(rest, c / oc);
         }
         Some(Dim { terms })
     }
@@ -224,6 +226,9 @@ mod tests {
         let bs = s("batch").mul(&s("seq")).unwrap();
         assert_eq!(bs.floor_div(&s("batch")).unwrap(), s("seq"));
         assert_eq!(bs.floor_div(&bs).unwrap().value(), Some(1));
+        let big = bs.mul(&Dim::known(384)).unwrap();
+        let small = bs.mul(&Dim::known(32)).unwrap();
+        assert_eq!(big.floor_div(&small).unwrap().value(), Some(12));
         assert_eq!(
             Dim::known(7).floor_div(&Dim::known(2)).unwrap().value(),
             Some(3)

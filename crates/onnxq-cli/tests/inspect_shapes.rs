@@ -1,0 +1,105 @@
+//! `onnxq inspect --shapes` (issue #13): every node output of minilm-l6-v2 inferred, with the
+//! attention heads' symbolic shapes resolved through the model's shape subgraphs; a node of an
+//! op with no rule is reported by name and leaves its outputs unknown, without failing; a declared
+//! shape that contradicts inference is reported with both shapes.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests: a panic is the test failure we want"
+)]
+
+use std::path::Path;
+use std::process::Command;
+
+use onnxq_testkit::{corpus_model, f32_info, node, tiny_model};
+use prost::Message;
+
+fn shapes(model: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_onnxq"))
+        .args(["inspect", "--shapes", "--json"])
+        .arg(model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn shape_of(s: &serde_json::Value, name: &str) -> serde_json::Value {
+    let v = s["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name);
+    v.unwrap_or_else(|| panic!("no {name}")).clone()
+}
+
+#[test]
+fn minilm_is_inferred_whole_with_symbolic_dims() {
+    let s = shapes(&corpus_model("minilm-l6-v2"));
+    assert_eq!(s["inferred"], s["node_outputs"], "{}", s["unknown"]);
+    let v = shape_of(&s, "/m/encoder/layer.0/attention/self/Reshape_output_0");
+    assert_eq!(v["elem"], "float32");
+    assert_eq!(
+        v["shape"],
+        serde_json::json!(["batch", "sequence", "12", "32"])
+    );
+    assert!(
+        s["conflicts"].as_array().unwrap().is_empty(),
+        "{}",
+        s["conflicts"]
+    );
+}
+
+#[test]
+fn unknown_ops_and_conflicts_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_model();
+    let g = m.graph.as_mut().unwrap();
+    // An op of a domain nothing knows after the Relu, and a value_info for `z` (really [1, 3])
+    // that says [1, 5].
+    let mut custom = node("Mystery", "mystery", &["y"], &["w2"]);
+    custom.domain = Some("example.custom".into());
+    g.node.push(custom);
+    g.output.push(f32_info("w2", &[]));
+    g.output[1].r#type = None;
+    g.value_info.push(f32_info("z", &[1, 5]));
+    m.opset_import.push(onnxq_proto::OperatorSetIdProto {
+        domain: Some("example.custom".into()),
+        version: Some(1),
+    });
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let s = shapes(&path);
+    let unknown = s["unknown"].as_array().unwrap();
+    assert_eq!(unknown.len(), 1, "{s}");
+    assert_eq!(unknown[0]["node"], "mystery");
+    assert!(
+        unknown[0]["reason"].as_str().unwrap().contains("no rule"),
+        "{s}"
+    );
+    assert_eq!(shape_of(&s, "w2")["shape"], serde_json::Value::Null);
+    let conflicts = s["conflicts"].as_array().unwrap();
+    // z's, and y's downstream of it (y = Relu(z) is declared [1, 3]).
+    assert_eq!(conflicts.len(), 2, "{s}");
+    assert_eq!(conflicts[0]["value"], "z");
+    assert!(
+        conflicts[0]["declared"]
+            .as_str()
+            .unwrap()
+            .contains("[1, 5]"),
+        "{s}"
+    );
+    assert!(
+        conflicts[0]["inferred"]
+            .as_str()
+            .unwrap()
+            .contains("[1, 3]"),
+        "{s}"
+    );
+    // The model's own shape is kept for what follows.
+    assert_eq!(shape_of(&s, "z")["shape"], serde_json::json!(["1", "5"]));
+}
