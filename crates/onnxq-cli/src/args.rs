@@ -35,6 +35,9 @@ pub(crate) enum Command {
     /// Rewrite a model, moving large tensors (initializers and Constant values) to an external data
     /// file or back inline
     Repack(RepackArgs),
+    /// Prepare a model for quantization (ORT's quant_pre_process): graph clean-ups, type and
+    /// shape inference with symbolic dims written as value_info, optional opset upgrade
+    Preprocess(PreprocessArgs),
     /// Quantize a model (dynamic: int8 weights, activations quantized at run time; static: QDQ with
     /// calibrated activation ranges; weight-only: 2/4/8-bit weight blocks for MatMulNBits)
     Quantize(QuantizeArgs),
@@ -76,6 +79,39 @@ pub(crate) struct RepackArgs {
     /// largest tensors out). Without --inline or --external-data, the input's layout is kept
     #[arg(long)]
     pub(crate) inline: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PreprocessArgs {
+    /// The model file (.onnx) to read; it is never modified
+    pub(crate) model: PathBuf,
+    /// Where to write the pre-processed model (must differ from the input)
+    #[arg(short, long)]
+    pub(crate) output: PathBuf,
+    /// Skip the graph clean-ups (ORT's skip_optimization)
+    #[arg(long)]
+    pub(crate) skip_optimization: bool,
+    /// Skip type and shape inference (ORT's skip_symbolic_shape and skip_onnx_shape)
+    #[arg(long)]
+    pub(crate) skip_shape_inference: bool,
+    /// Upgrade the default-domain opset to N first (every node that changed meaning is
+    /// converted, or the node that cannot be is named)
+    #[arg(long, value_name = "N")]
+    pub(crate) opset: Option<i64>,
+    /// Move tensors of at least --size-threshold bytes to FILE, a name relative to the output's
+    /// folder [default FILE: <output file name>.data]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "inline")]
+    pub(crate) external_data: Option<Option<String>>,
+    /// Minimum tensor size in bytes to move to external data
+    #[arg(long, value_name = "BYTES", default_value_t = onnxq_ir::DEFAULT_THRESHOLD)]
+    pub(crate) size_threshold: u64,
+    /// Put every tensor inline. Without --inline or --external-data, the input's layout is kept
+    #[arg(long)]
+    pub(crate) inline: bool,
+    /// Write what was done as JSON to FILE: each clean-up's count, shapes inferred, the nodes
+    /// not inferred and why, declared shapes inference contradicts
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report: Option<PathBuf>,
 }
 
 /// The quantization mode.

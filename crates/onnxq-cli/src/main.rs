@@ -10,6 +10,7 @@ mod engine;
 mod inspect;
 mod method_flags;
 mod outputs;
+mod preprocess;
 mod quantize;
 mod repack;
 mod shapes;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Repack(a) => repack::run(&a),
+        args::Command::Preprocess(a) => preprocess::run(&a),
         args::Command::Quantize(a) => quantize::run(&a),
         args::Command::Calibrate(a) => calibrate::run(&a),
     };

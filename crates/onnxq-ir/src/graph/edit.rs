@@ -128,17 +128,31 @@ impl Graph {
         Ok(())
     }
 
+    /// Appends a `value_info` entry for `value` (with `info`'s type and doc; its name is the
+    /// value's): shape inference records what it inferred this way.
+    pub fn add_value_info(&mut self, value: ValueId, mut info: pb::ValueInfoProto) -> Result<()> {
+        self.check_live(value)?;
+        info.name = None;
+        self.value_info_of
+            .entry(value)
+            .or_default()
+            .push(self.value_info.len());
+        self.value_info.push(Port { value, info });
+        Ok(())
+    }
+
     /// Points input `slot` of `node` at `value` (or leaves it empty).
     pub fn set_input(&mut self, node: NodeId, slot: usize, value: Option<ValueId>) -> Result<()> {
         let n = self.live_node(node)?;
-        let old = *n
-            .inputs
-            .get(slot)
-            .ok_or_else(|| Error::Edit(format!("node `{}` has no input {slot}", n.name())))?;
+        // A slot past the end adds an optional input (a Conv's bias), the gap left empty.
+        let old = n.inputs.get(slot).copied().flatten();
         if let Some(v) = value {
             self.check_live(v)?;
         }
         if let Some(n) = self.nodes[node.index()].as_mut() {
+            if n.inputs.len() <= slot {
+                n.inputs.resize(slot + 1, None);
+            }
             n.inputs[slot] = value;
         }
         let u = Use::Node { node, slot };

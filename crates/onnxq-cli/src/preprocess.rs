@@ -1,0 +1,102 @@
+//! `onnxq preprocess`: the pre-processing pass (`onnxq_quant::preprocess`) between load and save,
+//! with the output layout of `repack` (the input's kept unless told) and a summary of what it did:
+//! the clean-ups that changed something, how many values got shapes, what could not be inferred.
+
+use anyhow::Result;
+use onnxq_ir::{Layout, load};
+use onnxq_quant::{PreprocessOptions, PreprocessReport, preprocess};
+
+use crate::args::PreprocessArgs;
+use crate::outputs::{Outputs, Plan};
+use crate::util::{human_bytes, note, warn};
+
+pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
+    let mut model = load(&a.model)?;
+    let name = a
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let layout = match (&a.external_data, a.inline) {
+        (Some(file), _) => Layout::External {
+            location: file.clone().unwrap_or_else(|| format!("{name}.data")),
+            threshold: a.size_threshold,
+        },
+        (None, true) => Layout::Inline,
+        (None, false) if model.external_files().is_empty() => Layout::Inline,
+        (None, false) => Layout::External {
+            location: format!("{name}.data"),
+            threshold: a.size_threshold,
+        },
+    };
+    let mut plan = Plan::default();
+    plan.read_model(&a.model, &model);
+    plan.write_model(&a.output, &layout, "--external-data");
+    if let Some(p) = &a.report {
+        plan.write("report", "--report", p);
+    }
+    plan.check()?;
+    let opts = PreprocessOptions {
+        skip_optimization: a.skip_optimization,
+        skip_shape_inference: a.skip_shape_inference,
+        opset: a.opset,
+    };
+    let report = preprocess(&mut model, &opts)?;
+    let mut outputs = Outputs::default();
+    let saved = outputs.model(&model, &a.output, &layout)?;
+    if let Some(path) = &a.report {
+        let json = serde_json::to_string_pretty(&report)? + "\n";
+        outputs.file("report", path, json.as_bytes())?;
+    }
+    outputs.commit()?;
+    summarize(&report);
+    let mut msg = format!(
+        "wrote {} ({})",
+        a.output.display(),
+        human_bytes(saved.model_bytes)
+    );
+    if let Some(loc) = &saved.data_location {
+        msg += &format!(" + {loc} ({})", human_bytes(saved.data_bytes));
+    }
+    note(&msg);
+    Ok(())
+}
+
+/// The summary lines: opset, clean-ups, shapes, then what could not be inferred (first three).
+fn summarize(r: &PreprocessReport) {
+    if let Some((from, to)) = r.upgraded {
+        note(&format!("upgraded opset {from} -> {to}"));
+    }
+    let changed: Vec<String> = (r.rules.iter())
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if !r.rules.is_empty() {
+        let what = if changed.is_empty() {
+            "nothing to change".to_owned()
+        } else {
+            changed.join(", ")
+        };
+        note(&format!("clean-ups: {what}"));
+    }
+    if let Some((known, all)) = r.shapes {
+        note(&format!(
+            "shapes: {known} of {all} node outputs inferred, {} value_info entries written",
+            r.value_info_written
+        ));
+    }
+    for (node, op, why) in r.not_inferred.iter().take(3) {
+        note(&format!("  not inferred: {node} ({op}): {why}"));
+    }
+    if r.not_inferred.len() > 3 {
+        note(&format!(
+            "  ... {} more (--report lists them all)",
+            r.not_inferred.len() - 3
+        ));
+    }
+    for (value, declared, inferred) in &r.conflicts {
+        warn(&format!(
+            "`{value}` is declared {declared} but inferred {inferred}; the declared shape is kept"
+        ));
+    }
+}

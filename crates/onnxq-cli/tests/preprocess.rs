@@ -1,0 +1,145 @@
+//! `onnxq preprocess` (issue #13): on every corpus model and on small generated models with one
+//! clean-up pattern each (`tests/py/make_preprocess_models.py`), the output passes the checker's
+//! full check and runs in ONNX Runtime with outputs equal to the original's (relative difference
+//! ≤ 1e-5, `tests/py/compare_preprocess.py`); each clean-up removes what it should (Conv +
+//! BatchNormalization folds, Identity, Dropout, dead nodes, Constant nodes, duplicate
+//! initializers); inferred shapes land in value_info; the metadata ORT's quantizer looks for is set;
+//! two runs are byte-identical; bad input writes nothing.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use common::onnxq;
+use onnxq_testkit::{CORPUS, corpus_dir, corpus_model, run_py};
+
+/// `onnxq preprocess MODEL -o OUT FLAGS`; its stderr.
+fn preprocess(model: &Path, out: &Path, flags: &[&str]) -> String {
+    let mut args: Vec<&OsStr> = vec![
+        "preprocess".as_ref(),
+        model.as_ref(),
+        "-o".as_ref(),
+        out.as_ref(),
+    ];
+    args.extend(flags.iter().map(OsStr::new));
+    let (ok, stderr) = onnxq(&args);
+    assert!(ok, "preprocess {} failed:\n{stderr}", model.display());
+    stderr
+}
+
+/// The comparison script's output; panics unless it passes.
+fn compare(orig: &Path, new: &Path, feeds: &Path) -> String {
+    let args: Vec<&OsStr> = vec![
+        orig.as_ref(),
+        new.as_ref(),
+        "--feeds".as_ref(),
+        feeds.as_ref(),
+    ];
+    let (ok, text) = run_py("compare_preprocess.py", &args);
+    assert!(ok, "{}:\n{text}", new.display());
+    text
+}
+
+#[test]
+fn corpus_models_keep_their_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in CORPUS {
+        let out = dir.path().join(format!("{name}.onnx"));
+        let text = preprocess(&corpus_model(name), &out, &[]);
+        let feeds = corpus_dir().join(format!("data/{name}/calib.npz"));
+        let cmp = compare(&corpus_model(name), &out, &feeds);
+        if *name == "ppocr-rec" {
+            assert!(text.contains("fold_conv_batchnorm 6"), "{text}");
+            assert!(cmp.contains("'BatchNormalization': (6, 0)"), "{cmp}");
+        }
+        if *name != "silero-vad" {
+            // Every node output of the main graph gets a type and shape.
+            let line = text.lines().find(|l| l.starts_with("shapes:")).unwrap();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words[1], words[3], "{name}: {line}");
+        }
+        let m = onnxq_ir::load(&out).unwrap();
+        let stamp = m
+            .proto
+            .metadata_props
+            .iter()
+            .find(|p| p.key() == "onnx.quant.pre_process");
+        assert_eq!(
+            stamp.map(|p| p.value()),
+            Some("onnxruntime.quant"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn each_clean_up_rewrites_its_pattern() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, listing) = run_py("make_preprocess_models.py", &[dir.path().as_os_str()]);
+    assert!(ok, "{listing}");
+    let case = |name: &str| {
+        let (model, out) = (
+            dir.path().join(format!("{name}.onnx")),
+            dir.path().join(format!("{name}.out.onnx")),
+        );
+        let text = preprocess(&model, &out, &[]);
+        let cmp = compare(&model, &out, &dir.path().join(format!("{name}.npz")));
+        (text, cmp)
+    };
+    let (text, cmp) = case("conv_bn");
+    assert!(text.contains("fold_conv_batchnorm 2"), "{text}");
+    assert!(cmp.contains("{'BatchNormalization': (2, 0)}"), "{cmp}");
+    let (text, cmp) = case("cleanups");
+    for want in [
+        "constant_to_initializer 1",
+        "remove_identity_dropout 2",
+        "remove_dead_nodes 1",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    assert!(text.contains("merge_duplicate_initializers"), "{text}");
+    assert!(
+        cmp.contains(
+            "{'Constant': (1, 0), 'Dropout': (1, 0), 'Identity': (1, 0), 'Sigmoid': (1, 0)}"
+        ),
+        "{cmp}"
+    );
+    // --skip-optimization leaves the graph as it is and still writes shapes.
+    let model = dir.path().join("cleanups.onnx");
+    let out = dir.path().join("skip.onnx");
+    let text = preprocess(&model, &out, &["--skip-optimization"]);
+    assert!(!text.contains("clean-ups"), "{text}");
+    let cmp = compare(&model, &out, &dir.path().join("cleanups.npz"));
+    assert!(cmp.contains("ops: {}"), "{cmp}");
+}
+
+#[test]
+fn runs_are_byte_identical_and_bad_input_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = corpus_model("minilm-l6-v2");
+    let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
+    preprocess(&model, &a, &[]);
+    preprocess(&model, &b, &[]);
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "two runs differ"
+    );
+    // An opset below the model's cannot be reached by upgrading.
+    let out = dir.path().join("bad.onnx");
+    let args: Vec<&OsStr> = vec![
+        "preprocess".as_ref(),
+        model.as_ref(),
+        "-o".as_ref(),
+        out.as_ref(),
+        "--opset".as_ref(),
+        "9".as_ref(),
+    ];
+    let (ok, stderr) = onnxq(&args);
+    assert!(!ok, "{stderr}");
+    assert!(!out.exists(), "a refused run wrote a model");
+    // The output may not overwrite the input.
+    let args: Vec<&OsStr> = vec!["preprocess".as_ref(), a.as_ref(), "-o".as_ref(), a.as_ref()];
+    let (ok, stderr) = onnxq(&args);
+    assert!(!ok && stderr.contains("hint:"), "{stderr}");
+}
