@@ -7,7 +7,9 @@ Usage: python tests/py/make_preprocess_models.py OUTDIR        (prints the case 
             -> BatchNormalization -> y: both pairs fold (2 BatchNormalization fewer);
 * cleanups: x [1, 16] -> Identity -> Relu -> Dropout (inference) -> Add(c1) -> Add(c2) -> y, where c1 and c2 are equal
             initializers (merged), a Sigmoid branch nothing reads (removed), and the second Add's constant a Constant
-            node (made an initializer).
+            node (made an initializer);
+* shape_fold: x [2, 3, 4] -> Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])) -> y [2, 12]: the shape
+            subgraph folds to a constant (Shape, Gather, Unsqueeze and Concat removed).
 """
 import sys
 from pathlib import Path
@@ -59,6 +61,14 @@ def main():
         mk("Add", ["a2", "k"], ["y"], name="add3"),
         mk("Sigmoid", ["x"], ["unused"], name="dead"),
     ], [numpy_helper.from_array(c, "c1"), numpy_helper.from_array(c.copy(), "c2")], [1, 16], [1, 16])
+    save(out, "shape_fold", [
+        mk("Shape", ["x"], ["s"], name="shape"),
+        mk("Gather", ["s", "zero"], ["n"], axis=0, name="gather"),
+        mk("Unsqueeze", ["n", "axes"], ["n1"], name="unsqueeze"),
+        mk("Concat", ["n1", "minus1"], ["target"], axis=0, name="concat"),
+        mk("Reshape", ["x", "target"], ["y"], name="reshape"),
+    ], [numpy_helper.from_array(np.array(0, np.int64), "zero"), numpy_helper.from_array(np.array([0], np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1")], [2, 3, 4], [2, 12])
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 //! clean-up pattern each (`tests/py/make_preprocess_models.py`), the output passes the checker's
 //! full check and runs in ONNX Runtime with outputs equal to the original's (relative difference
 //! ≤ 1e-5, `tests/py/compare_preprocess.py`); each clean-up removes what it should (Conv +
-//! BatchNormalization folds, Identity, Dropout, dead nodes, Constant nodes, duplicate
-//! initializers); inferred shapes land in value_info; the metadata ORT's quantizer looks for is set;
+//! BatchNormalization folds, shape subgraphs folded to constants, Identity, Dropout, dead nodes,
+//! Constant nodes, duplicate initializers); inferred shapes land in value_info; the metadata ORT's quantizer looks for is set;
 //! two runs are byte-identical; bad input writes nothing.
 
 mod common;
@@ -103,6 +103,12 @@ fn each_clean_up_rewrites_its_pattern() {
         cmp.contains(
             "{'Constant': (1, 0), 'Dropout': (1, 0), 'Identity': (1, 0), 'Sigmoid': (1, 0)}"
         ),
+        "{cmp}"
+    );
+    let (text, cmp) = case("shape_fold");
+    assert!(text.contains("fold_shape_constants 4"), "{text}");
+    assert!(
+        cmp.contains("{'Concat': (1, 0), 'Gather': (1, 0), 'Shape': (1, 0), 'Unsqueeze': (1, 0)}"),
         "{cmp}"
     );
     // --skip-optimization leaves the graph as it is and still writes shapes.

@@ -8,6 +8,7 @@
 //! 4. `stamp`: metadata `onnx.quant.pre_process = onnxruntime.quant`, which ORT's quantizer checks.
 
 mod conv_bn;
+mod fold;
 mod rules;
 
 use onnxq_ir::proto as pb;

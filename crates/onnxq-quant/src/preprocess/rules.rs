@@ -19,6 +19,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("constant_to_initializer", constants_to_initializers),
     ("remove_identity_dropout", remove_identity_and_dropout),
     ("fold_conv_batchnorm", super::conv_bn::fold_conv_bn),
+    ("fold_shape_constants", super::fold::fold_shape_constants),
     ("merge_duplicate_initializers", merge_duplicate_initializers),
     ("remove_dead_nodes", remove_dead_nodes),
 ];
