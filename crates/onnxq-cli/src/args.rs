@@ -112,6 +112,11 @@ pub(crate) struct PreprocessArgs {
     /// not inferred and why, declared shapes inference contradicts
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,
+    /// Settings in a TOML file under quant_pre_process's argument names (skip_optimization,
+    /// skip_onnx_shape, skip_symbolic_shape, save_as_external_data, external_data_location,
+    /// external_data_size_threshold, opset); flags win
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// The quantization mode.

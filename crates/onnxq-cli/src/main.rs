@@ -11,6 +11,7 @@ mod inspect;
 mod method_flags;
 mod outputs;
 mod preprocess;
+mod preprocess_config;
 mod quantize;
 mod repack;
 mod shapes;

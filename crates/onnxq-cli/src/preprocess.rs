@@ -11,22 +11,34 @@ use crate::outputs::{Outputs, Plan};
 use crate::util::{human_bytes, note, warn};
 
 pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
+    let cfg = match &a.config {
+        Some(p) => crate::preprocess_config::read(p)?,
+        None => Default::default(),
+    };
     let mut model = load(&a.model)?;
     let name = a
         .output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let layout = match (&a.external_data, a.inline) {
+    // Flags, then the config's quant_pre_process keys.
+    let threshold = match cfg.size_threshold {
+        Some(t) if a.size_threshold == onnxq_ir::DEFAULT_THRESHOLD => t,
+        _ => a.size_threshold,
+    };
+    let external = a.external_data.clone().or_else(|| {
+        (cfg.external_data == Some(true) && !a.inline).then(|| cfg.external_data_location.clone())
+    });
+    let layout = match (&external, a.inline) {
         (Some(file), _) => Layout::External {
             location: file.clone().unwrap_or_else(|| format!("{name}.data")),
-            threshold: a.size_threshold,
+            threshold,
         },
         (None, true) => Layout::Inline,
         (None, false) if model.external_files().is_empty() => Layout::Inline,
         (None, false) => Layout::External {
             location: format!("{name}.data"),
-            threshold: a.size_threshold,
+            threshold,
         },
     };
     let mut plan = Plan::default();
@@ -35,11 +47,14 @@ pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
     if let Some(p) = &a.report {
         plan.write("report", "--report", p);
     }
+    if let Some(p) = &a.config {
+        plan.read("config file", "--config", p);
+    }
     plan.check()?;
     let opts = PreprocessOptions {
-        skip_optimization: a.skip_optimization,
-        skip_shape_inference: a.skip_shape_inference,
-        opset: a.opset,
+        skip_optimization: a.skip_optimization || cfg.skip_optimization == Some(true),
+        skip_shape_inference: a.skip_shape_inference || cfg.skip_shape_inference == Some(true),
+        opset: a.opset.or(cfg.opset),
     };
     let report = preprocess(&mut model, &opts)?;
     let mut outputs = Outputs::default();

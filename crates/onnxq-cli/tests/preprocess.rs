@@ -149,3 +149,49 @@ fn runs_are_byte_identical_and_bad_input_writes_nothing() {
     let (ok, stderr) = onnxq(&args);
     assert!(!ok && stderr.contains("hint:"), "{stderr}");
 }
+
+/// quant_pre_process's argument names in `--config` carry over; an unknown key is refused.
+#[test]
+fn config_takes_ort_argument_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = corpus_model("mobilenetv2");
+    let cfg = dir.path().join("pre.toml");
+    std::fs::write(
+        &cfg,
+        "skip_optimization = true\nsave_as_external_data = true\n\
+         external_data_location = \"weights.bin\"\nauto_merge = true\n",
+    )
+    .unwrap();
+    let out = dir.path().join("m.onnx");
+    let text = preprocess(&model, &out, &["--config", cfg.to_str().unwrap()]);
+    assert!(
+        !text.contains("clean-ups"),
+        "skip_optimization ignored: {text}"
+    );
+    assert!(
+        text.contains("auto_merge"),
+        "no note for auto_merge: {text}"
+    );
+    assert!(dir.path().join("weights.bin").exists(), "{text}");
+    compare(
+        &model,
+        &out,
+        &corpus_dir().join("data/mobilenetv2/calib.npz"),
+    );
+    std::fs::write(&cfg, "skip_optimisation = true\n").unwrap();
+    let bad = dir.path().join("bad.onnx");
+    let args: Vec<&OsStr> = vec![
+        "preprocess".as_ref(),
+        model.as_ref(),
+        "-o".as_ref(),
+        bad.as_ref(),
+        "--config".as_ref(),
+        cfg.as_ref(),
+    ];
+    let (ok, stderr) = onnxq(&args);
+    assert!(
+        !ok && stderr.contains("unknown key `skip_optimisation`"),
+        "{stderr}"
+    );
+    assert!(!bad.exists());
+}
