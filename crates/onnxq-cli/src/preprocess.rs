@@ -16,6 +16,7 @@ pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
         None => Default::default(),
     };
     let mut model = load(&a.model)?;
+    crate::shapes::refuse_invalid(&model)?;
     let name = a
         .output
         .file_name()

@@ -9,6 +9,7 @@ use crate::util::{human_bytes, note};
 
 pub(crate) fn run(a: &RepackArgs) -> Result<()> {
     let model = load(&a.model)?;
+    crate::shapes::warn_invalid(&model)?;
     let default_location = || {
         format!(
             "{}.data",

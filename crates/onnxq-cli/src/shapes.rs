@@ -43,6 +43,55 @@ struct Conflict {
     inferred: String,
 }
 
+/// Refuses a model ONNX Runtime would refuse at load (see `onnxq_infer::check`), naming the
+/// nodes, before a command works on it.
+pub(crate) fn refuse_invalid(model: &Model) -> anyhow::Result<()> {
+    let problems = problems(model)?;
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    let more = match problems.len() {
+        1 => String::new(),
+        n => format!(" (and {} more: {})", n - 1, list(&problems[1..])),
+    };
+    Err(crate::util::fail(
+        format!(
+            "ONNX Runtime would refuse this model: node `{}`: {}{more}",
+            first.node, first.message
+        ),
+        "fix the model where it was exported (`onnxq inspect --shapes` shows the inferred types and \
+         shapes), or copy it as it is with `onnxq repack`",
+    ))
+}
+
+/// Warns about what ONNX Runtime would refuse (for `repack`, which copies any model losslessly).
+pub(crate) fn warn_invalid(model: &Model) -> anyhow::Result<()> {
+    let problems = problems(model)?;
+    if !problems.is_empty() {
+        crate::util::warn(&format!(
+            "ONNX Runtime would refuse this model; copied as it is: {}",
+            list(&problems)
+        ));
+    }
+    Ok(())
+}
+
+fn problems(model: &Model) -> anyhow::Result<Vec<onnxq_infer::Problem>> {
+    let inf = onnxq_infer::infer(model)?;
+    Ok(onnxq_infer::check(model, &inf))
+}
+
+/// The first three problems, `node: message; ...`.
+fn list(problems: &[onnxq_infer::Problem]) -> String {
+    let mut s: Vec<String> = (problems.iter().take(3))
+        .map(|p| format!("`{}`: {}", p.node, p.message))
+        .collect();
+    if problems.len() > 3 {
+        s.push(format!("{} more", problems.len() - 3));
+    }
+    s.join("; ")
+}
+
 /// The report for `model`'s inference.
 pub(crate) fn shapes(model: &Model, inf: &Inference) -> Shapes {
     let g = &model.graph;

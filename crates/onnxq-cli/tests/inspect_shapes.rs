@@ -1,7 +1,10 @@
 //! `onnxq inspect --shapes` (issue #13): every node output of minilm-l6-v2 inferred, with the
 //! attention heads' symbolic shapes resolved through the model's shape subgraphs; a node of an
 //! op with no rule is reported by name and leaves its outputs unknown, without failing; a declared
-//! shape that contradicts inference is reported with both shapes.
+//! shape that contradicts inference is reported with both shapes. A model ONNX Runtime would
+//! refuse at load (a float16 weight into a float32 MatMul, a domain without an opset import) is
+//! refused by `quantize` and `preprocess`, naming the node, with nothing written, and copied by
+//! `repack` with a warning.
 
 #![expect(
     clippy::unwrap_used,
@@ -102,4 +105,61 @@ fn unknown_ops_and_conflicts_are_reported() {
     );
     // The model's own shape is kept for what follows.
     assert_eq!(shape_of(&s, "z")["shape"], serde_json::json!(["1", "5"]));
+}
+
+/// Runs onnxq with `args`; (success, stderr).
+fn run(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_onnxq"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn models_onnx_runtime_would_refuse_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The MatMul's weight is float16, its input float32.
+    let mut m = tiny_model();
+    let g = m.graph.as_mut().unwrap();
+    g.initializer[0].data_type = Some(10);
+    g.initializer[0].raw_data = Some(vec![0u8; 24].into());
+    let f16 = dir.path().join("f16.onnx");
+    std::fs::write(&f16, m.encode_to_vec()).unwrap();
+    // A node of a domain the model imports no opset for.
+    let mut m = tiny_model();
+    m.graph.as_mut().unwrap().node[2].domain = Some("com.example".into());
+    let domain = dir.path().join("domain.onnx");
+    std::fs::write(&domain, m.encode_to_vec()).unwrap();
+    for (model, node, what) in [
+        (&f16, "mm", "element type"),
+        (&domain, "relu", "no opset import"),
+    ] {
+        for cmd in [&["quantize", "--mode", "dynamic"][..], &["preprocess"][..]] {
+            let out = dir.path().join("out.onnx");
+            let mut args: Vec<&std::ffi::OsStr> = cmd.iter().map(|s| s.as_ref()).collect();
+            args.extend([model.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+            let (ok, stderr) = run(&args);
+            assert!(!ok, "{cmd:?} accepted {}: {stderr}", model.display());
+            assert!(
+                stderr.contains(&format!("node `{node}`")) && stderr.contains(what),
+                "{stderr}"
+            );
+            assert!(stderr.contains("hint:"), "{stderr}");
+            assert!(!out.exists(), "{cmd:?} wrote a model");
+        }
+        let out = dir.path().join("copy.onnx");
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "repack".as_ref(),
+            model.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ];
+        let (ok, stderr) = run(&args);
+        assert!(ok && stderr.contains("would refuse"), "{stderr}");
+        assert!(out.exists());
+    }
 }

@@ -4,12 +4,14 @@
 //! driver ([`infer`]) that runs them in topological order and reports what it could not infer
 //! and where the model's declared shapes disagree, instead of failing.
 
+mod check;
 mod control;
 mod dim;
 mod fact;
 mod infer;
 mod rules;
 
+pub use check::{Problem, check};
 pub use dim::Dim;
 pub use fact::{Fact, to_type};
 pub use infer::{Conflict, Inference, Unknown, describe, infer};

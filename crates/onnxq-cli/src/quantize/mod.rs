@@ -30,6 +30,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     } = options::resolve(a)?;
     let a = &args;
     let mut model = load(&a.model)?;
+    crate::shapes::refuse_invalid(&model)?;
     let layout = output_layout(a, &model);
     io_plan(a, &model, &layout)?.check()?;
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);

@@ -9,6 +9,8 @@ mod ms;
 mod nn;
 mod shape;
 
+pub(crate) use basic::broadcast as broadcast_dims;
+
 use onnxq_ir::Node;
 use onnxq_ir::proto as pb;
 
