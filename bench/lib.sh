@@ -35,3 +35,17 @@ print(sorted(glob.glob(os.path.join(d, "libonnxruntime.so*")))[-1])' 2>/dev/null
     fi
     export ORT_DYLIB_PATH
 }
+
+# measure_runs LABEL CMD...: runs CMD $RUNS times, each into an emptied $OUT/o, appending its output
+# and timing to $LOG and a row `| LABEL | run | wall | CPU | RSS | exit |` to the caller's rows array.
+measure_runs() {
+    local label=$1 run
+    shift
+    for run in $(seq "$RUNS"); do
+        rm -rf "$OUT/o" && mkdir -p "$OUT/o"
+        timed "$@"
+        { echo "## $label, run $run: $*"; cat "$OUT/cmd.txt" "$OUT/time.txt"; echo; } >>"$LOG"
+        rows+=("| $label | $run | $WALL | $CPU | $RSS | $RC |")
+        echo "$label, run $run: ${WALL} s wall, ${CPU} s CPU, ${RSS} MB, exit $RC" >&2
+    done
+}

@@ -29,30 +29,19 @@ src, out, big = sys.argv[1], sys.argv[2], sys.argv[3] == "big"
 quant_pre_process(src, out, skip_optimization=big, save_as_external_data=big, all_tensors_to_one_file=True)'
 
 rows=()
-measure() {  # LABEL CMD...
-    local label=$1 run
-    shift
-    for run in $(seq "$RUNS"); do
-        rm -rf "$OUT/o" && mkdir -p "$OUT/o"
-        timed "$@"
-        { echo "## $label, run $run: $*"; cat "$OUT/cmd.txt" "$OUT/time.txt"; echo; } >>"$LOG"
-        rows+=("| $label | $run | $WALL | $CPU | $RSS | $RC |")
-        echo "$label, run $run: ${WALL} s wall, ${CPU} s CPU, ${RSS} MB, exit $RC" >&2
-    done
-}
 
 echo "machine: $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, $(date -Is), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)')"
 models=(minilm-l6-v2 mobilenetv2 bytegpt)
 for m in "${models[@]}"; do
     src=$CORPUS/models/$m/model.onnx
-    measure "onnxq preprocess, $m" "$ONNXQ" preprocess "$src" -o "$OUT/o/model.onnx"
-    measure "ORT quant_pre_process, $m" "$PY" -c "$PY_ORT" "$src" "$OUT/o/model.onnx" small
+    measure_runs "onnxq preprocess, $m" "$ONNXQ" preprocess "$src" -o "$OUT/o/model.onnx"
+    measure_runs "ORT quant_pre_process, $m" "$PY" -c "$PY_ORT" "$src" "$OUT/o/model.onnx" small
 done
 if [[ -z ${SKIP_BIG:-} ]]; then
     BIG_DIR=$BIG_DIR bash "$ROOT/bench/make_big.sh" >/dev/null
-    measure "cp model.onnx.data (2.5 GB)" cp "$BIG_DIR/model.onnx.data" "$OUT/o/copy.data"
-    measure "onnxq preprocess, 2.5 GB model" "$ONNXQ" preprocess "$BIG_DIR/model.onnx" -o "$OUT/o/model.onnx"
-    measure "ORT quant_pre_process (no optimizer), 2.5 GB model" "$PY" -c "$PY_ORT" "$BIG_DIR/model.onnx" \
+    measure_runs "cp model.onnx.data (2.5 GB)" cp "$BIG_DIR/model.onnx.data" "$OUT/o/copy.data"
+    measure_runs "onnxq preprocess, 2.5 GB model" "$ONNXQ" preprocess "$BIG_DIR/model.onnx" -o "$OUT/o/model.onnx"
+    measure_runs "ORT quant_pre_process (no optimizer), 2.5 GB model" "$PY" -c "$PY_ORT" "$BIG_DIR/model.onnx" \
         "$OUT/o/model.onnx" big
 fi
 echo

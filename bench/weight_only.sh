@@ -36,26 +36,15 @@ q.model.save_model_to_file(out, True)'
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 rows=()
-measure() {  # LABEL CMD...
-    local label=$1 run
-    shift
-    for run in $(seq "$RUNS"); do
-        rm -rf "$OUT/o" && mkdir -p "$OUT/o"
-        timed "$@"
-        { echo "## $label, run $run: $*"; cat "$OUT/cmd.txt" "$OUT/time.txt"; echo; } >>"$LOG"
-        rows+=("| $label | $run | $WALL | $CPU | $RSS | $RC |")
-        echo "$label, run $run: ${WALL} s wall, ${CPU} s CPU, ${RSS} MB, exit $RC" >&2
-    done
-}
 
 echo "machine: $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, $(date -Is), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)')"
 model=$BIG_DIR/model.onnx
-measure "cp model.onnx.data" cp "$BIG_DIR/model.onnx.data" "$OUT/o/copy.data"
+measure_runs "cp model.onnx.data" cp "$BIG_DIR/model.onnx.data" "$OUT/o/copy.data"
 for fmt in $FORMATS; do
     for block in 32 128; do
-        measure "onnxq weight-only $fmt, block $block" "$ONNXQ" quantize "$model" -o "$OUT/o/model.onnx" \
+        measure_runs "onnxq weight-only $fmt, block $block" "$ONNXQ" quantize "$model" -o "$OUT/o/model.onnx" \
             --mode weight-only --format "$fmt" --block-size "$block"
-        measure "ORT MatMulNBitsQuantizer $fmt, block $block" "$PY" -c "$PY_ORT" "$model" "$OUT/o/model.onnx" \
+        measure_runs "ORT MatMulNBitsQuantizer $fmt, block $block" "$PY" -c "$PY_ORT" "$model" "$OUT/o/model.onnx" \
             "$block" "$fmt"
     done
 done

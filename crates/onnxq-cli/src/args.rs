@@ -67,6 +67,13 @@ pub(crate) struct RepackArgs {
     /// Where to write the new model (must differ from the input)
     #[arg(short, long)]
     pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) layout: LayoutArgs,
+}
+
+/// Where a written model's tensors go (`repack`, `preprocess`).
+#[derive(Debug, Args)]
+pub(crate) struct LayoutArgs {
     /// Move tensors of at least --size-threshold bytes to FILE, a name relative to the output's
     /// folder [default FILE: <output file name>.data]
     #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "inline")]
@@ -98,16 +105,8 @@ pub(crate) struct PreprocessArgs {
     /// converted, or the node that cannot be is named)
     #[arg(long, value_name = "N")]
     pub(crate) opset: Option<i64>,
-    /// Move tensors of at least --size-threshold bytes to FILE, a name relative to the output's
-    /// folder [default FILE: <output file name>.data]
-    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "inline")]
-    pub(crate) external_data: Option<Option<String>>,
-    /// Minimum tensor size in bytes to move to external data
-    #[arg(long, value_name = "BYTES", default_value_t = onnxq_ir::DEFAULT_THRESHOLD)]
-    pub(crate) size_threshold: u64,
-    /// Put every tensor inline. Without --inline or --external-data, the input's layout is kept
-    #[arg(long)]
-    pub(crate) inline: bool,
+    #[command(flatten)]
+    pub(crate) layout: LayoutArgs,
     /// Write what was done as JSON to FILE: each clean-up's count, shapes inferred, the nodes
     /// not inferred and why, declared shapes inference contradicts
     #[arg(long, value_name = "FILE")]

@@ -478,3 +478,47 @@ fn remove_temporaries() {
         let _ = std::fs::remove_dir(d);
     }
 }
+
+impl crate::args::LayoutArgs {
+    /// The layout these flags ask for `output` (names relative to its folder) with `threshold`;
+    /// without `--external-data` or `--inline`, `fallback` (a config's external-data location,
+    /// `Some(None)` for the default name), else the input's layout (external stays external).
+    pub(crate) fn resolve(
+        &self,
+        output: &Path,
+        model: &Model,
+        fallback: Option<Option<String>>,
+        threshold: u64,
+    ) -> Layout {
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let external = |file: Option<String>| Layout::External {
+            location: file.unwrap_or_else(|| format!("{name}.data")),
+            threshold,
+        };
+        match (&self.external_data, self.inline) {
+            (Some(file), _) => external(file.clone()),
+            (None, true) => Layout::Inline,
+            (None, false) => match fallback {
+                Some(file) => external(file),
+                None if model.external_files().is_empty() => Layout::Inline,
+                None => external(None),
+            },
+        }
+    }
+}
+
+/// The `wrote MODEL (size) + DATA (size)` line of a command that wrote a model.
+pub(crate) fn wrote_line(output: &Path, saved: &onnxq_ir::Saved) -> String {
+    let mut msg = format!(
+        "wrote {} ({})",
+        output.display(),
+        crate::util::human_bytes(saved.model_bytes)
+    );
+    if let Some(loc) = &saved.data_location {
+        msg += &format!(" + {loc} ({})", crate::util::human_bytes(saved.data_bytes));
+    }
+    msg
+}

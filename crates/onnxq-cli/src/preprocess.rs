@@ -3,12 +3,12 @@
 //! the clean-ups that changed something, how many values got shapes, what could not be inferred.
 
 use anyhow::Result;
-use onnxq_ir::{Layout, load};
+use onnxq_ir::load;
 use onnxq_quant::{PreprocessOptions, PreprocessReport, preprocess};
 
 use crate::args::PreprocessArgs;
 use crate::outputs::{Outputs, Plan};
-use crate::util::{human_bytes, note, warn};
+use crate::util::{note, warn};
 
 pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
     let cfg = match &a.config {
@@ -17,31 +17,14 @@ pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
     };
     let mut model = load(&a.model)?;
     crate::shapes::refuse_invalid(&model)?;
-    let name = a
-        .output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     // Flags, then the config's quant_pre_process keys.
+    let l = &a.layout;
     let threshold = match cfg.size_threshold {
-        Some(t) if a.size_threshold == onnxq_ir::DEFAULT_THRESHOLD => t,
-        _ => a.size_threshold,
+        Some(t) if l.size_threshold == onnxq_ir::DEFAULT_THRESHOLD => t,
+        _ => l.size_threshold,
     };
-    let external = a.external_data.clone().or_else(|| {
-        (cfg.external_data == Some(true) && !a.inline).then(|| cfg.external_data_location.clone())
-    });
-    let layout = match (&external, a.inline) {
-        (Some(file), _) => Layout::External {
-            location: file.clone().unwrap_or_else(|| format!("{name}.data")),
-            threshold,
-        },
-        (None, true) => Layout::Inline,
-        (None, false) if model.external_files().is_empty() => Layout::Inline,
-        (None, false) => Layout::External {
-            location: format!("{name}.data"),
-            threshold,
-        },
-    };
+    let fallback = (cfg.external_data == Some(true)).then(|| cfg.external_data_location.clone());
+    let layout = l.resolve(&a.output, &model, fallback, threshold);
     let mut plan = Plan::default();
     plan.read_model(&a.model, &model);
     plan.write_model(&a.output, &layout, "--external-data");
@@ -66,15 +49,7 @@ pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
     }
     outputs.commit()?;
     summarize(&report);
-    let mut msg = format!(
-        "wrote {} ({})",
-        a.output.display(),
-        human_bytes(saved.model_bytes)
-    );
-    if let Some(loc) = &saved.data_location {
-        msg += &format!(" + {loc} ({})", human_bytes(saved.data_bytes));
-    }
-    note(&msg);
+    note(&crate::outputs::wrote_line(&a.output, &saved));
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `onnxq repack`: rewrite a model with tensors moved to external data or back inline.
 
 use anyhow::Result;
-use onnxq_ir::{Layout, load};
+use onnxq_ir::load;
 
 use crate::args::RepackArgs;
 use crate::outputs::{Outputs, Plan};
@@ -10,28 +10,8 @@ use crate::util::{human_bytes, note};
 pub(crate) fn run(a: &RepackArgs) -> Result<()> {
     let model = load(&a.model)?;
     crate::shapes::warn_invalid(&model)?;
-    let default_location = || {
-        format!(
-            "{}.data",
-            a.output
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        )
-    };
-    let layout = match (&a.external_data, a.inline) {
-        (Some(file), _) => Layout::External {
-            location: file.clone().unwrap_or_else(default_location),
-            threshold: a.size_threshold,
-        },
-        (None, true) => Layout::Inline,
-        // Keep the input's layout: external stays external, inline stays inline.
-        (None, false) if model.external_files().is_empty() => Layout::Inline,
-        (None, false) => Layout::External {
-            location: default_location(),
-            threshold: a.size_threshold,
-        },
-    };
+    let l = &a.layout;
+    let layout = l.resolve(&a.output, &model, None, l.size_threshold);
     let mut plan = Plan::default();
     plan.read_model(&a.model, &model);
     plan.write_model(&a.output, &layout, "--external-data");

@@ -163,3 +163,26 @@ fn models_onnx_runtime_would_refuse_are_refused() {
         assert!(out.exists());
     }
 }
+
+/// onnxq's own outputs, with the com.microsoft ops it writes (MatMulNBits, MatMulInteger and
+/// DynamicQuantizeLinear, QLinear ops), are inferred whole: the models ORT's symbolic inference
+/// stops on.
+#[test]
+fn quantized_models_are_inferred_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("bytegpt", &["--mode", "weight-only", "--block-size", "32"]),
+        ("minilm-l6-v2", &["--mode", "dynamic"]),
+        ("mobilenetv2", &["--mode", "dynamic", "--conv-per-channel"]),
+    ];
+    for (name, flags) in cases {
+        let (model, out) = (corpus_model(name), dir.path().join(format!("{name}.onnx")));
+        let mut args: Vec<&std::ffi::OsStr> = vec!["quantize".as_ref(), model.as_os_str()];
+        args.extend(["-o".as_ref(), out.as_os_str()]);
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
+        let (ok, stderr) = run(&args);
+        assert!(ok, "{stderr}");
+        let s = shapes(&out);
+        assert_eq!(s["inferred"], s["node_outputs"], "{name}: {}", s["unknown"]);
+    }
+}

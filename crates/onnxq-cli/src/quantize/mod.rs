@@ -13,7 +13,7 @@ use onnxq_quant::{lower_qoperator, quantize_dynamic, quantize_qdq};
 
 use crate::args::{Format, Mode, QuantizeArgs};
 use crate::outputs::{Outputs, Plan};
-use crate::util::{human_bytes, note};
+use crate::util::note;
 
 pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     if let Some(config) = &a.config {
@@ -93,15 +93,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         note(n);
     }
     let warnings = summary::print(&report);
-    let mut msg = format!(
-        "wrote {} ({})",
-        a.output.display(),
-        human_bytes(saved.model_bytes)
-    );
-    if let Some(loc) = &saved.data_location {
-        msg += &format!(" + {loc} ({})", human_bytes(saved.data_bytes));
-    }
-    note(&msg);
+    note(&crate::outputs::wrote_line(&a.output, &saved));
     summary::print_warnings(&warnings);
     Ok(())
 }

@@ -174,6 +174,17 @@ const RULES: &[(&str, &[&str], Rule)] = &[
         &["DynamicQuantizeMatMul", "MatMulIntegerToFloat"],
         ms::matmul_to_float,
     ),
+    (
+        "com.microsoft",
+        &["EmbedLayerNormalization"],
+        ms::embed_layer_norm,
+    ),
+    (
+        "com.microsoft",
+        &["GroupQueryAttention"],
+        ms::group_query_attention,
+    ),
+    ("com.microsoft", &["DynamicQuantizeLSTM"], more::recurrent),
 ];
 
 /// The rule for an op, if there is one.

@@ -145,3 +145,47 @@ pub(crate) fn matmul_to_float(c: &Ctx<'_>) -> Outcome {
     let shape = super::basic::matmul_shape(c.shape(0)?, c.shape(1)?)?;
     Ok(vec![Fact::tensor(Some(elem::FLOAT), Some(shape))])
 }
+
+/// EmbedLayerNormalization: `[B, S, hidden]` (hidden from the word embedding table), the int32
+/// mask index `[B]`, and the optional embedding sum `[B, S, hidden]`.
+pub(crate) fn embed_layer_norm(c: &Ctx<'_>) -> Outcome {
+    let ids = c.shape(0)?;
+    let table = c.shape(2)?;
+    if ids.len() != 2 || table.len() != 2 {
+        return Err(format!(
+            "input ids rank {} and table rank {}",
+            ids.len(),
+            table.len()
+        ));
+    }
+    let e = c.input(2)?.elem;
+    let out = vec![ids[0].clone(), ids[1].clone(), table[1].clone()];
+    Ok(vec![
+        Fact::tensor(e, Some(out.clone())),
+        Fact::tensor(Some(elem::INT32), Some(vec![ids[0].clone()])),
+        Fact::tensor(e, Some(out)),
+    ])
+}
+
+/// GroupQueryAttention: the output `[B, S, num_heads · head_size]`, head_size from the query's
+/// width (packed QKV when there is no key input); the present key/value caches' length depends
+/// on the past and is left to the declared types.
+pub(crate) fn group_query_attention(c: &Ctx<'_>) -> Outcome {
+    let q = c.shape(0)?;
+    if q.len() != 3 {
+        return Err(format!("query rank {}", q.len()));
+    }
+    let (heads, kv) = (c.int("num_heads", 0), c.int("kv_num_heads", 0));
+    let packed = c.inputs.get(1).copied().flatten().is_none();
+    let parts = if packed { heads + 2 * kv } else { heads };
+    if parts <= 0 {
+        return Err("no num_heads".into());
+    }
+    let head = q[2]
+        .floor_div(&Dim::known(parts))
+        .ok_or("dimension overflow")?;
+    let width = head.mul(&Dim::known(heads)).ok_or("dimension overflow")?;
+    let e = c.input(0)?.elem;
+    let out = Fact::tensor(e, Some(vec![q[0].clone(), q[1].clone(), width]));
+    Ok(vec![out, Fact::tensor(e, None), Fact::tensor(e, None)])
+}

@@ -78,6 +78,17 @@ impl Window {
     }
 }
 
+/// The kernel's spatial size: `kernel_shape`, else the weight's dims after the first two.
+fn kernel_of(c: &Ctx<'_>, w: &[Dim]) -> Result<Vec<i64>, String> {
+    match c.ints("kernel_shape") {
+        Some(k) => Ok(k),
+        None => (w[2..].iter())
+            .map(Dim::value)
+            .collect::<Option<_>>()
+            .ok_or_else(|| "the weight's spatial dims are not known".into()),
+    }
+}
+
 /// Conv, ConvInteger: `[N, M, spatial...]` with M the weight's first dim.
 pub(crate) fn conv(c: &Ctx<'_>) -> Outcome {
     let (x, w) = (c.shape(0)?, c.shape(1)?);
@@ -88,13 +99,7 @@ pub(crate) fn conv(c: &Ctx<'_>) -> Outcome {
             w.len()
         ));
     }
-    let kernel = match c.ints("kernel_shape") {
-        Some(k) => k,
-        None => (w[2..].iter())
-            .map(Dim::value)
-            .collect::<Option<_>>()
-            .ok_or("the weight's spatial dims are not known")?,
-    };
+    let kernel = kernel_of(c, w)?;
     let win = Window::of(c, kernel)?;
     let mut out = vec![x[0].clone(), w[0].clone()];
     for (i, d) in x[2..].iter().enumerate() {
@@ -127,13 +132,7 @@ pub(crate) fn conv_transpose(c: &Ctx<'_>) -> Outcome {
         out.extend(tail.iter().map(|&d| Dim::known(d)));
         return Ok(vec![Fact::tensor(c.input(0)?.elem, Some(out))]);
     }
-    let kernel = match c.ints("kernel_shape") {
-        Some(k) => k,
-        None => (w[2..].iter())
-            .map(Dim::value)
-            .collect::<Option<_>>()
-            .ok_or("the weight's spatial dims are not known")?,
-    };
+    let kernel = kernel_of(c, w)?;
     let win = Window::of(c, kernel)?;
     let opad = c.ints("output_padding").unwrap_or_else(|| vec![0; n]);
     for (i, d) in x[2..].iter().enumerate() {
