@@ -1,8 +1,9 @@
 //! GPTQ's Hessians: for each requested MatMul input A (last dimension K), `H = 2/n Σ xᵀx` over
 //! every row `x` of A reshaped to `[-1, K]` in every sample (`n` rows in all; ONNX Runtime's
 //! running form `H·n/(n+b) + (√(2/n)·x)ᵀ(√(2/n)·x)` is the same matrix up to a scale GPTQ does not
-//! see). Samples stream one at a time through an [`augmented`](crate::augmented) session (graph
-//! inputs are read from the feeds); each Hessian sums `XᵀX` in float64 over the upper triangle,
+//! see). [`HessianSums`] takes the values as they come (graph inputs from a sample's feeds, the
+//! rest from an engine's outputs, segment by segment); each Hessian sums `XᵀX` in float64 over the
+//! upper triangle,
 //! in column panels computed in parallel, each panel by one thread in a fixed order, so the sums do
 //! not depend on the thread count. The caller decides how many Hessians one pass may hold.
 
@@ -10,11 +11,10 @@ use std::collections::BTreeMap;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use onnxq_engine::{Data, DataRef, Executor, Tensor};
+use onnxq_engine::{Data, DataRef, Tensor};
 use rayon::prelude::*;
 
 use crate::Error;
-use crate::data::Samples;
 
 /// One Hessian to collect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,36 +186,6 @@ impl<'t> HessianSums<'t> {
             })
             .collect()
     }
-}
-
-/// Runs `samples` through `engine` (a session of a model with every non-input target among its
-/// outputs; `None` when every target is a graph input, read from the feeds without a run) and
-/// returns the targets' Hessians in order (see [`HessianSums::add`] for what is refused).
-/// `progress` is called after each sample.
-pub fn collect_hessians(
-    mut engine: Option<&mut dyn Executor>,
-    samples: &Samples,
-    targets: &[HessianTarget],
-    mut progress: impl FnMut(usize),
-) -> Result<Vec<Hessian>, Error> {
-    let mut sums = HessianSums::new(targets);
-    samples.each(|i, sample| {
-        sums.add_feeds(&sample)?;
-        if let Some(engine) = engine.as_deref_mut() {
-            let mut failed: Option<Error> = None;
-            engine.run_each(&sample, &mut |name, dims, data| {
-                if failed.is_none() {
-                    failed = sums.add(name, dims, data).err();
-                }
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
-        }
-        progress(i + 1);
-        Ok::<(), Error>(())
-    })?;
-    Ok(sums.finish())
 }
 
 #[cfg(test)]

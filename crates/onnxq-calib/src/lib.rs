@@ -5,7 +5,8 @@
 //! run; [`augmented_minmax`] then adds a `ReduceMin`/`ReduceMax` pair per tensor, and
 //! [`calibrate_minmax`] runs the samples one at a time through an [`onnxq_engine::Executor`],
 //! feeding each scalar into its tensor's observer, which keeps only a running summary.
-//! [`hessian::collect_hessians`] streams the same samples into GPTQ's `XᵀX` sums.
+//! [`hessian::HessianSums`] takes GPTQ's `XᵀX` sums from the same samples, run segment by segment
+//! through [`segments::Sweep`] so the engine never holds the whole model.
 
 pub mod data;
 pub mod fingerprint;

@@ -15,4 +15,3 @@ pub use check::{Problem, check};
 pub use dim::Dim;
 pub use fact::{Fact, to_type};
 pub use infer::{Conflict, Inference, Unknown, describe, infer};
-pub use rules::rule_count;

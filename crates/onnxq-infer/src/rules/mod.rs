@@ -195,8 +195,3 @@ pub(crate) fn rule(domain: &str, op: &str) -> Option<Rule> {
         .find(|(d, ops, _)| *d == domain && ops.contains(&op))
         .map(|r| r.2)
 }
-
-/// How many ops have a rule (for the report).
-pub fn rule_count() -> usize {
-    RULES.iter().map(|r| r.1.len()).sum()
-}
