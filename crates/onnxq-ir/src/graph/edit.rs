@@ -141,17 +141,24 @@ impl Graph {
         Ok(())
     }
 
-    /// Points input `slot` of `node` at `value` (or leaves it empty).
+    /// Points input `slot` of `node` at `value` (or leaves it empty); `slot` may be one past the
+    /// last input, which appends one.
     pub fn set_input(&mut self, node: NodeId, slot: usize, value: Option<ValueId>) -> Result<()> {
         let n = self.live_node(node)?;
-        // A slot past the end adds an optional input (a Conv's bias), the gap left empty.
+        // The slot just past the end appends an optional input (a Conv's bias); further is an error.
+        if slot > n.inputs.len() {
+            return Err(Error::Edit(format!(
+                "node `{}` has no input {slot}",
+                n.name()
+            )));
+        }
         let old = n.inputs.get(slot).copied().flatten();
         if let Some(v) = value {
             self.check_live(v)?;
         }
         if let Some(n) = self.nodes[node.index()].as_mut() {
-            if n.inputs.len() <= slot {
-                n.inputs.resize(slot + 1, None);
+            if n.inputs.len() == slot {
+                n.inputs.push(None);
             }
             n.inputs[slot] = value;
         }
