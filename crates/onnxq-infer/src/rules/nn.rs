@@ -89,8 +89,8 @@ fn kernel_of(c: &Ctx<'_>, w: &[Dim]) -> Result<Vec<i64>, String> {
     }
 }
 
-/// Conv, ConvInteger: `[N, M, spatial...]` with M the weight's first dim.
-pub(crate) fn conv(c: &Ctx<'_>) -> Outcome {
+/// A conv's input and weight dims: equal ranks, at least one spatial dim.
+fn input_and_weight<'a>(c: &Ctx<'a>) -> Result<(&'a [Dim], &'a [Dim]), String> {
     let (x, w) = (c.shape(0)?, c.shape(1)?);
     if x.len() < 3 || w.len() != x.len() {
         return Err(format!(
@@ -99,6 +99,12 @@ pub(crate) fn conv(c: &Ctx<'_>) -> Outcome {
             w.len()
         ));
     }
+    Ok((x, w))
+}
+
+/// Conv, ConvInteger: `[N, M, spatial...]` with M the weight's first dim.
+pub(crate) fn conv(c: &Ctx<'_>) -> Outcome {
+    let (x, w) = input_and_weight(c)?;
     let kernel = kernel_of(c, w)?;
     let win = Window::of(c, kernel)?;
     let mut out = vec![x[0].clone(), w[0].clone()];
@@ -115,14 +121,7 @@ pub(crate) fn conv(c: &Ctx<'_>) -> Outcome {
 
 /// ConvTranspose: `output_shape` when given, else `s·(d-1) + output_padding + span - pads`.
 pub(crate) fn conv_transpose(c: &Ctx<'_>) -> Outcome {
-    let (x, w) = (c.shape(0)?, c.shape(1)?);
-    if x.len() < 3 || w.len() != x.len() {
-        return Err(format!(
-            "input rank {} and weight rank {}",
-            x.len(),
-            w.len()
-        ));
-    }
+    let (x, w) = input_and_weight(c)?;
     let group = c.int("group", 1);
     let m = w[1].mul(&Dim::known(group)).ok_or("dimension overflow")?;
     let n = x.len() - 2;
