@@ -2,7 +2,8 @@
 //! clean-up pattern each (`tests/py/make_preprocess_models.py`), the output passes the checker's
 //! full check and runs in ONNX Runtime with outputs equal to the original's (relative difference
 //! ≤ 1e-5, `tests/py/compare_preprocess.py`); each clean-up removes what it should (Conv +
-//! BatchNormalization folds, shape subgraphs folded to constants, Identity, Dropout, dead nodes,
+//! BatchNormalization, Conv + per-channel Mul/Add folds, constant subgraphs (shape arithmetic,
+//! transposed weights, casts) folded, MatMul + Add into Gemm, Identity, Dropout, dead nodes,
 //! Constant nodes, duplicate initializers); inferred shapes land in value_info; the metadata ORT's quantizer looks for is set;
 //! two runs are byte-identical; bad input writes nothing.
 
@@ -106,11 +107,61 @@ fn each_clean_up_rewrites_its_pattern() {
         "{cmp}"
     );
     let (text, cmp) = case("shape_fold");
-    assert!(text.contains("fold_shape_constants 4"), "{text}");
+    assert!(text.contains("fold_constants 4"), "{text}");
     assert!(
         cmp.contains("{'Concat': (1, 0), 'Gather': (1, 0), 'Shape': (1, 0), 'Unsqueeze': (1, 0)}"),
         "{cmp}"
     );
+    let (text, cmp) = case("const_fold");
+    assert!(text.contains("fold_constants 3"), "{text}");
+    assert!(text.contains("fuse_matmul_add_gemm 1"), "{text}");
+    assert!(
+        cmp.contains("{'Add': (1, 0), 'Cast': (1, 0), 'Gemm': (0, 1), 'MatMul': (1, 0), 'Sqrt': (1, 0), 'Transpose': (1, 0)}"),
+        "{cmp}"
+    );
+    // Every constant subgraph of the evaluator's ops folds away (ORT computes the same outputs).
+    let (_, cmp) = case("eval_ops");
+    let removed = |op: &str| {
+        let at = cmp.find(&format!("'{op}': (")).map(|i| &cmp[i..]);
+        at.and_then(|s| s.find(')').map(|j| s[..j].ends_with(", 0")))
+            .unwrap_or(false)
+    };
+    for op in [
+        "Gather",
+        "Slice",
+        "Split",
+        "Transpose",
+        "Reshape",
+        "Expand",
+        "Tile",
+        "Range",
+        "Div",
+        "Where",
+        "Unsqueeze",
+        "Squeeze",
+        "Flatten",
+        "Concat",
+        "Pow",
+        "Exp",
+        "Log",
+        "Tanh",
+        "Sigmoid",
+        "Reciprocal",
+        "Floor",
+        "Ceil",
+        "Max",
+        "ConstantOfShape",
+        "Shape",
+        "Size",
+        "Neg",
+        "Abs",
+        "Cast",
+    ] {
+        assert!(removed(op), "{op} not folded: {cmp}");
+    }
+    let (text, cmp) = case("conv_affine");
+    assert!(text.contains("fold_conv_mul_add 3"), "{text}");
+    assert!(cmp.contains("{'Add': (1, 0), 'Mul': (3, 1)}"), "{cmp}");
     // --skip-optimization leaves the graph as it is and still writes shapes.
     let model = dir.path().join("cleanups.onnx");
     let out = dir.path().join("skip.onnx");

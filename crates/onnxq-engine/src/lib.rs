@@ -11,7 +11,7 @@ mod tensor;
 #[cfg(feature = "tract")]
 mod tract_engine;
 
-pub use ort_engine::{OrtEngine, find_ort_library, ort_version};
+pub use ort_engine::{OrtEngine, find_ort_library, ort_optimize, ort_version};
 pub use tensor::{Data, DataRef, Tensor};
 #[cfg(feature = "tract")]
 pub use tract_engine::{TRACT_VERSION, TractEngine};

@@ -113,6 +113,37 @@ impl OrtEngine {
     }
 }
 
+/// Runs ONNX Runtime's basic-level graph optimizer (constant folding, redundant-node removal,
+/// Conv+BN/Add/Mul and MatMul+Add fusions: what `quant_pre_process` runs) on the model file and
+/// writes the optimized model to `out`. Initializers of at least 1024 bytes go to external data
+/// named `external` beside `out`, so models past protobuf's 2 GB limit can be written too.
+pub fn ort_optimize(lib: &Path, model: &Path, out: &Path, external: &str) -> Result<()> {
+    let env = environment(lib)?;
+    Session::builder(env)
+        .and_then(|b| {
+            b.with_optimization_level(GraphOptimizationLevel::Level1)
+                .map_err(Into::into)
+        })
+        .and_then(|b| b.with_optimized_model_path(out).map_err(Into::into))
+        .and_then(|b| {
+            b.with_config_entry(
+                "session.optimized_model_external_initializers_file_name",
+                external,
+            )
+            .map_err(Into::into)
+        })
+        .and_then(|b| {
+            b.with_config_entry(
+                "session.optimized_model_external_initializers_min_size_in_bytes",
+                "1024",
+            )
+            .map_err(Into::into)
+        })
+        .and_then(|mut b| b.commit_from_file(model))
+        .map_err(|e| EngineError::Run(format!("ONNX Runtime's optimizer failed: {e}")))?;
+    Ok(())
+}
+
 impl Executor for OrtEngine {
     fn name(&self) -> String {
         format!("onnxruntime {}", self.version)

@@ -1,57 +1,163 @@
-//! Constant folding of shape arithmetic: a node output whose contents inference knows as
-//! integers (`Shape` of a tensor with static dims, the `Gather`/`Concat`/`Unsqueeze`/arithmetic
-//! built on it, a `Range` of constants, ...) becomes an initializer, and the nodes that computed it
-//! are left to dead-node removal. Only int64/int32 tensors of at most a few dozen elements are
-//! tracked, so this folds shape subgraphs, not weights. Nothing is folded when a declared shape
-//! contradicts inference: contents derived from a wrong declaration would bake it in.
+//! Constant folding. A main-graph node is folded when its outputs are known: the evaluator
+//! (`eval`) computes them from constant inputs (initializers and outputs folded before it), or
+//! inference knows them as integers (`Shape` of a tensor with static dims and the shape
+//! arithmetic on it). Only the folded values something else still reads become initializers, so
+//! a chain folds into its last value; the folded nodes are left to dead-node removal.
+//!
+//! Bounds: one value over `eval::MAX_ELEMS` elements is never computed, and once the values held
+//! pass [`BUDGET`] bytes only small ones are (a model whose every weight goes through a Transpose
+//! keeps the rest of them as they are, rather than fold the whole model into memory). Inference's
+//! integer contents are not used when a declared shape contradicts inference: contents derived
+//! from a wrong declaration would bake it in. A graph output keeps its producer: its name is
+//! public and stays a node output.
 
-use onnxq_ir::{Def, Model, ValueId};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::edit::tensor;
+use onnxq_ir::{Def, Graph, Model, NodeId, Use, ValueId};
 
-/// Folds every main-graph node output with known integer contents; returns how many.
-pub(crate) fn fold_shape_constants(m: &mut Model) -> onnxq_ir::Result<usize> {
+use super::eval::{self, Val};
+use onnxq_ir::Result;
+
+/// Bytes of evaluated values held at once before only small ones are computed.
+const BUDGET: usize = 256 << 20;
+
+/// Values of at most this many elements are computed whatever the budget (shape arithmetic).
+const SMALL: usize = 4096;
+
+/// Folds the main graph's constant nodes; returns how many nodes were folded.
+pub(crate) fn fold_constants(m: &mut Model) -> Result<usize> {
     // IR < 4 lists every initializer among the graph inputs; folding would have to add inputs.
     if m.proto.ir_version() < 4 {
         return Ok(0);
     }
+    let opset = m.opset("").unwrap_or(1);
     let inf = onnxq_infer::infer(m)?;
-    if !inf.conflicts.is_empty() {
-        return Ok(0);
-    }
-    let g = &m.graph;
-    let found: Vec<(ValueId, Vec<i64>, Vec<i64>, i32)> = g
-        .values()
-        .filter(|(_, v)| matches!(v.def(), Def::Node { .. }) && !v.uses().is_empty())
-        .filter_map(|(id, v)| {
-            let f = inf.facts.get(v.name())?;
-            let elem = f.elem.filter(|&e| e == 7 || e == 6)?;
-            let values = f.ints()?;
-            let dims: Vec<i64> = f
-                .shape
-                .as_ref()?
-                .iter()
-                .map(onnxq_infer::Dim::value)
-                .collect::<Option<_>>()?;
-            (dims.iter().product::<i64>() == values.len() as i64)
-                .then_some((id, dims, values, elem))
-        })
-        // A graph output keeps its producer (its name is public and must stay a node output).
-        .filter(|(id, ..)| !g.outputs().iter().any(|p| p.value == *id))
-        .collect();
+    let facts = inf.conflicts.is_empty().then_some(&inf.facts);
+    let (known, folded) = evaluate(&m.graph, opset, facts)?;
     let g = &mut m.graph;
-    for (v, dims, values, elem) in &found {
-        let raw: Vec<u8> = if *elem == 7 {
-            values.iter().flat_map(|x| x.to_le_bytes()).collect()
-        } else {
-            values
-                .iter()
-                .flat_map(|&x| (x as i32).to_le_bytes())
-                .collect()
-        };
-        let name = g.fresh_name(&format!("{}_folded", g.value(*v).name()));
-        let c = g.add_initializer(&name, tensor(dims.clone(), *elem, raw))?;
-        g.substitute(*v, c)?;
+    // A value still read by a node that stays (or a subgraph) becomes an initializer.
+    let frontier: Vec<ValueId> = known
+        .keys()
+        .copied()
+        .filter(|&v| {
+            g.value(v).uses().iter().any(|u| match u {
+                Use::Node { node, .. } => !folded.contains(node),
+                _ => true,
+            })
+        })
+        .collect();
+    let mut frontier = frontier;
+    frontier.sort_unstable();
+    for v in frontier {
+        let name = g.fresh_name(&format!("{}_folded", g.value(v).name()));
+        let c = g.add_initializer(&name, known[&v].to_tensor())?;
+        g.substitute(v, c)?;
     }
-    Ok(found.len())
+    Ok(folded.len())
+}
+
+/// Walks the graph in topological order: the known node outputs and the nodes all of whose
+/// outputs are known (graph-output producers excluded).
+fn evaluate(
+    g: &Graph,
+    opset: i64,
+    facts: Option<&BTreeMap<String, onnxq_infer::Fact>>,
+) -> Result<(HashMap<ValueId, Val>, HashSet<NodeId>)> {
+    let mut known: HashMap<ValueId, Val> = HashMap::new();
+    let mut folded = HashSet::new();
+    let mut held = 0usize;
+    let graph_outputs: HashSet<ValueId> = g.outputs().iter().map(|p| p.value).collect();
+    for id in g.topological_order()? {
+        let Some(n) = g.node(id) else { continue };
+        let outs: Option<Vec<ValueId>> = n.outputs().iter().copied().collect();
+        let Some(outs) = outs.filter(|o| !o.is_empty()) else {
+            continue;
+        };
+        if !matches!(n.domain(), "" | "ai.onnx") || outs.iter().any(|v| graph_outputs.contains(v)) {
+            continue;
+        }
+        let has_body = n.attributes.iter().any(|a| !a.subgraphs.is_empty());
+        let values = if has_body {
+            None
+        } else {
+            inputs(g, n.inputs(), &known).and_then(|ins| {
+                let refs: Vec<Option<&Val>> = ins.iter().map(|v| v.as_deref()).collect();
+                eval::eval(n, &refs, opset)
+            })
+        };
+        let values = values
+            .filter(|vs| vs.len() == outs.len())
+            .filter(|vs| {
+                let size: usize = vs.iter().map(|v| v.len()).sum();
+                size <= SMALL || held + bytes(vs) <= BUDGET
+            })
+            .or_else(|| from_facts(g, &outs, facts?));
+        let Some(values) = values else { continue };
+        held += bytes(&values);
+        for (v, val) in outs.into_iter().zip(values) {
+            known.insert(v, val);
+        }
+        folded.insert(id);
+    }
+    Ok((known, folded))
+}
+
+/// The node's inputs as constants (`None` inside for an absent optional input), or `None` when
+/// one is not constant.
+fn inputs<'a>(
+    g: &'a Graph,
+    ins: &[Option<ValueId>],
+    known: &'a HashMap<ValueId, Val>,
+) -> Option<Vec<Option<Cow<'a, Val>>>> {
+    ins.iter()
+        .map(|v| match v {
+            None => Some(None),
+            Some(v) => match (known.get(v), g.value(*v).def()) {
+                (Some(val), _) => Some(Some(Cow::Borrowed(val))),
+                (None, Def::Initializer(t)) if !is_graph_input(g, *v) => {
+                    Val::from_tensor(t).map(|v| Some(Cow::Owned(v)))
+                }
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// Whether an initializer is also a graph input (a default the caller may override: not a
+/// constant).
+fn is_graph_input(g: &Graph, v: ValueId) -> bool {
+    g.inputs().iter().any(|p| p.value == v)
+}
+
+/// The outputs as inference knows them: int64/int32 tensors with static dims and known contents.
+fn from_facts(
+    g: &Graph,
+    outs: &[ValueId],
+    facts: &BTreeMap<String, onnxq_infer::Fact>,
+) -> Option<Vec<Val>> {
+    outs.iter()
+        .map(|&v| {
+            let f = facts.get(g.value(v).name())?;
+            let values = f.ints()?;
+            let dims: Vec<usize> = (f.shape.as_ref()?.iter())
+                .map(|d| d.value().and_then(|x| usize::try_from(x).ok()))
+                .collect::<Option<_>>()?;
+            match f.elem? {
+                7 => Val::i64s(dims, values),
+                6 => {
+                    let v32 = values
+                        .iter()
+                        .map(|&x| i32::try_from(x).ok())
+                        .collect::<Option<_>>()?;
+                    Val::new(dims, eval::Data::I32(v32))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn bytes(vs: &[Val]) -> usize {
+    vs.iter().map(|v| v.len() * 8).sum()
 }

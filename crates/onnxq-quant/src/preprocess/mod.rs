@@ -7,8 +7,11 @@
 //!    inferred, and declared shapes inference contradicts, go to the report (never an error);
 //! 4. `stamp`: metadata `onnx.quant.pre_process = onnxruntime.quant`, which ORT's quantizer checks.
 
+mod conv_affine;
 mod conv_bn;
+mod eval;
 mod fold;
+mod gemm;
 mod rules;
 
 use onnxq_ir::proto as pb;

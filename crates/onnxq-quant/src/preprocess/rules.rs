@@ -18,8 +18,10 @@ pub(crate) type Rule = fn(&mut Model) -> Result<usize>;
 pub(crate) const RULES: &[(&str, Rule)] = &[
     ("constant_to_initializer", constants_to_initializers),
     ("remove_identity_dropout", remove_identity_and_dropout),
+    ("fold_constants", super::fold::fold_constants),
     ("fold_conv_batchnorm", super::conv_bn::fold_conv_bn),
-    ("fold_shape_constants", super::fold::fold_shape_constants),
+    ("fold_conv_mul_add", super::conv_affine::fold_conv_mul_add),
+    ("fuse_matmul_add_gemm", super::gemm::fuse_matmul_add),
     ("merge_duplicate_initializers", merge_duplicate_initializers),
     ("remove_dead_nodes", remove_dead_nodes),
 ];
