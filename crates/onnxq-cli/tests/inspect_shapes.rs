@@ -2,9 +2,10 @@
 //! attention heads' symbolic shapes resolved through the model's shape subgraphs; a node of an
 //! op with no rule is reported by name and leaves its outputs unknown, without failing; a declared
 //! shape that contradicts inference is reported with both shapes. A model ONNX Runtime would
-//! refuse at load (a float16 weight into a float32 MatMul, a domain without an opset import) is
-//! refused by `quantize` and `preprocess`, naming the node, with nothing written, and copied by
-//! `repack` with a warning.
+//! refuse at load (a float16 weight into a float32 MatMul, a domain without an opset import, an
+//! attribute the op's schema does not know) is refused by `quantize` and `preprocess`, naming the
+//! node, with nothing written, and copied by `repack` with a warning. onnxq's own quantized models
+//! pass that check.
 
 #![expect(
     clippy::unwrap_used,
@@ -134,9 +135,22 @@ fn models_onnx_runtime_would_refuse_are_refused() {
     m.graph.as_mut().unwrap().node[2].domain = Some("com.example".into());
     let domain = dir.path().join("domain.onnx");
     std::fs::write(&domain, m.encode_to_vec()).unwrap();
+    // A Relu with an attribute Relu does not have.
+    let mut m = tiny_model();
+    m.graph.as_mut().unwrap().node[2]
+        .attribute
+        .push(onnxq_proto::AttributeProto {
+            name: Some("alpha".into()),
+            r#type: Some(1),
+            f: Some(0.5),
+            ..Default::default()
+        });
+    let attr = dir.path().join("attr.onnx");
+    std::fs::write(&attr, m.encode_to_vec()).unwrap();
     for (model, node, what) in [
         (&f16, "mm", "element type"),
         (&domain, "relu", "no opset import"),
+        (&attr, "relu", "no attribute `alpha`"),
     ] {
         for cmd in [&["quantize", "--mode", "dynamic"][..], &["preprocess"][..]] {
             let out = dir.path().join("out.onnx");
@@ -184,5 +198,40 @@ fn quantized_models_are_inferred_whole() {
         assert!(ok, "{stderr}");
         let s = shapes(&out);
         assert_eq!(s["inferred"], s["node_outputs"], "{name}: {}", s["unknown"]);
+        assert_no_problems(&out);
+    }
+}
+
+/// Asserts that onnxq's input check finds nothing in the model at `path`.
+fn assert_no_problems(path: &Path) {
+    let model = onnxq_ir::load(path).unwrap();
+    let inf = onnxq_infer::infer(&model).unwrap();
+    let problems = onnxq_infer::check(&model, &inf);
+    assert!(problems.is_empty(), "{}: {problems:?}", path.display());
+}
+
+/// The other output formats (static QDQ and QOperator, weight-only QDQ) pass the input check
+/// too: they are what ONNX Runtime loads.
+#[test]
+fn quantized_models_pass_the_input_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let feeds = onnxq_testkit::corpus_feeds("digits-cnn");
+    let feeds = feeds.to_str().unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("digits-cnn", &["--mode", "static", "--data", feeds]),
+        (
+            "digits-cnn",
+            &["--mode", "static", "--format", "qoperator", "--data", feeds],
+        ),
+        ("bytegpt", &["--mode", "weight-only", "--format", "qdq"]),
+    ];
+    for (i, (name, flags)) in cases.iter().enumerate() {
+        let (model, out) = (corpus_model(name), dir.path().join(format!("{i}.onnx")));
+        let mut args: Vec<&std::ffi::OsStr> = vec!["quantize".as_ref(), model.as_os_str()];
+        args.extend(["-o".as_ref(), out.as_os_str()]);
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
+        let (ok, stderr) = run(&args);
+        assert!(ok, "{name} {flags:?}: {stderr}");
+        assert_no_problems(&out);
     }
 }
