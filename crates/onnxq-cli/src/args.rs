@@ -105,6 +105,14 @@ pub(crate) struct PreprocessArgs {
     /// converted, or the node that cannot be is named)
     #[arg(long, value_name = "N")]
     pub(crate) opset: Option<i64>,
+    /// Run ONNX Runtime's own basic-level optimizer instead of onnxq's clean-ups (exactly what
+    /// quant_pre_process runs; needs the ONNX Runtime library, and holds the whole model in memory)
+    #[arg(long, conflicts_with = "skip_optimization")]
+    pub(crate) ort_optimizer: bool,
+    /// The ONNX Runtime library for --ort-optimizer [default: ORT_DYLIB_PATH, else the
+    /// onnxruntime Python package's]
+    #[arg(long, value_name = "PATH", requires = "ort_optimizer")]
+    pub(crate) ort_lib: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) layout: LayoutArgs,
     /// Write what was done as JSON to FILE: each clean-up's count, shapes inferred, the nodes

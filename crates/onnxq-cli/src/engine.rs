@@ -243,3 +243,41 @@ impl Executor for Named {
             .map_err(|e| self.rename(e))
     }
 }
+
+/// `preprocess --ort-optimizer`: ONNX Runtime's basic-level optimizer on `model` (read from
+/// `path` when it is unchanged since load, else from a temporary copy), loaded back. The returned
+/// folder holds the optimized file and its external data, which the model maps: keep it until
+/// the model is saved.
+pub(crate) fn ort_optimize(
+    model: &Model,
+    path: &Path,
+    changed: bool,
+    ort_lib: Option<&Path>,
+) -> Result<(Model, tempfile::TempDir)> {
+    let lib = find_ort_library(ort_lib)?;
+    let dir = tempfile::Builder::new()
+        .prefix(&engine_prefix())
+        .tempdir()
+        .context("cannot create a temporary folder for ONNX Runtime's optimizer")
+        .hint("set TMPDIR to a folder you may write in")?;
+    let input = if changed {
+        let copy = dir.path().join("input.onnx");
+        let layout = Layout::External {
+            location: "input.onnx.data".into(),
+            threshold: DEFAULT_THRESHOLD,
+        };
+        onnxq_ir::save(model, &copy, &layout)
+            .context("cannot write the optimizer's copy of the model")
+            .hint("free some space in the temporary folder, or set TMPDIR")?;
+        copy
+    } else {
+        path.to_path_buf()
+    };
+    let out = dir.path().join("optimized.onnx");
+    onnxq_engine::ort_optimize(&lib, &input, &out, "optimized.onnx.data")
+        .map_err(|e| anyhow::anyhow!("{e} (on `{}`)", path.display()))
+        .hint("run without --ort-optimizer: onnxq's own clean-ups have no size limit")?;
+    let optimized = onnxq_ir::load(&out)
+        .context("cannot read back the model ONNX Runtime's optimizer wrote")?;
+    Ok((optimized, dir))
+}

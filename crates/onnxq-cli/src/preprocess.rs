@@ -35,12 +35,35 @@ pub(crate) fn run(a: &PreprocessArgs) -> Result<()> {
         plan.read("config file", "--config", p);
     }
     plan.check()?;
-    let opts = PreprocessOptions {
+    let mut opts = PreprocessOptions {
         skip_optimization: a.skip_optimization || cfg.skip_optimization == Some(true),
         skip_shape_inference: a.skip_shape_inference || cfg.skip_shape_inference == Some(true),
         opset: a.opset.or(cfg.opset),
     };
-    let report = preprocess(&mut model, &opts)?;
+    // --ort-optimizer: upgrade, then ONNX Runtime's optimizer in place of onnxq's rules, then
+    // the rest of the pass (inference, stamp) on what ORT wrote.
+    let mut ort_files = None;
+    let mut upgraded = None;
+    if a.ort_optimizer && !opts.skip_optimization {
+        if let Some(target) = opts.opset.take() {
+            let up = onnxq_quant::upgrade(&mut model, target)?;
+            upgraded = (up.opset.0 != up.opset.1).then_some(up.opset);
+        }
+        let (optimized, dir) = crate::engine::ort_optimize(
+            &model,
+            &a.model,
+            upgraded.is_some(),
+            a.ort_lib.as_deref(),
+        )?;
+        model = optimized;
+        ort_files = Some(dir);
+        opts.skip_optimization = true;
+    }
+    let mut report = preprocess(&mut model, &opts)?;
+    if ort_files.is_some() {
+        report.optimizer = "onnxruntime-basic".into();
+        report.upgraded = upgraded;
+    }
     let mut outputs = Outputs::default();
     let saved = outputs.model(&model, &a.output, &layout)?;
     if let Some(path) = &a.report {
@@ -62,6 +85,9 @@ fn summarize(r: &PreprocessReport) {
         .filter(|(_, n)| *n > 0)
         .map(|(name, n)| format!("{name} {n}"))
         .collect();
+    if r.optimizer == "onnxruntime-basic" {
+        note("clean-ups: ONNX Runtime's basic-level optimizer");
+    }
     if !r.rules.is_empty() {
         let what = if changed.is_empty() {
             "nothing to change".to_owned()

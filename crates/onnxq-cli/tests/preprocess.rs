@@ -172,6 +172,47 @@ fn each_clean_up_rewrites_its_pattern() {
 }
 
 #[test]
+fn ort_optimizer_runs_onnx_runtimes_basic_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, listing) = run_py("make_preprocess_models.py", &[dir.path().as_os_str()]);
+    assert!(ok, "{listing}");
+    let model = dir.path().join("conv_bn.onnx");
+    let (out, report) = (dir.path().join("ort.onnx"), dir.path().join("ort.json"));
+    let text = preprocess(
+        &model,
+        &out,
+        &[
+            "--ort-optimizer",
+            "--opset",
+            "19",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("ONNX Runtime's basic-level optimizer"),
+        "{text}"
+    );
+    assert!(text.contains("upgraded opset 17 -> 19"), "{text}");
+    let cmp = compare(&model, &out, &dir.path().join("conv_bn.npz"));
+    assert!(cmp.contains("{'BatchNormalization': (2, 0)}"), "{cmp}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["optimizer"], "onnxruntime-basic");
+    assert_eq!(r["rules"], serde_json::json!([]));
+    // ORT's optimizer cannot stand in for no optimization.
+    let (ok, err) = onnxq(&[
+        "preprocess".as_ref(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        dir.path().join("x.onnx").as_os_str(),
+        "--ort-optimizer".as_ref(),
+        "--skip-optimization".as_ref(),
+    ]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
 fn runs_are_byte_identical_and_bad_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let model = corpus_model("minilm-l6-v2");

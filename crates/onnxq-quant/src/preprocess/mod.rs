@@ -36,6 +36,9 @@ pub struct PreprocessOptions {
 pub struct PreprocessReport {
     /// `(from, to)` when the opset was upgraded.
     pub upgraded: Option<(i64, i64)>,
+    /// Whose graph optimization ran: `onnxq` (the rules below), `none`, or what the caller ran
+    /// instead (`onnxruntime-basic`: the CLI's `--ort-optimizer`).
+    pub optimizer: String,
     /// Each clean-up rule and how many places it changed, in the order they ran.
     pub rules: Vec<(String, usize)>,
     /// Node outputs with a known type and rank after inference, and node outputs in all.
@@ -60,6 +63,12 @@ pub fn preprocess(model: &mut Model, opts: &PreprocessOptions) -> Result<Preproc
             report.upgraded = Some(up.opset);
         }
     }
+    report.optimizer = if opts.skip_optimization {
+        "none"
+    } else {
+        "onnxq"
+    }
+    .into();
     if !opts.skip_optimization {
         for (name, rule) in rules::RULES {
             let n = rule(model).map_err(Error::edit)?;
