@@ -29,6 +29,8 @@ src, out, big = sys.argv[1], sys.argv[2], sys.argv[3] == "big"
 quant_pre_process(src, out, skip_optimization=big, save_as_external_data=big, all_tensors_to_one_file=True)'
 
 rows=()
+# ORT's symbolic shape inference writes sym_shape_infer_temp.onnx (and its data) into the current folder.
+cd "$OUT" || exit 1
 
 echo "machine: $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, $(date -Is), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)')"
 models=(minilm-l6-v2 mobilenetv2 bytegpt)

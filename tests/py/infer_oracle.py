@@ -10,7 +10,9 @@ string (named) or null (neither). "symbolic" is the same for ONNX Runtime's Symb
 as quant_pre_process users pass it), null with the error where it stops.
 """
 import json
+import os
 import sys
+import tempfile
 
 import onnx
 from onnx import shape_inference
@@ -36,8 +38,11 @@ def values_of(g):
 
 def symbolic(path):
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    model = onnx.load(path)
+    # It writes sym_shape_infer_temp.onnx (and external data) into the current folder: use a private one.
+    os.chdir(tempfile.mkdtemp(prefix="onnxq-sym-"))
     try:
-        out = SymbolicShapeInference.infer_shapes(onnx.load(path), auto_merge=True)
+        out = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
         return values_of(out.graph), None
     except Exception as e:  # noqa: BLE001 - the point is to record where it stops
         return None, str(e)[:200]
