@@ -89,10 +89,26 @@ BAD = [
                                               "else", [], [info("e")]))],
         [info("c", T.BOOL, ()), info("x")], [info("y")]),
      "Unrecognized attribute: alpha", "no attribute `alpha`"),
+    # Known dims that cannot meet, refused by ORT's shape inference at load.
+    ("reshape_impossible", model([h.make_node("Reshape", ["x", "s"], ["y"], name="bad")], [info("x")], [info("y")],
+                                 inits=[h.make_tensor("s", T.INT64, [2], [5, -1])]),
+     "incompatible shapes", "cannot reshape 6 elements into [5, -1]"),
+    ("matmul_k_mismatch", model([h.make_node("MatMul", ["x", "w"], ["y"], name="bad")],
+                                [info("x"), info("w", shape=(4, 5))], [info("y", shape=(2, 5))]),
+     "Incompatible dimensions for matrix multiplication", "dim 3 with B's 4"),
+    ("concat_dim_mismatch", model([h.make_node("Concat", ["x", "w"], ["y"], name="bad", axis=0)],
+                                  [info("x"), info("w", shape=(4, 5))], [info("y", shape=(6, 3))]),
+     "differ", "only the concatenation axis may differ"),
 ]
 
 # (file, model): near misses ORT loads.
 GOOD = [
+    # ORT loads a Reshape whose static element count is wrong without a -1 (it fails when run).
+    ("reshape_count_loads", model([h.make_node("Reshape", ["x", "s"], ["y"], name="ok")], [info("x")],
+                                  [h.make_tensor_value_info("y", T.FLOAT, None)],
+                                  inits=[h.make_tensor("s", T.INT64, [2], [5, 2])])),
+    ("matmul_symbolic_k", model([h.make_node("MatMul", ["x", "w"], ["y"], name="ok")],
+                                [info("x", shape=(2, "k")), info("w", shape=(3, 5))], [info("y", shape=(2, 5))])),
     ("reserved_attribute", relu_with(__onnxq=1)),
     ("absent_optional_inputs", model([h.make_node("Clip", ["x", "", ""], ["y"], name="ok")],
                                      [info("x")], [info("y")])),

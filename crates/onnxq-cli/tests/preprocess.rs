@@ -236,6 +236,60 @@ fn runs_are_byte_identical_and_bad_input_writes_nothing() {
     let (ok, stderr) = onnxq(&args);
     assert!(!ok, "{stderr}");
     assert!(!out.exists(), "a refused run wrote a model");
+    // Known dims that cannot meet (a Reshape of 3 elements into [2, -1]): refused, naming the
+    // node, nothing written.
+    let mut m = onnxq_testkit::tiny_model();
+    let g = m.graph.as_mut().unwrap();
+    g.node.push(onnxq_testkit::node(
+        "Reshape",
+        "reshape",
+        &["y", "target"],
+        &["r"],
+    ));
+    g.initializer.push(onnxq_proto::TensorProto {
+        name: Some("target".into()),
+        data_type: Some(7),
+        dims: vec![2],
+        raw_data: Some(
+            [2i64, -1]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+        ),
+        ..Default::default()
+    });
+    g.output[0].name = Some("r".into());
+    g.output[0].r#type = None;
+    let bad = dir.path().join("reshape.onnx");
+    std::fs::write(&bad, prost::Message::encode_to_vec(&m)).unwrap();
+    let args: Vec<&OsStr> = vec![
+        "preprocess".as_ref(),
+        bad.as_ref(),
+        "-o".as_ref(),
+        out.as_ref(),
+    ];
+    let (ok, stderr) = onnxq(&args);
+    assert!(!ok && stderr.contains("node `reshape`"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reshape 3 elements into [2, -1]"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a refused run wrote a model");
+    // An op of a domain no rule knows is reported as not inferred; the model is still written.
+    let mut m = onnxq_testkit::tiny_model();
+    m.opset_import.push(onnxq_proto::OperatorSetIdProto {
+        domain: Some("com.example".into()),
+        version: Some(1),
+    });
+    m.graph.as_mut().unwrap().node[2].domain = Some("com.example".into());
+    let custom = dir.path().join("custom.onnx");
+    std::fs::write(&custom, prost::Message::encode_to_vec(&m)).unwrap();
+    let text = preprocess(&custom, &out, &[]);
+    assert!(
+        text.contains("not inferred: relu (com.example:Relu)"),
+        "{text}"
+    );
     // The output may not overwrite the input.
     let args: Vec<&OsStr> = vec!["preprocess".as_ref(), a.as_ref(), "-o".as_ref(), a.as_ref()];
     let (ok, stderr) = onnxq(&args);

@@ -54,6 +54,12 @@ const BROADCAST: &[(&str, &[usize])] = &[
 pub fn check(model: &Model, inf: &Inference) -> Vec<Problem> {
     let mut out = Vec::new();
     check_graph(model, &model.graph, Some(inf), &mut out);
+    // Dims that cannot meet, found by the shape rules (ONNX Runtime's shape inference at load
+    // refuses the same).
+    out.extend(inf.invalid.iter().map(|u| Problem {
+        node: u.node.clone(),
+        message: format!("{}: {}", u.op.trim_start_matches(':'), u.reason),
+    }));
     out
 }
 

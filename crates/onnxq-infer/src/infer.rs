@@ -44,6 +44,9 @@ pub struct Inference {
     pub unknown: Vec<Unknown>,
     /// Declared shapes that contradict inference.
     pub conflicts: Vec<Conflict>,
+    /// Nodes whose known input dims cannot meet (a Reshape of 6 elements into `[5, -1]`, a
+    /// MatMul of `[2, 3]` by `[4, 5]`), which ONNX Runtime refuses at load.
+    pub invalid: Vec<Unknown>,
 }
 
 impl Inference {
@@ -72,10 +75,12 @@ pub fn infer(model: &Model) -> Result<Inference, onnxq_ir::Error> {
         next: 0,
         unknown: Vec::new(),
         conflicts: Vec::new(),
+        invalid: Vec::new(),
     };
     out.facts = cx.graph(&model.graph, &BTreeMap::new(), &[])?;
     out.unknown = cx.unknown;
     out.conflicts = cx.conflicts;
+    out.invalid = cx.invalid;
     Ok(out)
 }
 
@@ -85,6 +90,7 @@ pub(crate) struct Run<'m> {
     next: usize,
     unknown: Vec<Unknown>,
     conflicts: Vec<Conflict>,
+    invalid: Vec<Unknown>,
 }
 
 impl crate::control::Bodies for Run<'_> {
@@ -162,21 +168,28 @@ impl Run<'_> {
         } else {
             match rule(node.domain(), node.op_type()) {
                 None => Err(format!("no rule for {} at opset {opset}", op_name(node))),
-                Some(r) => r(&Ctx {
-                    node,
-                    inputs,
-                    opset,
-                }),
+                Some(r) => {
+                    let ctx = Ctx {
+                        node,
+                        inputs,
+                        opset,
+                        invalid: Default::default(),
+                    };
+                    let outcome = r(&ctx);
+                    if let Some(reason) = ctx.invalid.take() {
+                        self.invalid.push(Unknown {
+                            node: label(g, node),
+                            op: op_name(node),
+                            reason,
+                        });
+                    }
+                    outcome
+                }
             }
         };
         let inferred = outcome.unwrap_or_else(|reason| {
-            let first = node.outputs().iter().flatten().next();
-            let label = match (node.name(), first) {
-                ("", Some(&v)) => g.value(v).name().to_owned(),
-                (n, _) => n.to_owned(),
-            };
             self.unknown.push(Unknown {
-                node: label,
+                node: label(g, node),
                 op: op_name(node),
                 reason,
             });
@@ -247,5 +260,14 @@ pub fn describe(f: &Fact) -> String {
             let dims: Vec<String> = s.iter().map(ToString::to_string).collect();
             format!("elem {e} [{}]", dims.join(", "))
         }
+    }
+}
+
+/// A node's label in reports: its name, else its first output's.
+fn label(g: &Graph, node: &onnxq_ir::Node) -> String {
+    let first = node.outputs().iter().flatten().next();
+    match (node.name(), first) {
+        ("", Some(&v)) => g.value(v).name().to_owned(),
+        (n, _) => n.to_owned(),
     }
 }

@@ -267,7 +267,21 @@ pub(crate) fn cast(c: &Ctx<'_>) -> Outcome {
 }
 
 pub(crate) fn matmul(c: &Ctx<'_>) -> Outcome {
-    let shape = matmul_shape(c.shape(0)?, c.shape(1)?)?;
+    let (a, b) = (c.shape(0)?, c.shape(1)?);
+    // The contracted dims: A's last and B's second to last (its only one when 1-D).
+    let k_b = if b.len() == 1 {
+        b.first()
+    } else {
+        b.get(b.len().wrapping_sub(2))
+    };
+    if let (Some(ka), Some(kb)) = (a.last().and_then(Dim::value), k_b.and_then(Dim::value))
+        && ka != kb
+    {
+        return Err(c.invalid(format!(
+            "MatMul contracts A's last dim {ka} with B's {kb}; they must be equal"
+        )));
+    }
+    let shape = matmul_shape(a, b)?;
     Ok(vec![Fact::tensor(c.input(0)?.elem, Some(shape))])
 }
 

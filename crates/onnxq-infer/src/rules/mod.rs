@@ -23,6 +23,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) inputs: Vec<Option<&'a Fact>>,
     /// The opset version of the node's domain.
     pub(crate) opset: i64,
+    /// Set by a rule that finds the node itself wrong (known dims that cannot meet), which
+    /// ONNX Runtime refuses at load: the driver reports it as a problem, not just an unknown.
+    pub(crate) invalid: std::cell::RefCell<Option<String>>,
 }
 
 /// A rule's answer: one fact per output, or why it cannot tell.
@@ -32,6 +35,12 @@ pub(crate) type Outcome = Result<Vec<Fact>, String>;
 pub(crate) type Rule = fn(&Ctx<'_>) -> Outcome;
 
 impl<'a> Ctx<'a> {
+    /// Records that the node is invalid and returns the reason, for `return Err(c.invalid(..))`.
+    pub(crate) fn invalid(&self, why: String) -> String {
+        *self.invalid.borrow_mut() = Some(why.clone());
+        why
+    }
+
     /// Input `i`, which must be present.
     pub(crate) fn input(&self, i: usize) -> Result<&'a Fact, String> {
         self.inputs

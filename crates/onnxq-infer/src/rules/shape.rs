@@ -175,11 +175,20 @@ pub(crate) fn concat(c: &Ctx<'_>) -> Outcome {
         let f = c.input(i)?;
         let s = c.shape(i)?;
         if s.len() != s0.len() {
-            return Err(format!(
+            return Err(c.invalid(format!(
                 "input {i} has rank {}, input 0 {}",
                 s.len(),
                 s0.len()
-            ));
+            )));
+        }
+        let clash = (0..s.len()).find(|&j| {
+            j != a && matches!((s[j].value(), s0[j].value()), (Some(p), Some(q)) if p != q)
+        });
+        if let Some(j) = clash {
+            return Err(c.invalid(format!(
+                "input {i} has dim {} on axis {j}, input 0 {}; only the concatenation axis may differ",
+                s[j], s0[j]
+            )));
         }
         if i > 0 {
             out[a] = out[a].add(&s[a]).ok_or("dimension overflow")?;
@@ -222,15 +231,34 @@ pub(crate) fn reshape(c: &Ctx<'_>) -> Outcome {
             _ => out.push(d.clone()),
         }
     }
+    let total = f.numel();
+    let shown = |t: &Dim| {
+        let dims: Vec<String> = target.iter().map(ToString::to_string).collect();
+        format!("cannot reshape {t} elements into [{}]", dims.join(", "))
+    };
     if let Some(i) = infer_at {
-        let total = f.numel().ok_or("the rank of input 0 is unknown")?;
+        let total = total.ok_or("the rank of input 0 is unknown")?;
         let mut rest = Dim::known(1);
         for (j, d) in out.iter().enumerate() {
             if j != i {
                 rest = rest.mul(d).ok_or("dimension overflow")?;
             }
         }
+        if let (Some(t), Some(r)) = (total.value(), rest.value())
+            && (r == 0 || t % r != 0)
+        {
+            return Err(c.invalid(shown(&total)));
+        }
         out[i] = total.floor_div(&rest).ok_or("a 0 in the shape with a -1")?;
+    } else if let Some(t) = total.as_ref().and_then(Dim::value) {
+        let n: Option<i64> = out
+            .iter()
+            .map(Dim::value)
+            .try_fold(1i64, |p, d| p.checked_mul(d?));
+        // ONNX Runtime loads this one (it fails when run), so it is not a load-time problem.
+        if n.is_some_and(|n| n != t) {
+            return Err(shown(&Dim::known(t)));
+        }
     }
     let mut g = Fact::tensor(f.elem, Some(out));
     g.value = f.value.clone();
