@@ -41,6 +41,49 @@ fn shape_of(s: &serde_json::Value, name: &str) -> serde_json::Value {
     v.unwrap_or_else(|| panic!("no {name}")).clone()
 }
 
+/// Pads computed from constants through ops that move elements (Reshape, Transpose), as
+/// exporters write them (silero-vad's STFT padding): the evaluator gives inference their
+/// contents, so the Pad's output shape is known.
+#[test]
+fn contents_of_small_constant_subgraphs_are_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let i64s = |name: &str, dims: &[i64], v: &[i64]| onnxq_proto::TensorProto {
+        name: Some(name.into()),
+        data_type: Some(7),
+        dims: dims.to_vec(),
+        raw_data: Some(
+            v.iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let mut m = tiny_model();
+    let g = m.graph.as_mut().unwrap();
+    g.node = vec![
+        node("Reshape", "r1", &["c", "s32"], &["c32"]),
+        node("Transpose", "t", &["c32"], &["ct"]),
+        node("Reshape", "r2", &["ct", "flat"], &["pads"]),
+        node("Pad", "pad", &["x", "pads"], &["y"]),
+    ];
+    g.initializer = vec![
+        i64s("c", &[6], &[0, 0, 1, 0, 0, 2]),
+        i64s("s32", &[2], &[3, 2]),
+        i64s("flat", &[1], &[-1]),
+    ];
+    g.input = vec![f32_info("x", &[1, 1, 4])];
+    g.output[0].r#type = None;
+    let path = dir.path().join("pads.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let s = shapes(&path);
+    assert_eq!(
+        shape_of(&s, "y")["shape"],
+        serde_json::json!(["1", "2", "6"]),
+        "{s}"
+    );
+}
+
 #[test]
 fn minilm_is_inferred_whole_with_symbolic_dims() {
     let s = shapes(&corpus_model("minilm-l6-v2"));

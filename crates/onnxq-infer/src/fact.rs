@@ -178,3 +178,43 @@ pub fn to_type(f: &Fact) -> Option<pb::TypeProto> {
         ..Default::default()
     })
 }
+
+/// The fact's contents as an evaluator tensor, when its dims and every element are known.
+pub(crate) fn to_val(f: &Fact) -> Option<crate::eval::Val> {
+    use crate::eval::{Data, Val};
+    let dims: Vec<usize> = (f.shape.as_ref()?.iter())
+        .map(|d| d.value().and_then(|x| usize::try_from(x).ok()))
+        .collect::<Option<_>>()?;
+    let data = match (f.elem?, &f.floats) {
+        (elem::FLOAT, Some(v)) => Data::F32(v.clone()),
+        (elem::INT64, _) => Data::I64(f.ints()?),
+        (elem::INT32, _) => Data::I32(
+            (f.ints()?.into_iter())
+                .map(|x| i32::try_from(x).ok())
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    };
+    Val::new(dims, data)
+}
+
+/// Sets the fact's contents from an evaluated tensor of the same dims and type (small integer
+/// and float32 tensors only, as [`from_tensor`] keeps).
+pub(crate) fn set_contents(f: &mut Fact, v: &crate::eval::Val) {
+    use crate::eval::Data;
+    let same_dims = f.shape.as_ref().is_some_and(|s| {
+        s.len() == v.dims.len()
+            && s.iter()
+                .zip(&v.dims)
+                .all(|(d, &n)| d.value() == Some(n as i64))
+    });
+    if !same_dims || v.len() > MAX_VALUE_ELEMS || f.elem != Some(v.data.elem()) {
+        return;
+    }
+    match &v.data {
+        Data::I64(x) => f.value = Some(x.iter().map(|&a| Dim::known(a)).collect()),
+        Data::I32(x) => f.value = Some(x.iter().map(|&a| Dim::known(i64::from(a))).collect()),
+        Data::F32(x) => f.floats = Some(x.clone()),
+        _ => {}
+    }
+}

@@ -162,6 +162,18 @@ impl Run<'_> {
             .iter()
             .map(|i| i.and_then(|v| facts.get(g.value(v).name())))
             .collect();
+        // Inputs whose contents are all known, for the evaluator (small shape tensors).
+        let contents: Option<Vec<Option<crate::eval::Val>>> =
+            matches!(node.domain(), "" | "ai.onnx")
+                .then(|| {
+                    (inputs.iter())
+                        .map(|f| match f {
+                            None => Some(None),
+                            Some(f) => crate::fact::to_val(f).map(Some),
+                        })
+                        .collect::<Option<_>>()
+                })
+                .flatten();
         let outcome = if node.attributes.iter().any(|a| !a.subgraphs.is_empty()) {
             let inputs: Vec<Option<Fact>> = inputs.into_iter().map(|f| f.cloned()).collect();
             crate::control::node(self, node, &inputs, facts)?
@@ -187,7 +199,7 @@ impl Run<'_> {
                 }
             }
         };
-        let inferred = outcome.unwrap_or_else(|reason| {
+        let mut inferred = outcome.unwrap_or_else(|reason| {
             self.unknown.push(Unknown {
                 node: label(g, node),
                 op: op_name(node),
@@ -195,6 +207,20 @@ impl Run<'_> {
             });
             Vec::new()
         });
+        let missing = inferred
+            .iter()
+            .any(|f| f.value.is_none() && f.floats.is_none());
+        if let Some(ins) = contents.filter(|_| missing && !inferred.is_empty()) {
+            let refs: Vec<Option<&crate::eval::Val>> = ins.iter().map(Option::as_ref).collect();
+            for (f, v) in inferred
+                .iter_mut()
+                .zip(crate::eval::eval(node, &refs, opset).unwrap_or_default())
+            {
+                if f.value.is_none() && f.floats.is_none() {
+                    crate::fact::set_contents(f, &v);
+                }
+            }
+        }
         for (slot, v) in node.outputs().iter().enumerate() {
             let Some(v) = v else { continue };
             let name = g.value(*v).name().to_owned();

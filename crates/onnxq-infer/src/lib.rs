@@ -10,6 +10,7 @@
 mod check;
 mod control;
 mod dim;
+pub mod eval;
 mod fact;
 mod infer;
 mod rules;

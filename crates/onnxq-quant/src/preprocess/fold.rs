@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use onnxq_ir::{Def, Graph, Model, NodeId, Use, ValueId};
 
-use super::eval::{self, Val};
+use onnxq_infer::eval::{self, Val};
 use onnxq_ir::Result;
 
 /// Bytes of evaluated values held at once before only small ones are computed.

@@ -9,7 +9,6 @@
 
 mod conv_affine;
 mod conv_bn;
-mod eval;
 mod fold;
 mod gemm;
 mod rules;

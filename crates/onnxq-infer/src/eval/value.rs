@@ -8,23 +8,30 @@ use onnxq_ir::proto as pb;
 /// The most elements one evaluated tensor may have: folding is for constant subgraphs (shape
 /// arithmetic, a transposed or rescaled weight), never for materialising something huge that the
 /// model computes cheaply at run time (a large `Expand`, `Tile` or `ConstantOfShape`).
-pub(crate) const MAX_ELEMS: usize = 1 << 24;
+pub const MAX_ELEMS: usize = 1 << 24;
 
 /// Row-major elements of one type.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Data {
+pub enum Data {
+    /// float32 (ONNX type 1).
     F32(Vec<f32>),
+    /// float64 (11).
     F64(Vec<f64>),
+    /// int64 (7).
     I64(Vec<i64>),
+    /// int32 (6).
     I32(Vec<i32>),
+    /// bool (9).
     Bool(Vec<bool>),
 }
 
 /// A constant tensor.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Val {
-    pub(crate) dims: Vec<usize>,
-    pub(crate) data: Data,
+pub struct Val {
+    /// The dims.
+    pub dims: Vec<usize>,
+    /// The elements, row-major.
+    pub data: Data,
 }
 
 /// Applies `$e` to the vector inside any [`Data`], rebuilding the same variant.
@@ -84,21 +91,28 @@ impl Data {
 }
 
 impl Val {
-    pub(crate) fn new(dims: Vec<usize>, data: Data) -> Option<Val> {
+    /// A tensor, when the element count matches the dims.
+    pub fn new(dims: Vec<usize>, data: Data) -> Option<Val> {
         (dims.iter().product::<usize>() == data.len()).then_some(Val { dims, data })
     }
 
     /// An int64 tensor.
-    pub(crate) fn i64s(dims: Vec<usize>, v: Vec<i64>) -> Option<Val> {
+    pub fn i64s(dims: Vec<usize>, v: Vec<i64>) -> Option<Val> {
         Val::new(dims, Data::I64(v))
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
         self.data.len()
     }
 
+    /// Whether it has no elements (a dim of 0).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Reads a dense tensor of a supported element type, up to [`MAX_ELEMS`] elements.
-    pub(crate) fn from_tensor(t: &pb::TensorProto) -> Option<Val> {
+    pub fn from_tensor(t: &pb::TensorProto) -> Option<Val> {
         let dims: Vec<usize> = (t.dims.iter())
             .map(|&d| usize::try_from(d).ok())
             .collect::<Option<_>>()?;
@@ -118,7 +132,7 @@ impl Val {
     }
 
     /// The tensor proto (raw little-endian data) holding this value.
-    pub(crate) fn to_tensor(&self) -> pb::TensorProto {
+    pub fn to_tensor(&self) -> pb::TensorProto {
         let raw: Vec<u8> = match &self.data {
             Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Data::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -126,8 +140,12 @@ impl Val {
             Data::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Data::Bool(v) => v.iter().map(|&b| u8::from(b)).collect(),
         };
-        let dims = self.dims.iter().map(|&d| d as i64).collect();
-        crate::edit::tensor(dims, self.data.elem(), raw)
+        pb::TensorProto {
+            dims: self.dims.iter().map(|&d| d as i64).collect(),
+            data_type: Some(self.data.elem()),
+            raw_data: Some(raw.into()),
+            ..Default::default()
+        }
     }
 }
 

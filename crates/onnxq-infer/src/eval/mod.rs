@@ -1,15 +1,17 @@
 //! A small evaluator for constant folding: given a default-domain node whose inputs are all
 //! constant, its outputs, or `None` when the op is not one it knows, an input is of a type it
-//! does not handle, or the result would be over `value::MAX_ELEMS` elements. It covers the ops
+//! does not handle, or the result would be over [`MAX_ELEMS`] elements. It covers the ops
 //! exported constant subgraphs are made of (shape arithmetic, casts, transposed or scaled
 //! weights, masks); random ops, quantization ops and ops with subgraphs are never evaluated, so
-//! folding cannot change what a model computes or hide a Q/DQ pair.
+//! folding cannot change what a model computes or hide a Q/DQ pair. Inference uses it too, for
+//! the contents of small tensors (a pads vector built by Concat, Slice and Transpose), and
+//! `preprocess` folds with it, so both compute a constant the same way.
 
 mod arith;
 mod layout;
 mod value;
 
-pub(crate) use value::{Data, Val};
+pub use value::{Data, MAX_ELEMS, Val};
 
 use onnxq_ir::Node;
 
@@ -29,7 +31,7 @@ fn ints_attr<'n>(n: &'n Node, name: &str) -> Option<&'n [i64]> {
 
 /// The outputs of `n` at default-domain `opset`, from its inputs (`None` for an absent optional
 /// input), when it can be evaluated exactly.
-pub(crate) fn eval(n: &Node, ins: &[Option<&Val>], opset: i64) -> Option<Vec<Val>> {
+pub fn eval(n: &Node, ins: &[Option<&Val>], opset: i64) -> Option<Vec<Val>> {
     let x = |i: usize| ins.get(i).copied().flatten();
     let ints = |i: usize| x(i).and_then(|v| v.data.ints());
     let one = |v: Option<Val>| v.map(|v| vec![v]);
