@@ -29,6 +29,55 @@ fn ints_attr<'n>(n: &'n Node, name: &str) -> Option<&'n [i64]> {
     n.attribute(name).map(|a| a.proto.ints.as_slice())
 }
 
+/// The ops [`eval`] knows, so a caller can skip reading the inputs of any other.
+pub const OPS: &[&str] = &[
+    "Identity",
+    "Neg",
+    "Abs",
+    "Sqrt",
+    "Exp",
+    "Log",
+    "Reciprocal",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Floor",
+    "Ceil",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Max",
+    "Min",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "Not",
+    "Where",
+    "Cast",
+    "Reshape",
+    "Flatten",
+    "Unsqueeze",
+    "Squeeze",
+    "Transpose",
+    "Concat",
+    "Split",
+    "Gather",
+    "Slice",
+    "Expand",
+    "Tile",
+    "ConstantOfShape",
+    "Shape",
+    "Size",
+    "Range",
+];
+
 /// The outputs of `n` at default-domain `opset`, from its inputs (`None` for an absent optional
 /// input), when it can be evaluated exactly.
 pub fn eval(n: &Node, ins: &[Option<&Val>], opset: i64) -> Option<Vec<Val>> {

@@ -77,15 +77,24 @@ fn evaluate(
         if !matches!(n.domain(), "" | "ai.onnx") || outs.iter().any(|v| graph_outputs.contains(v)) {
             continue;
         }
+        // Only an op the evaluator knows, all of whose inputs are constant, is worth reading
+        // its inputs for (a weight is copied out of its mapped file to be evaluated).
         let has_body = n.attributes.iter().any(|a| !a.subgraphs.is_empty());
-        let values = if has_body {
-            None
-        } else {
-            inputs(g, n.inputs(), &known).and_then(|ins| {
-                let refs: Vec<Option<&Val>> = ins.iter().map(|v| v.as_deref()).collect();
-                eval::eval(n, &refs, opset)
+        let constant = |v: &Option<ValueId>| {
+            v.is_none_or(|v| {
+                known.contains_key(&v)
+                    || matches!(g.value(v).def(), Def::Initializer(_)) && !is_graph_input(g, v)
             })
         };
+        let values =
+            if has_body || !eval::OPS.contains(&n.op_type()) || !n.inputs().iter().all(constant) {
+                None
+            } else {
+                inputs(g, n.inputs(), &known).and_then(|ins| {
+                    let refs: Vec<Option<&Val>> = ins.iter().map(|v| v.as_deref()).collect();
+                    eval::eval(n, &refs, opset)
+                })
+            };
         let values = values
             .filter(|vs| vs.len() == outs.len())
             .filter(|vs| {
