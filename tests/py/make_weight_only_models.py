@@ -20,7 +20,8 @@ input "x" (and "ids" for the Gather cases) and writes "y":
 With --reshape, instead, the weights whose MatMulNBits output needs MatMul's rank restored (ORT's tool and
 onnxq each add a shape chain, different ones):
 * rank4a2: B is [1, 1, 64, 16] and A [3, 64] (output [1, 1, 3, 16]);
-* rank3unknown: B is [1, 64, 16] and A a Relu output with no declared shape (output [1, 2, 16]).
+* rank3unknown: B is [1, 64, 16] and A a Relu output with no declared shape (output [1, 2, 16]);
+* rank3inferred: the same with A of rank 3: inference knows it, so onnxq writes no reshape.
 
 With --format qdq (the QDQ form needs opset 21, so the model is converted first), one more listed case and one
 unlisted model:
@@ -126,6 +127,12 @@ def reshape_cases():
         [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("MatMul", ["r", "w"], ["y"], name="mm")],
         [weight("w", [1, 64, 16])],
         [x([2, 64])],
+    )
+    # A's rank (3) is not declared but inferred: MatMulNBits needs no reshape.
+    yield "rank3inferred", model(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("MatMul", ["r", "w"], ["y"], name="mm")],
+        [weight("w", [1, 64, 16])],
+        [x([1, 2, 64])],
     )
 
 

@@ -24,7 +24,7 @@ mod plan;
 mod quantize;
 mod rank;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use onnxq_ir::{Graph, Model, NodeId, Sources, Spill, ValueId};
@@ -117,6 +117,7 @@ pub fn gptq_requests(model: &Model, opts: &WeightOnlyOptions) -> Result<Vec<Hess
         spilled: Vec::new(),
         lm_head,
         gptq: None,
+        ranks: main_ranks(model)?,
     };
     let planned = plan_nodes(&model.graph, &[], "main", &mut run);
     let mut out = BTreeSet::new();
@@ -192,6 +193,7 @@ fn run<'g>(
         spilled: Vec::new(),
         lm_head,
         gptq,
+        ranks: main_ranks(model)?,
     };
     quantize_graph(&mut model.graph, &[], "main", &mut run)?;
     for s in std::mem::take(&mut run.spilled) {
@@ -229,6 +231,17 @@ struct Run<'a, 'g> {
     lm_head: Option<NodeId>,
     /// GPTQ's Hessian source and counts (GPTQ only).
     gptq: Option<(&'g mut dyn HessianSource, &'g mut gptq::Stats)>,
+    /// The rank of each main-graph value whose rank inference knows (a MatMul's A without
+    /// `value_info` still needs no rank-restoring Reshape when its rank is known).
+    ranks: BTreeMap<String, usize>,
+}
+
+/// The ranks inference knows for the main graph's values.
+fn main_ranks(model: &Model) -> Result<BTreeMap<String, usize>> {
+    let inf = onnxq_infer::infer(model).map_err(Error::edit)?;
+    Ok((inf.facts.into_iter())
+        .filter_map(|(name, f)| Some((name, f.shape?.len())))
+        .collect())
 }
 
 /// The LM head: the main graph's last MatMul with a constant weight in topological order (the
@@ -345,7 +358,10 @@ fn plan_nodes(
             })
             .and_then(|settings| match node.op_type() {
                 "Gather" => plan::plan_gather(g, outer, id, node, run.opts.gather_axis, settings),
-                _ => plan::plan_matmul(g, outer, id, node, settings).and_then(|mut p| {
+                _ => plan::plan_matmul(g, outer, id, node, settings, |a| {
+                    (path == "main").then(|| run.ranks.get(g.value(a).name()).copied())?
+                })
+                .and_then(|mut p| {
                     if p.restore_rank.is_some() && run.report.opset.0 < 10 {
                         return Err(format!(
                             "weight `{}` has rank {} and input A's rank is unknown or lower: the \

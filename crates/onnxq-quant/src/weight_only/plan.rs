@@ -120,6 +120,7 @@ pub(crate) fn plan_matmul(
     id: NodeId,
     node: &Node,
     settings: Settings,
+    inferred_rank: impl Fn(ValueId) -> Option<usize>,
 ) -> Result<Plan, String> {
     let a = input(node, 0).ok_or("input A is missing")?;
     let (b, c) = float_weight(g, outer, node, 1, "B")?;
@@ -139,7 +140,8 @@ pub(crate) fn plan_matmul(
     let rank_a = g
         .declared_type(a)
         .and_then(|t| t.shape.as_ref())
-        .map(|s| s.dim.len());
+        .map(|s| s.dim.len())
+        .or_else(|| inferred_rank(a));
     let restore_rank = (d.len() > 2 && rank_a.is_none_or(|r| r < d.len())).then_some(d.len());
     let kind = Kind::MatMul { k: kn[0], n: kn[1] };
     let mut plan = plan_of((id, b, a), &c, kind, settings);
