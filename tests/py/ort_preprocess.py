@@ -40,12 +40,14 @@ def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    model, out = argv
-    if not Path(out).resolve().parent.is_dir():
+    model, out = (str(Path(p).resolve()) for p in argv)
+    if not Path(out).parent.is_dir():
         print(f"folder of {out} does not exist", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="ort_preprocess.") as folder:
         staged_model = staged(model, folder)
+        # Its symbolic shape inference writes sym_shape_infer_temp.onnx and data into the current folder.
+        os.chdir(folder)
         try:
             quant_pre_process(staged_model, out)
             print("ok: steps=all")

@@ -2,7 +2,8 @@
 //! `Conv(x, W, B) * c` is `Conv(x, W·c[m], B·c[m])` and `Conv(x, W, B) + c` is
 //! `Conv(x, W, B + c[m])`, as ONNX Runtime's ConvMulFusion and ConvAddFusion do. The constant
 //! must broadcast along the output channels only (a scalar, or `[M, 1, ..., 1]` aligned with the
-//! channel axis), so every channel's scale or shift is one number.
+//! channel axis), so every channel's scale or shift is one number; ORT's shape conditions are
+//! kept exactly, so both fold the same pairs (ppocr-rec's `Mul` by a `[1]` stays, as in ORT).
 
 use onnxq_ir::{Model, NodeId, Use, ValueId};
 
@@ -147,7 +148,9 @@ fn find(m: &Model) -> Vec<Pair> {
 /// rank `rank` along the channel axis only: a scalar, or dims right-aligned to `[N, M, s...]`
 /// with 1 everywhere but the channel axis (and no leading axis beyond N).
 fn channel_values(v: Vec<f32>, dims: &[i64], channels: usize, rank: usize) -> Option<Vec<f32>> {
-    if v.len() == 1 && dims.len() <= rank {
+    // As ONNX Runtime's fusions: a scalar, or `[M, 1, ...]` / `[1, M, 1, ...]`; a `[1]` (which
+    // broadcasts along the last axis) is left alone, as ORT leaves it.
+    if v.len() == 1 && dims.is_empty() {
         return Some(vec![v[0]; channels]);
     }
     // The channel axis (output axis 1) as an index into the right-aligned dims.

@@ -25,7 +25,8 @@ const BUDGET: usize = 256 << 20;
 /// Values of at most this many elements are computed whatever the budget (shape arithmetic).
 const SMALL: usize = 4096;
 
-/// Folds the main graph's constant nodes; returns how many nodes were folded.
+/// Folds the constant nodes of the main graph and of every subgraph body (where outer
+/// constants count too); returns how many nodes were folded.
 pub(crate) fn fold_constants(m: &mut Model) -> Result<usize> {
     // IR < 4 lists every initializer among the graph inputs; folding would have to add inputs.
     if m.proto.ir_version() < 4 {
@@ -34,10 +35,24 @@ pub(crate) fn fold_constants(m: &mut Model) -> Result<usize> {
     let opset = m.opset("").unwrap_or(1);
     let inf = onnxq_infer::infer(m)?;
     let facts = inf.conflicts.is_empty().then_some(&inf.facts);
-    let (known, folded) = evaluate(&m.graph, opset, facts)?;
-    let g = &mut m.graph;
+    let mut done = fold_graph(&mut m.graph, &[], opset, facts)?;
+    // Inference's facts describe the main graph only; bodies fold what the evaluator computes.
+    done += super::bodies::each_body(&mut m.graph, &[], &mut |g, outer| {
+        fold_graph(g, outer, opset, None)
+    })?;
+    Ok(done)
+}
+
+/// Folds one graph; `outer` are its enclosing graphs, closest first.
+fn fold_graph(
+    g: &mut Graph,
+    outer: &[&Graph],
+    opset: i64,
+    facts: Option<&BTreeMap<String, onnxq_infer::Fact>>,
+) -> Result<usize> {
+    let (known, folded) = evaluate(g, outer, opset, facts)?;
     // A value still read by a node that stays (or a subgraph) becomes an initializer.
-    let frontier: Vec<ValueId> = known
+    let mut frontier: Vec<ValueId> = known
         .keys()
         .copied()
         .filter(|&v| {
@@ -47,7 +62,6 @@ pub(crate) fn fold_constants(m: &mut Model) -> Result<usize> {
             })
         })
         .collect();
-    let mut frontier = frontier;
     frontier.sort_unstable();
     for v in frontier {
         let name = g.fresh_name(&format!("{}_folded", g.value(v).name()));
@@ -61,6 +75,7 @@ pub(crate) fn fold_constants(m: &mut Model) -> Result<usize> {
 /// outputs are known (graph-output producers excluded).
 fn evaluate(
     g: &Graph,
+    outer: &[&Graph],
     opset: i64,
     facts: Option<&BTreeMap<String, onnxq_infer::Fact>>,
 ) -> Result<(HashMap<ValueId, Val>, HashSet<NodeId>)> {
@@ -81,16 +96,13 @@ fn evaluate(
         // its inputs for (a weight is copied out of its mapped file to be evaluated).
         let has_body = n.attributes.iter().any(|a| !a.subgraphs.is_empty());
         let constant = |v: &Option<ValueId>| {
-            v.is_none_or(|v| {
-                known.contains_key(&v)
-                    || matches!(g.value(v).def(), Def::Initializer(_)) && !is_graph_input(g, v)
-            })
+            v.is_none_or(|v| known.contains_key(&v) || constant_tensor(g, outer, v).is_some())
         };
         let values =
             if has_body || !eval::OPS.contains(&n.op_type()) || !n.inputs().iter().all(constant) {
                 None
             } else {
-                inputs(g, n.inputs(), &known).and_then(|ins| {
+                inputs(g, outer, n.inputs(), &known).and_then(|ins| {
                     let refs: Vec<Option<&Val>> = ins.iter().map(|v| v.as_deref()).collect();
                     eval::eval(n, &refs, opset)
                 })
@@ -116,27 +128,34 @@ fn evaluate(
 /// one is not constant.
 fn inputs<'a>(
     g: &'a Graph,
+    outer: &[&'a Graph],
     ins: &[Option<ValueId>],
     known: &'a HashMap<ValueId, Val>,
 ) -> Option<Vec<Option<Cow<'a, Val>>>> {
     ins.iter()
         .map(|v| match v {
             None => Some(None),
-            Some(v) => match (known.get(v), g.value(*v).def()) {
-                (Some(val), _) => Some(Some(Cow::Borrowed(val))),
-                (None, Def::Initializer(t)) if !is_graph_input(g, *v) => {
-                    Val::from_tensor(t).map(|v| Some(Cow::Owned(v)))
+            Some(v) => match known.get(v) {
+                Some(val) => Some(Some(Cow::Borrowed(val))),
+                None => {
+                    Val::from_tensor(constant_tensor(g, outer, *v)?).map(|v| Some(Cow::Owned(v)))
                 }
-                _ => None,
             },
         })
         .collect()
 }
 
-/// Whether an initializer is also a graph input (a default the caller may override: not a
-/// constant).
-fn is_graph_input(g: &Graph, v: ValueId) -> bool {
-    g.inputs().iter().any(|p| p.value == v)
+/// The constant tensor behind `v`: an initializer that is not also a graph input (a default the
+/// caller may override), a Constant node's value, or such a constant of an enclosing graph.
+fn constant_tensor<'g>(
+    g: &'g Graph,
+    outer: &[&'g Graph],
+    v: ValueId,
+) -> Option<&'g onnxq_ir::proto::TensorProto> {
+    if matches!(g.value(v).def(), Def::Initializer(_)) && g.inputs().iter().any(|p| p.value == v) {
+        return None;
+    }
+    crate::weights::resolve(g, outer, v).map(|c| c.tensor)
 }
 
 /// The outputs as inference knows them: int64/int32 tensors with static dims and known contents.

@@ -7,6 +7,7 @@
 //!    inferred, and declared shapes inference contradicts, go to the report (never an error);
 //! 4. `stamp`: metadata `onnx.quant.pre_process = onnxruntime.quant`, which ORT's quantizer checks.
 
+mod bodies;
 mod conv_affine;
 mod conv_bn;
 mod fold;

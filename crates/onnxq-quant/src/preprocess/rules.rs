@@ -132,9 +132,14 @@ fn merge_duplicate_initializers(m: &mut Model) -> Result<usize> {
 }
 
 /// Nodes none of whose outputs is read (graph outputs count as reads), repeatedly, and then the
-/// constants nothing reads.
+/// constants nothing reads: in the bodies first (so an outer weight a folded body no longer reads
+/// goes too), then in the main graph.
 fn remove_dead_nodes(m: &mut Model) -> Result<usize> {
-    let g = &mut m.graph;
+    let in_bodies = super::bodies::each_body(&mut m.graph, &[], &mut |g, _| remove_dead(g))?;
+    Ok(in_bodies + remove_dead(&mut m.graph)?)
+}
+
+fn remove_dead(g: &mut Graph) -> Result<usize> {
     let mut removed = 0;
     loop {
         let dead: Vec<NodeId> = g
