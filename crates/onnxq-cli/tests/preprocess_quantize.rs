@@ -18,10 +18,10 @@
 //! few minutes on 2 cores, dynamic mobilenetv2 (ConvInteger is slow in ONNX Runtime) is scored on
 //! the first 100 of its 300 evaluation samples (`tests/py/corpus_metric.py`), the same samples for
 //! every column, and ORT's pipeline runs only where it is cheap; everything else on the whole set.
-//! ppocr-rec stays on its whole set: its two dynamic models hold identical ConvInteger weights and
-//! differ only by float rounding (onnxq folds its 31 scalar Mul/Add after Conv into the Conv), which
-//! the run-time DynamicQuantizeLinear ranges amplify into char_acc differences whose sign changes
-//! with the sample subset (first 60 samples: 0.9799 against 0.9821; all 300: 0.9936 against 0.9928).
+//! ppocr-rec stays on its whole set: when its two dynamic models differed only by float rounding
+//! (an earlier fold of its Conv → Mul by `[1]` constants, which ORT does not fold), the run-time
+//! DynamicQuantizeLinear ranges amplified that into char_acc differences whose sign changed with
+//! the sample subset (first 60 samples: 0.9799 against 0.9821; all 300: 0.9936 against 0.9928).
 //! Every row is printed as one table (`--nocapture`), then all failing rows are reported together.
 
 #![expect(
