@@ -254,7 +254,7 @@ fn assert_no_problems(path: &Path) {
 }
 
 /// The other output formats (static QDQ and QOperator, weight-only QDQ) pass the input check
-/// too: they are what ONNX Runtime loads.
+/// too (they are what ONNX Runtime loads), and are inferred whole.
 #[test]
 fn quantized_models_pass_the_input_check() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,5 +276,12 @@ fn quantized_models_pass_the_input_check() {
         let (ok, stderr) = run(&args);
         assert!(ok, "{name} {flags:?}: {stderr}");
         assert_no_problems(&out);
+        // QLinearConv, QGemm, QLinearConcat, ... are inferred like their float ops.
+        let s = shapes(&out);
+        assert_eq!(
+            s["inferred"], s["node_outputs"],
+            "{name} {flags:?}: {}",
+            s["unknown"]
+        );
     }
 }

@@ -162,6 +162,14 @@ const RULES: &[(&str, &[&str], Rule)] = &[
         basic::same_as_input,
     ),
     ("com.microsoft", ms::QLINEAR_BINARY, ms::qlinear_binary),
+    ("", &["QLinearConv"], ms::qlinear_conv),
+    (
+        "com.microsoft",
+        &["QLinearAveragePool"],
+        ms::qlinear_average_pool,
+    ),
+    ("com.microsoft", &["QGemm"], ms::qgemm),
+    ("com.microsoft", &["QLinearConcat"], ms::qlinear_concat),
     ("com.microsoft", &["MatMulNBits"], ms::matmul_nbits),
     (
         "com.microsoft",

@@ -1,7 +1,7 @@
 //! Rules for the com.microsoft ops onnxq reads or writes (ContribOperators.md): the weight-only
 //! ops, the fused transformer ops and the QLinear family.
 
-use super::{Ctx, Outcome, axis};
+use super::{Ctx, Outcome, Rule, axis};
 use crate::dim::Dim;
 use crate::fact::{Fact, elem};
 
@@ -16,7 +16,6 @@ pub(crate) const LIKE_INPUT: &[&str] = &[
     "QLinearSigmoid",
     "QLinearLeakyRelu",
     "QLinearSoftmax",
-    "QLinearAveragePool",
     "QLinearGlobalAveragePool",
 ];
 
@@ -30,7 +29,6 @@ pub(crate) fn like_input(c: &Ctx<'_>) -> Outcome {
                 .map(|i| if i < 2 { d[i].clone() } else { Dim::known(1) })
                 .collect(),
         ),
-        ("QLinearAveragePool", _) => return Err("QLinearAveragePool's window".into()),
         (_, s) => s,
     };
     Ok(vec![Fact::tensor(f.elem, shape)])
@@ -188,4 +186,58 @@ pub(crate) fn group_query_attention(c: &Ctx<'_>) -> Outcome {
     let e = c.input(0)?.elem;
     let out = Fact::tensor(e, Some(vec![q[0].clone(), q[1].clone(), width]));
     Ok(vec![out, Fact::tensor(e, None), Fact::tensor(e, None)])
+}
+
+/// A quantized op as its float op: `float_rule` run on the inputs at `slots` (the float op's
+/// inputs, in its order), the output in the element type of input `zp` when it is given (else
+/// as `float_rule` says). Problems the float rule finds are the quantized node's.
+fn as_float_op(c: &Ctx<'_>, slots: &[usize], float_rule: Rule, zp: usize) -> Outcome {
+    let inputs = (slots.iter())
+        .map(|&i| c.inputs.get(i).copied().flatten())
+        .collect();
+    let inner = Ctx {
+        node: c.node,
+        inputs,
+        opset: c.opset,
+        invalid: Default::default(),
+    };
+    let out = float_rule(&inner);
+    if let Some(why) = inner.invalid.take() {
+        c.invalid(why);
+    }
+    let e = c.inputs.get(zp).copied().flatten().and_then(|f| f.elem);
+    out.map(|mut fs| {
+        for f in fs.iter_mut().filter(|_| e.is_some()) {
+            f.elem = e;
+        }
+        fs
+    })
+}
+
+/// QLinearConv (ai.onnx): `(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B)`.
+pub(crate) fn qlinear_conv(c: &Ctx<'_>) -> Outcome {
+    as_float_op(c, &[0, 3], super::nn::conv, 7)
+}
+
+/// QLinearAveragePool: `(X, x_scale, x_zp, y_scale, y_zp)`.
+pub(crate) fn qlinear_average_pool(c: &Ctx<'_>) -> Outcome {
+    as_float_op(c, &[0], super::nn::pool, 4)
+}
+
+/// QGemm: `(A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp)`; float output without
+/// `y_scale`.
+pub(crate) fn qgemm(c: &Ctx<'_>) -> Outcome {
+    let quantized = c.inputs.get(7).copied().flatten().is_some();
+    let mut out = as_float_op(c, &[0, 3, 6], super::basic::gemm, 8)?;
+    if !quantized {
+        let float = c.inputs.get(1).copied().flatten().and_then(|f| f.elem);
+        out.iter_mut().for_each(|f| f.elem = float);
+    }
+    Ok(out)
+}
+
+/// QLinearConcat: `(Y_scale, Y_zp, X1, X1_scale, X1_zp, X2, ...)`, in Y's zero point type.
+pub(crate) fn qlinear_concat(c: &Ctx<'_>) -> Outcome {
+    let slots: Vec<usize> = (2..c.inputs.len()).step_by(3).collect();
+    as_float_op(c, &slots, super::shape::concat, 1)
 }
