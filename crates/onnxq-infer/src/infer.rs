@@ -76,6 +76,7 @@ pub fn infer(model: &Model) -> Result<Inference, onnxq_ir::Error> {
         unknown: Vec::new(),
         conflicts: Vec::new(),
         invalid: Vec::new(),
+        depth: 0,
     };
     out.facts = cx.graph(&model.graph, &BTreeMap::new(), &[])?;
     out.unknown = cx.unknown;
@@ -91,6 +92,8 @@ pub(crate) struct Run<'m> {
     unknown: Vec<Unknown>,
     conflicts: Vec<Conflict>,
     invalid: Vec<Unknown>,
+    /// How deep in model-local function calls the run is.
+    depth: usize,
 }
 
 impl crate::control::Bodies for Run<'_> {
@@ -174,9 +177,16 @@ impl Run<'_> {
                         .collect::<Option<_>>()
                 })
                 .flatten();
+        let model = self.model;
         let outcome = if node.attributes.iter().any(|a| !a.subgraphs.is_empty()) {
             let inputs: Vec<Option<Fact>> = inputs.into_iter().map(|f| f.cloned()).collect();
             crate::control::node(self, node, &inputs, facts)?
+        } else if let Some(f) = crate::function::called(model, node) {
+            self.depth += 1;
+            let depth = self.depth;
+            let out = crate::function::call(self, model, f, node, &inputs, depth);
+            self.depth -= 1;
+            out?
         } else {
             match rule(node.domain(), node.op_type()) {
                 None => Err(format!("no rule for {} at opset {opset}", op_name(node))),

@@ -132,6 +132,7 @@ fn corpus_models_have_no_problems() {
 const GENERATORS: &[(&str, &[&str])] = &[
     ("make_contrib_models.py", &[]),
     ("make_gptq_models.py", &[]),
+    ("make_infer_models.py", &[]),
     ("make_mixed_precision_model.py", &[]),
     ("make_preprocess_models.py", &[]),
     ("make_range_edge_models.py", &[]),

@@ -108,6 +108,7 @@ const RULES: &[(&str, &[&str], Rule)] = &[
     ("", &["Cast"], basic::cast),
     ("", &["MatMul"], basic::matmul),
     ("", &["Gemm"], basic::gemm),
+    ("", &["Einsum"], more::einsum),
     ("", &["Transpose"], basic::transpose),
     ("", basic::REDUCE, basic::reduce),
     ("", &["Dropout"], basic::dropout),

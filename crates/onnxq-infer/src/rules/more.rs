@@ -253,3 +253,99 @@ pub(crate) fn matmul_integer(c: &Ctx<'_>) -> Outcome {
     let shape = super::basic::matmul_shape(c.shape(a)?, c.shape(b)?)?;
     Ok(vec![Fact::tensor(e, Some(shape))])
 }
+
+/// Einsum: each input's letters name its dims (`...` the broadcast rest); the output is the
+/// explicit term after `->`, or else the `...` dims then the letters used once, alphabetically.
+pub(crate) fn einsum(c: &Ctx<'_>) -> Outcome {
+    let eq: String = (c.attr("equation").and_then(|a| a.s.as_deref()))
+        .map(|s| {
+            String::from_utf8_lossy(s)
+                .chars()
+                .filter(|ch| !ch.is_whitespace())
+                .collect()
+        })
+        .ok_or("no equation")?;
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l.to_owned(), Some(r.to_owned())),
+        None => (eq.clone(), None),
+    };
+    let terms: Vec<&str> = lhs.split(',').collect();
+    if terms.len() != c.inputs.len() {
+        return Err(format!(
+            "{} terms for {} inputs",
+            terms.len(),
+            c.inputs.len()
+        ));
+    }
+    let mut letters: Vec<(char, Dim, usize)> = Vec::new();
+    let mut ellipsis: Vec<Dim> = Vec::new();
+    for (i, term) in terms.iter().enumerate() {
+        let s = c.shape(i)?;
+        let named = term.chars().filter(char::is_ascii_alphabetic).count();
+        let rest = s
+            .len()
+            .checked_sub(named)
+            .ok_or("a term longer than its input's rank")?;
+        let (before, after) = term.split_once("...").unwrap_or((term, ""));
+        if !term.contains("...") && rest != 0 {
+            return Err(format!("term `{term}` for an input of rank {}", s.len()));
+        }
+        let dims = before
+            .chars()
+            .zip(s)
+            .chain(after.chars().zip(&s[before.len() + rest..]));
+        for (ch, d) in dims {
+            match letters.iter_mut().find(|(l, ..)| *l == ch) {
+                Some((_, known, n)) => {
+                    *n += 1;
+                    if *known == Dim::known(1) {
+                        *known = d.clone();
+                    }
+                }
+                None => letters.push((ch, d.clone(), 1)),
+            }
+        }
+        let mid = &s[before.len()..before.len() + rest];
+        ellipsis = super::basic::broadcast(&[&ellipsis, mid])?;
+    }
+    let dim_of = |ch: char| {
+        letters
+            .iter()
+            .find(|(l, ..)| *l == ch)
+            .map(|(_, d, _)| d.clone())
+    };
+    let out: Vec<Dim> = match rhs {
+        Some(r) => {
+            let (before, after) = r.split_once("...").unwrap_or((&r, ""));
+            let mut out: Vec<Dim> = before
+                .chars()
+                .map(dim_of)
+                .collect::<Option<_>>()
+                .ok_or("an output letter no input has")?;
+            if r.contains("...") {
+                out.extend(ellipsis.iter().cloned());
+            }
+            out.extend(
+                after
+                    .chars()
+                    .map(dim_of)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("an output letter no input has")?,
+            );
+            out
+        }
+        None => {
+            let mut once: Vec<(char, Dim)> = (letters.iter())
+                .filter(|(_, _, n)| *n == 1)
+                .map(|(l, d, _)| (*l, d.clone()))
+                .collect();
+            once.sort_by_key(|(l, _)| *l);
+            ellipsis
+                .iter()
+                .cloned()
+                .chain(once.into_iter().map(|(_, d)| d))
+                .collect()
+        }
+    };
+    Ok(vec![Fact::tensor(c.input(0)?.elem, Some(out))])
+}
