@@ -99,10 +99,17 @@ BAD = [
     ("concat_dim_mismatch", model([h.make_node("Concat", ["x", "w"], ["y"], name="bad", axis=0)],
                                   [info("x"), info("w", shape=(4, 5))], [info("y", shape=(6, 3))]),
      "differ", "only the concatenation axis may differ"),
+    # The UNDEFINED element type (0) anywhere a tensor is typed.
+    ("undefined_input", model([h.make_node("Relu", ["x"], ["y"], name="bad")], [info("x", elem=0)], [info("y")]),
+     "Invalid tensor data type 0", "graph input `x` has the UNDEFINED element type"),
+    ("undefined_output", model([h.make_node("Relu", ["x"], ["y"], name="bad")], [info("x")], [info("y", elem=0)]),
+     "Invalid tensor data type 0", "graph output `y` has the UNDEFINED element type"),
 ]
 
 # (file, model): near misses ORT loads.
 GOOD = [
+    # ORT loads a Cast to UNDEFINED (0) when the output's type is declared (it fails when run).
+    ("cast_to_undefined", model([h.make_node("Cast", ["x"], ["y"], name="ok", to=0)], [info("x")], [info("y")])),
     # ORT loads a Reshape whose static element count is wrong without a -1 (it fails when run).
     ("reshape_count_loads", model([h.make_node("Reshape", ["x", "s"], ["y"], name="ok")], [info("x")],
                                   [h.make_tensor_value_info("y", T.FLOAT, None)],

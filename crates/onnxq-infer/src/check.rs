@@ -54,6 +54,7 @@ const BROADCAST: &[(&str, &[usize])] = &[
 pub fn check(model: &Model, inf: &Inference) -> Vec<Problem> {
     let mut out = Vec::new();
     check_graph(model, &model.graph, Some(inf), &mut out);
+    undefined_types(model, &mut out);
     // Dims that cannot meet, found by the shape rules (ONNX Runtime's shape inference at load
     // refuses the same).
     out.extend(inf.invalid.iter().map(|u| Problem {
@@ -366,5 +367,40 @@ fn broadcast_problem<'a>(
             n.op_type(),
             shown.join(" and ")
         ));
+    }
+}
+
+/// Tensors of the main graph declared with the UNDEFINED element type (0): a graph input, output
+/// or `value_info` entry. ONNX Runtime refuses each at load ("Invalid tensor data type 0"); an
+/// initializer of type 0 is refused when the model is read, and a Cast `to` 0 ORT loads when the
+/// output's type is declared, so that is left alone. The problem names the node that reads or writes the tensor.
+fn undefined_types(model: &Model, out: &mut Vec<Problem>) {
+    let g = &model.graph;
+    let label = |v: onnxq_ir::ValueId| {
+        let node = (g.producer(v).or_else(|| g.reader_nodes(v).first().copied()))
+            .and_then(|id| g.node(id))
+            .map(|n| n.name().to_owned())
+            .filter(|n| !n.is_empty());
+        node.unwrap_or_else(|| g.value(v).name().to_owned())
+    };
+    let undefined = |t: &onnxq_ir::proto::TypeProto| {
+        matches!(
+            &t.value,
+            Some(onnxq_ir::proto::type_proto::Value::TensorType(tt)) if tt.elem_type.unwrap_or(0) == 0
+        )
+    };
+    let declared = (g.inputs().iter().map(|p| ("graph input", p)))
+        .chain(g.outputs().iter().map(|p| ("graph output", p)))
+        .chain(g.value_info().map(|p| ("value_info entry", p)));
+    for (what, p) in declared {
+        if p.info.r#type.as_ref().is_some_and(undefined) {
+            out.push(Problem {
+                node: label(p.value),
+                message: format!(
+                    "the {what} `{}` has the UNDEFINED element type (0); give it its real type",
+                    g.value(p.value).name()
+                ),
+            });
+        }
     }
 }
