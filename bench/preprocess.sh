@@ -10,7 +10,7 @@
 #
 # Usage: bench/make_big.sh && cargo build --release -p onnxq-cli && bench/preprocess.sh
 # env: ONNXQ (default target/release/onnxq), PY (default .venv/bin/python), BIG_DIR, RUNS (default 2),
-#      SKIP_BIG=1, LOG (default /tmp/onnxq-pre-<time>.log)
+#      SKIP_BIG=1, MODELS (default "minilm-l6-v2 mobilenetv2 bytegpt"), LOG (default /tmp/onnxq-pre-<time>.log)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ONNXQ=${ONNXQ:-$ROOT/target/release/onnxq}
@@ -37,7 +37,8 @@ rows=()
 cd "$OUT" || exit 1
 
 echo "machine: $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, $(date -Is), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)')"
-models=(minilm-l6-v2 mobilenetv2 bytegpt)
+# MODELS="" runs the 2.5 GB model alone.
+read -r -a models <<< "${MODELS-minilm-l6-v2 mobilenetv2 bytegpt}"
 for m in "${models[@]}"; do
     src=$CORPUS/models/$m/model.onnx
     measure_runs "onnxq preprocess, $m" "$ONNXQ" preprocess "$src" -o "$OUT/o/model.onnx"
