@@ -65,6 +65,26 @@ impl Fact {
         self.elem.is_some() && self.shape.is_some()
     }
 
+    /// The contents as an evaluator tensor, when the dims and every element are known (small
+    /// int64/int32 and float32 tensors).
+    pub fn contents(&self) -> Option<crate::eval::Val> {
+        use crate::eval::{Data, Val};
+        let dims: Vec<usize> = (self.shape.as_ref()?.iter())
+            .map(|d| d.value().and_then(|x| usize::try_from(x).ok()))
+            .collect::<Option<_>>()?;
+        let data = match (self.elem?, &self.floats) {
+            (elem::FLOAT, Some(v)) => Data::F32(v.clone()),
+            (elem::INT64, _) => Data::I64(self.ints()?),
+            (elem::INT32, _) => Data::I32(
+                (self.ints()?.into_iter())
+                    .map(|x| i32::try_from(x).ok())
+                    .collect::<Option<_>>()?,
+            ),
+            _ => return None,
+        };
+        Val::new(dims, data)
+    }
+
     /// The contents as known integers, when every element is one.
     pub fn ints(&self) -> Option<Vec<i64>> {
         self.value.as_ref()?.iter().map(Dim::value).collect()
@@ -177,25 +197,6 @@ pub fn to_type(f: &Fact) -> Option<pb::TypeProto> {
         })),
         ..Default::default()
     })
-}
-
-/// The fact's contents as an evaluator tensor, when its dims and every element are known.
-pub(crate) fn to_val(f: &Fact) -> Option<crate::eval::Val> {
-    use crate::eval::{Data, Val};
-    let dims: Vec<usize> = (f.shape.as_ref()?.iter())
-        .map(|d| d.value().and_then(|x| usize::try_from(x).ok()))
-        .collect::<Option<_>>()?;
-    let data = match (f.elem?, &f.floats) {
-        (elem::FLOAT, Some(v)) => Data::F32(v.clone()),
-        (elem::INT64, _) => Data::I64(f.ints()?),
-        (elem::INT32, _) => Data::I32(
-            (f.ints()?.into_iter())
-                .map(|x| i32::try_from(x).ok())
-                .collect::<Option<_>>()?,
-        ),
-        _ => return None,
-    };
-    Val::new(dims, data)
 }
 
 /// Sets the fact's contents from an evaluated tensor of the same dims and type (small integer

@@ -172,7 +172,7 @@ impl Run<'_> {
                     (inputs.iter())
                         .map(|f| match f {
                             None => Some(None),
-                            Some(f) => crate::fact::to_val(f).map(Some),
+                            Some(f) => f.contents().map(Some),
                         })
                         .collect::<Option<_>>()
                 })

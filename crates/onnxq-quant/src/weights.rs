@@ -89,6 +89,17 @@ pub(crate) fn f32_data(t: &pb::TensorProto) -> Option<F32Data<'_>> {
     })
 }
 
+/// The values and dims of `v` when it is a constant float32 tensor of the main graph (copied:
+/// the folds that read them compute new tensors from them).
+pub(crate) fn f32_values(g: &Graph, v: ValueId) -> Option<(Vec<f32>, Vec<i64>)> {
+    let c = resolve(g, &[], v)?;
+    let d = f32_data(c.tensor)?;
+    Some((
+        (0..d.len()).map(|i| d.get(i)).collect(),
+        c.tensor.dims.clone(),
+    ))
+}
+
 /// The value of `v` when it is a constant float32 scalar (one element, any rank).
 pub(crate) fn scalar_f32(g: &Graph, v: ValueId) -> Option<f32> {
     resolve(g, &[], v)

@@ -8,7 +8,7 @@
 use onnxq_ir::{Model, NodeId, Use, ValueId};
 
 use crate::edit::{input, output, tensor};
-use crate::weights::{f32_data, resolve};
+use crate::weights::f32_values;
 use onnxq_ir::Result;
 
 /// A Conv → Mul/Add pair to fold.
@@ -78,14 +78,7 @@ fn apply(m: &mut Model, p: &Pair) -> Result<()> {
 /// a Mul or Add whose other input is a per-channel float32 constant. One per Conv per round.
 fn find(m: &Model) -> Vec<Pair> {
     let g = &m.graph;
-    let consts = |v: ValueId| -> Option<(Vec<f32>, Vec<i64>)> {
-        let c = resolve(g, &[], v)?;
-        let d = f32_data(c.tensor)?;
-        Some((
-            (0..d.len()).map(|i| d.get(i)).collect(),
-            c.tensor.dims.clone(),
-        ))
-    };
+    let consts = |v: ValueId| f32_values(g, v);
     let default = |d: &str| matches!(d, "" | "ai.onnx");
     let mut pairs = Vec::new();
     for (id, conv) in g.nodes() {

@@ -6,7 +6,7 @@
 use onnxq_ir::{Model, NodeId, Use, ValueId};
 
 use crate::edit::{float_attr, input, int_attr_of, output, tensor};
-use crate::weights::{f32_data, resolve};
+use crate::weights::f32_values;
 use onnxq_ir::Result;
 
 /// A Conv → BatchNormalization pair to fold, with the constants read.
@@ -58,14 +58,7 @@ pub(crate) fn fold_conv_bn(m: &mut Model) -> Result<usize> {
 /// a BatchNormalization in inference form (one output, constant float32 statistics).
 fn find(m: &Model) -> Vec<Pair> {
     let g = &m.graph;
-    let consts = |v: Option<ValueId>| -> Option<(Vec<f32>, Vec<i64>)> {
-        let c = resolve(g, &[], v?)?;
-        let d = f32_data(c.tensor)?;
-        Some((
-            (0..d.len()).map(|i| d.get(i)).collect(),
-            c.tensor.dims.clone(),
-        ))
-    };
+    let consts = |v: Option<ValueId>| f32_values(g, v?);
     let mut pairs = Vec::new();
     for (id, conv) in g.nodes() {
         if conv.op_type() != "Conv" || !matches!(conv.domain(), "" | "ai.onnx") {
