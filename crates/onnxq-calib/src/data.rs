@@ -139,6 +139,11 @@ impl Samples {
         &self.notes
     }
 
+    /// Keeps only the first `n` samples (all when there are fewer): `each` stops after them.
+    pub fn truncate(&mut self, n: usize) {
+        self.count = self.count.min(n);
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.count
@@ -179,6 +184,9 @@ impl Samples {
     ) -> Result<(), E> {
         let mut index = 0;
         for source in &self.sources {
+            if index >= self.count {
+                break;
+            }
             match source {
                 Source::Stacked {
                     path,
@@ -249,6 +257,9 @@ impl Samples {
         f: &mut impl FnMut(usize, Sample) -> Result<(), E>,
     ) -> Result<(), E> {
         for j in 0..count {
+            if *index >= self.count {
+                break;
+            }
             let at = format!("`{}`, sample {j}", path.display());
             let sample = streams
                 .iter_mut()

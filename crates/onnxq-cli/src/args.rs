@@ -44,6 +44,46 @@ pub(crate) enum Command {
     /// Run the float model on calibration data and write each activation's range (for static
     /// quantization); memory does not grow with the number of samples
     Calibrate(CalibrateArgs),
+    /// Compare a float model with its quantized counterpart on sample data: every quantized
+    /// weight and activation matched and measured (SQNR), where the error starts, measured
+    /// exclusions; JSON and a self-contained HTML report
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The float model (.onnx)
+    pub(crate) float: PathBuf,
+    /// The quantized model made from it (QDQ, QOperator, dynamic or weight-only)
+    pub(crate) quant: PathBuf,
+    /// Sample inputs: a .npz (keys = input names, first axis = samples), or a folder of .npz /
+    /// .npy samples or ONNX test-data folders
+    #[arg(long, num_args = 1.., required = true)]
+    pub(crate) data: Vec<PathBuf>,
+    /// Use only the first N samples
+    #[arg(long, value_name = "N")]
+    pub(crate) samples: Option<usize>,
+    /// Engine that runs both models
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub(crate) engine: Engine,
+    /// libonnxruntime to load (else ORT_DYLIB_PATH, then the Python package's)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ort_lib: Option<PathBuf>,
+    /// Engine threads
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threads: usize,
+    /// Write the report as JSON (schema `onnxq-compare/1`, see the README)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// Worst tensors listed, and nodes tried as exclusions
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub(crate) top: usize,
+    /// A tensor whose SQNR is this many dB below its node's inputs marks where error starts
+    #[arg(long, default_value_t = 6.0, value_name = "DB")]
+    pub(crate) drop_threshold: f64,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 
 mod args;
 mod calibrate;
+mod compare;
 mod config;
 mod engine;
 mod inspect;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         args::Command::Preprocess(a) => preprocess::run(&a),
         args::Command::Quantize(a) => quantize::run(&a),
         args::Command::Calibrate(a) => calibrate::run(&a),
+        args::Command::Compare(a) => compare::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
