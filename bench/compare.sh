@@ -80,7 +80,7 @@ np.savez(sys.argv[2], **{k: np.take(z[k], np.arange(s) % len(z[k]), axis=0) for 
         fi
         ours_wall=n/a ours_rss=n/a
         if ((have_compare)); then
-            timed "$ONNXQ" compare "$float" "$quant" --data "$data" --samples "$SAMPLES" --json "$OUT/$m/onnxq.json" --engine ort
+            timed "$ONNXQ" compare "$float" "$quant" --data "$data" --samples "$SAMPLES" --json "$OUT/$m/onnxq.json" --engine ort --suggest 0
             ours_wall=$WALL ours_rss=$RSS
             echo "onnxq ($label): ${WALL} s, ${RSS} MB, exit $RC" >&2
             if ((RC != 0)); then

@@ -78,9 +78,13 @@ pub(crate) struct CompareArgs {
     /// Write the report as one self-contained HTML page
     #[arg(long, value_name = "FILE")]
     pub(crate) html: Option<PathBuf>,
-    /// Worst tensors listed, and nodes tried as exclusions
+    /// Worst tensors listed
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub(crate) top: usize,
+    /// Nodes tried as exclusions: each re-quantized with the settings the quantized model
+    /// records and measured on the samples (0: none)
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub(crate) suggest: usize,
     /// A tensor whose SQNR is this many dB below its node's inputs marks where error starts
     #[arg(long, default_value_t = 6.0, value_name = "DB")]
     pub(crate) drop_threshold: f64,
@@ -296,6 +300,10 @@ pub(crate) struct QuantizeArgs {
     /// Write the per-node report as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,
+    /// Compare the quantized model with the float model on the --data samples and write the
+    /// `onnxq compare` HTML report to FILE
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
 }
 
 /// The ids (field names) of the arguments given on the command line, as opposed to filled in by a

@@ -39,6 +39,7 @@ pub(crate) struct Config {
     pub(crate) force_ranges: Option<bool>,
     pub(crate) overrides: Option<PathBuf>,
     pub(crate) report: Option<PathBuf>,
+    pub(crate) html: Option<PathBuf>,
     pub(crate) ort_lib: Option<PathBuf>,
     pub(crate) percentile: Option<f64>,
     pub(crate) num_bins: Option<usize>,
@@ -289,6 +290,7 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "force_ranges" => put!(force_ranges, boolean),
         "overrides" => put!(overrides, |v| path(v, &src.base)),
         "report" => put!(report, |v| path(v, &src.base)),
+        "html" => put!(html, |v| path(v, &src.base)),
         "ort_lib" => put!(ort_lib, |v| path(v, &src.base)),
         id => {
             return Err(anyhow::anyhow!(

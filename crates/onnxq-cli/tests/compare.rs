@@ -303,6 +303,53 @@ fn a_ruined_node_is_where_error_starts() {
         r["ranking"]
     );
     assert!(first["drop_db"].as_f64().unwrap() > 10.0);
+    // The measured suggestion keeps that node float and restores the output.
+    let best = &r["best"];
+    let exclude: Vec<&str> = best["exclude"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        exclude
+            .iter()
+            .any(|n| ["node_Conv_26", "node_relu_1"].contains(n)),
+        "{best}"
+    );
+    let (before, after) = (
+        best["output_sqnr_db"]["before"].as_f64().unwrap(),
+        best["output_sqnr_db"]["after"].as_f64().unwrap(),
+    );
+    assert!(before < 5.0 && after > before + 20.0, "{best}");
+    assert!(
+        best["flag"].as_str().unwrap().starts_with("--exclude "),
+        "{best}"
+    );
+    // The HTML report of the same comparison parses and plots exactly the JSON figures.
+    let html = dir.path().join("ruined.html");
+    let json = dir.path().join("ruined2.json");
+    let (ok, stderr) = onnxq(&[
+        "compare".as_ref(),
+        model.as_os_str(),
+        q.as_os_str(),
+        "--data".as_ref(),
+        feeds.as_os_str(),
+        "--samples".as_ref(),
+        "8".as_ref(),
+        "--suggest".as_ref(),
+        "0".as_ref(),
+        "--json".as_ref(),
+        json.as_os_str(),
+        "--html".as_ref(),
+        html.as_os_str(),
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, text) = run_py(
+        "check_report_html.py",
+        &[json.as_os_str(), html.as_os_str()],
+    );
+    assert!(ok, "{text}");
 }
 
 /// Memory does not grow with samples: the comparison holds one sample's tensors, 16 samples or 64.
@@ -402,4 +449,34 @@ fn bad_input_is_refused() {
         );
         assert!(!json.exists(), "{want}: a report was written");
     }
+}
+
+/// `quantize --html` writes the comparison of the model it made, with the quantize report's nodes;
+/// without --data it is refused before any work.
+#[test]
+fn quantize_writes_the_html_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    let (q, html) = (dir.path().join("q.onnx"), dir.path().join("q.html"));
+    let data = feeds.to_str().unwrap();
+    quantize(
+        &model,
+        &q,
+        &[
+            "--mode",
+            "static",
+            "--data",
+            data,
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("node_Conv_26") && page.contains("quantized"));
+    let refused = common::refused(
+        &model,
+        &q.with_extension("2.onnx"),
+        &["--mode", "dynamic", "--html", "x.html"],
+    );
+    assert!(refused.contains("--html"), "{refused}");
 }

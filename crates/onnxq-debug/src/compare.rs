@@ -83,8 +83,9 @@ pub fn prepare<'m>(float: &'m Model, quant: &'m Model) -> Result<Prepared<'m>, E
             "give the float model the quantized model was made from",
         ));
     }
-    let float_augmented = onnxq_calib::augmented(float, &activations::node_outputs(&float.graph))?;
-    let quant_augmented = onnxq_calib::augmented(quant, &activations::node_outputs(&quant.graph))?;
+    let (fw, qw) = activations::wanted(&float.graph, &quant.graph);
+    let float_augmented = onnxq_calib::augmented(float, &fw)?;
+    let quant_augmented = onnxq_calib::augmented(quant, &qw)?;
     Ok(Prepared {
         float,
         quant,

@@ -17,8 +17,8 @@ pub fn activation_sqnr(a: &ActivationEntry) -> Option<f64> {
 pub const INPUT_CEILING_DB: f64 = 40.0;
 
 /// Sets `drop_db` of every activation from the SQNR of the tensors its producer reads
-/// (`inputs[i]` for `acts[i]`; tensors without a figure are left out; graph inputs and tensors
-/// better than [`INPUT_CEILING_DB`] count as that).
+/// (`inputs[i]` for `acts[i]`; tensors without a figure are left out, those better than
+/// [`INPUT_CEILING_DB`] count as that).
 pub fn set_drops(acts: &mut [ActivationEntry], inputs: &[Vec<String>]) {
     let sqnr: HashMap<String, f64> = acts
         .iter()
@@ -27,7 +27,7 @@ pub fn set_drops(acts: &mut [ActivationEntry], inputs: &[Vec<String>]) {
     for (a, ins) in acts.iter_mut().zip(inputs) {
         let worst_in = ins
             .iter()
-            .map(|n| sqnr.get(n).copied().unwrap_or(INPUT_CEILING_DB))
+            .filter_map(|n| sqnr.get(n))
             .map(|s| s.min(INPUT_CEILING_DB))
             .reduce(f64::min);
         a.drop_db = match (worst_in, a.xmodel_sqnr_db) {

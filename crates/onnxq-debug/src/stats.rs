@@ -24,6 +24,9 @@ pub struct Sums {
 /// finite SQNR instead of infinity, as `compute_signal_to_quantization_noice_ratio` does.
 const EPS: f64 = f64::EPSILON;
 
+/// Independent partial sums in [`Sums::add_f32`].
+const LANES: usize = 8;
+
 impl Sums {
     /// Adds one pair.
     #[inline]
@@ -38,9 +41,31 @@ impl Sums {
         self.n += 1;
     }
 
-    /// Adds two float32 slices of equal length pairwise.
+    /// Adds two float32 slices of equal length pairwise. Summed in [`LANES`] independent
+    /// partial sums (so the loop vectorizes), merged in a fixed order: deterministic.
     pub fn add_f32(&mut self, x: &[f32], y: &[f32]) {
-        for (&a, &b) in x.iter().zip(y) {
+        let mut lanes = [Sums::default(); LANES];
+        let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+        let (xr, yr) = (xc.remainder(), yc.remainder());
+        for (a, b) in xc.zip(yc) {
+            for l in 0..LANES {
+                let (p, q) = (f64::from(a[l]), f64::from(b[l]));
+                let d = p - q;
+                let s = &mut lanes[l];
+                s.xx += p * p;
+                s.yy += q * q;
+                s.xy += p * q;
+                s.dd += d * d;
+                s.abs += d.abs();
+                s.max_abs = s.max_abs.max(d.abs());
+            }
+        }
+        let full = (x.len().min(y.len()) / LANES * LANES) as u64;
+        for s in lanes {
+            *self = self.merge(s);
+        }
+        self.n += full;
+        for (&a, &b) in xr.iter().zip(yr) {
             self.add(f64::from(a), f64::from(b));
         }
     }

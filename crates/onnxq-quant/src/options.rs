@@ -10,8 +10,10 @@ use crate::numerics::QuantType;
 pub use crate::select::glob_match;
 
 /// Options of `quantize --mode dynamic` (ORT's `quantize_dynamic` arguments and extra options).
-/// Serialize: the settings recorded in the output model's metadata.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Serialize: the settings recorded in the output model's metadata (read back by `compare` to
+/// re-quantize with exclusions; a key missing there takes its default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DynamicOptions {
     /// Weight type: int8 (default) or uint8. Activations are always uint8, quantized at run time.
     pub weight_type: QuantType,
@@ -64,8 +66,10 @@ impl DynamicOptions {
 }
 
 /// Options of `quantize --mode static` in the QDQ format (ORT's `quantize_static` arguments and
-/// extra options, with its defaults).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// extra options, with its defaults). Serialized into the output's metadata and read back as
+/// [`DynamicOptions`] are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StaticOptions {
     /// Activation type (ORT's default for `quantize_static`: int8, asymmetric).
     pub activation_type: QuantType,
@@ -198,14 +202,17 @@ pub struct Convert {
 pub type Overrides = BTreeMap<String, Vec<Override>>;
 
 fn quant_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<QuantType>, D::Error> {
-    let s = String::deserialize(d)?;
+    // null and the serialized names ("i8") too: the settings recorded in a model read back.
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
     let t = match s.trim_start_matches("QuantType.") {
-        "QInt8" | "int8" => QuantType::I8,
-        "QUInt8" | "uint8" => QuantType::U8,
-        "QInt16" | "int16" => QuantType::I16,
-        "QUInt16" | "uint16" => QuantType::U16,
-        "QInt4" | "int4" => QuantType::I4,
-        "QUInt4" | "uint4" => QuantType::U4,
+        "QInt8" | "int8" | "i8" => QuantType::I8,
+        "QUInt8" | "uint8" | "u8" => QuantType::U8,
+        "QInt16" | "int16" | "i16" => QuantType::I16,
+        "QUInt16" | "uint16" | "u16" => QuantType::U16,
+        "QInt4" | "int4" | "i4" => QuantType::I4,
+        "QUInt4" | "uint4" | "u4" => QuantType::U4,
         "QFLOAT8E4M3FN" | "float8e4m3fn" => {
             return Err(serde::de::Error::custom(
                 "quant_type QFLOAT8E4M3FN is not supported: ONNX Runtime 1.31's CPU provider fails on \

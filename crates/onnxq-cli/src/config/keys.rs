@@ -154,6 +154,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("enable_subgraph", Uses::Dynamic),
     opt("dynamic_b", Uses::Dynamic),
     opt("report", Uses::Any),
+    opt("html", Uses::Any),
 ];
 
 /// The type of an extra option's value.
@@ -302,7 +303,7 @@ mod tests {
                 "quant_axes" => "[\"Gather:0\"]",
                 "lm_head_bits" => "8",
                 "nodes" => "{ \"a\" = { bits = 8 } }",
-                "ranges" | "overrides" | "report" | "ort_lib" => "\"f.json\"",
+                "ranges" | "overrides" | "report" | "html" | "ort_lib" => "\"f.json\"",
                 _ => "true",
             };
             let path = dir.path().join("c.toml");

@@ -34,6 +34,15 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     let layout = output_layout(a, &model);
     io_plan(a, &model, &layout)?.check()?;
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
+    if a.html.is_some() && a.calib.data.is_empty() {
+        return Err(crate::util::fail(
+            "--html compares the quantized model with the float model on sample data, and no \
+             --data was given",
+            "give --data SAMPLES (the calibration samples serve)",
+        ));
+    }
+    // The float model, for --html's comparison (tensor bytes are shared, not copied).
+    let float = a.html.is_some().then(|| model.clone());
     let report = match mode {
         Mode::Dynamic => {
             let opts = options::dynamic_options(a, &cfg)?;
@@ -88,6 +97,10 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         let json = serde_json::to_string_pretty(&report)? + "\n";
         outputs.file("report", path, json.as_bytes())?;
     }
+    if let (Some(path), Some(float)) = (&a.html, &float) {
+        let html = crate::compare::html_for(float, &model, &report, a)?;
+        outputs.file("HTML report", path, html.as_bytes())?;
+    }
     outputs.commit()?;
     for n in &notes {
         note(n);
@@ -131,6 +144,9 @@ fn io_plan(a: &QuantizeArgs, model: &onnxq_ir::Model, layout: &Layout) -> Result
     plan.write_model(&a.output, layout, "-o");
     if let Some(p) = &a.report {
         plan.write("report", "--report", p);
+    }
+    if let Some(p) = &a.html {
+        plan.write("HTML report", "--html", p);
     }
     Ok(plan)
 }

@@ -169,7 +169,8 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         activation_type,
         overrides,
         ranges,
-        report
+        report,
+        html
     );
     macro_rules! flag {
         ($($field:ident),*) => {$(

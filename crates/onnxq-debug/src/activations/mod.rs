@@ -13,5 +13,5 @@ mod params;
 mod plan;
 mod run;
 
-pub use plan::{Counterpart, Item, Plan, node_outputs, plan};
+pub use plan::{Counterpart, Item, Plan, node_outputs, plan, wanted};
 pub use run::{Counters, Measured, measure};

@@ -84,7 +84,7 @@ fn pair_key(pre: &str, post: &str) -> String {
 }
 
 /// The Q/DQ pairs on activations of `g` by key: (pre, post), the first pair of a key kept.
-fn qdq_pairs(g: &Graph) -> BTreeMap<String, (String, String)> {
+pub(crate) fn qdq_pairs(g: &Graph) -> BTreeMap<String, (String, String)> {
     let mut pairs = BTreeMap::new();
     for id in g.topological_order().unwrap_or_default() {
         let Some(q) = g.node(id) else { continue };
@@ -113,6 +113,50 @@ fn qdq_pairs(g: &Graph) -> BTreeMap<String, (String, String)> {
         }
     }
     pairs
+}
+
+/// The node outputs each augmented model must expose: float tensors with a possible counterpart
+/// in the quantized model (same name, a Q/DQ pair keyed on it, or `X_quantized`), and those
+/// counterparts and pair members. Weight DequantizeLinear outputs and the integer outputs of
+/// QuantizeLinear are left out: nothing compares them, and copying them out costs time.
+pub fn wanted(float: &Graph, quant: &Graph) -> (Vec<String>, Vec<String>) {
+    let quant_names: BTreeSet<String> = node_outputs(quant).into_iter().collect();
+    let pairs = qdq_pairs(quant);
+    let mut q: BTreeSet<String> = BTreeSet::new();
+    // Graph inputs come from the feeds, but their Q/DQ pairs' outputs must be exposed too.
+    let inputs: Vec<String> = float
+        .inputs()
+        .iter()
+        .filter(|p| matches!(float.value(p.value).def(), Def::Input))
+        .map(|p| float.value(p.value).name().to_owned())
+        .collect();
+    let outputs = node_outputs(float);
+    let f: Vec<String> = inputs
+        .iter()
+        .chain(&outputs)
+        .filter(|&n| {
+            let quantized = format!("{n}_quantized");
+            let mut hit = false;
+            if quant_names.contains(n) {
+                q.insert(n.to_owned());
+                hit = true;
+            }
+            if quant_names.contains(&quantized) {
+                q.insert(quantized);
+                hit = true;
+            }
+            if let Some((pre, post)) = pairs.get(n) {
+                q.extend([pre.clone(), post.clone()]);
+                hit = true;
+            }
+            hit
+        })
+        .filter(|&n| !inputs.contains(n))
+        .cloned()
+        .collect();
+    // Pair members that are node outputs (a graph input is read from the feeds).
+    let q = q.into_iter().filter(|n| quant_names.contains(n)).collect();
+    (f, q)
 }
 
 /// Plans the comparison of `float` and `quant`, given the element types their engines resolve

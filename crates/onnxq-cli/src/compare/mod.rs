@@ -2,6 +2,8 @@
 //! every quantized weight and activation (`onnxq-debug`), print where the error starts and the
 //! worst tensors, and write the JSON and HTML reports (together, atomically).
 
+mod suggest;
+
 use std::io::Write;
 
 use anyhow::Result;
@@ -48,11 +50,62 @@ pub(crate) fn run(a: &CompareArgs) -> Result<()> {
         })
         .map_err(debug_error)?;
     drop(bar);
+    drop((fe, qe));
+    if a.suggest > 0 {
+        suggest::suggest(&mut report, &float, a, &backend, &samples)?;
+    }
     report.float_model = a.float.display().to_string();
     report.quant_model = a.quant.display().to_string();
     write_reports(&report, a)?;
     print_summary(&report)?;
     Ok(())
+}
+
+/// `quantize --html`: the comparison report of the model just made against its float model, on
+/// the calibration samples, with the quantize report's nodes (no suggestions: the settings are
+/// the ones just chosen).
+pub(crate) fn html_for(
+    float: &onnxq_ir::Model,
+    quant: &onnxq_ir::Model,
+    made: &onnxq_quant::Report,
+    a: &crate::args::QuantizeArgs,
+) -> Result<String> {
+    let prepared = onnxq_debug::prepare(float, quant).map_err(debug_error)?;
+    let samples = open_samples(float, &a.calib.data)?;
+    let backend = Backend::choose(a.calib.engine, a.calib.ort_lib.as_deref())?;
+    let mut fe = backend.load(&prepared.float_augmented, a.calib.threads)?;
+    let mut qe = backend.load(&prepared.quant_augmented, a.calib.threads)?;
+    let bar = Progress::new("comparing for --html", samples.len(), "samples");
+    let (mut report, _) = onnxq_debug::compare(
+        &prepared,
+        &mut *fe,
+        &mut *qe,
+        &samples,
+        Options::default(),
+        |d| bar.set(d),
+    )
+    .map_err(debug_error)?;
+    report.float_model = a.model.display().to_string();
+    report.quant_model = a.output.display().to_string();
+    if let Some(q) = &mut report.quantization {
+        q.nodes = made
+            .nodes
+            .iter()
+            .map(|e| {
+                let (status, detail) = match &e.outcome {
+                    onnxq_quant::report::Outcome::Quantized { pattern } => ("quantized", pattern),
+                    onnxq_quant::report::Outcome::Skipped { reason } => ("skipped", reason),
+                };
+                onnxq_debug::report::NodeOutcome {
+                    node: e.node.clone(),
+                    op_type: e.op_type.clone(),
+                    status: status.into(),
+                    detail: detail.clone(),
+                }
+            })
+            .collect();
+    }
+    Ok(onnxq_debug::html::render(&report))
 }
 
 /// The JSON and HTML files, renamed into place together.
@@ -129,6 +182,22 @@ fn print_summary(r: &Report) -> Result<()> {
             w.kind,
             w.name,
             w.node.as_deref().unwrap_or("-")
+        )?;
+    }
+    for s in &r.suggestions {
+        writeln!(
+            o,
+            "exclude {}: output SQNR {:.2} -> {:.2} dB",
+            s.exclude.join(","),
+            s.output_sqnr_db.before,
+            s.output_sqnr_db.after
+        )?;
+    }
+    if let Some(b) = &r.best {
+        writeln!(
+            o,
+            "best: {}  (output SQNR {:.2} -> {:.2} dB; config: {})",
+            b.flag, b.output_sqnr_db.before, b.output_sqnr_db.after, b.config
         )?;
     }
     for n in &r.notes {
