@@ -176,11 +176,7 @@ fn nbits<'q>(g: &'q Graph, n: &'q Node) -> Found<'q> {
         if !matches!(bits, 2 | 4 | 8) || block == 0 {
             return Err(format!("bits {bits} / block_size {block} are not read"));
         }
-        let scale = Elements::of(
-            input_constant(g, n, 2)
-                .ok_or("its scales are not a constant")?
-                .1,
-        )?;
+        let scale = scales(g, n)?;
         let zero_point = match input_constant(g, n, 3) {
             None => ZeroPoint::Constant(f64::from(1u32 << (bits - 1))),
             Some((_, t)) if t.data_type() == 2 => ZeroPoint::Packed {
@@ -226,11 +222,7 @@ fn gather<'q>(g: &'q Graph, n: &'q Node) -> Found<'q> {
         let axis = int_attr(n, "quantize_axis").unwrap_or(rank - 1);
         let axis = if axis < 0 { axis + rank } else { axis };
         let block = int_attr(n, "block_size").unwrap_or(128).max(1) as usize;
-        let scale = Elements::of(
-            input_constant(g, n, 2)
-                .ok_or("its scales are not a constant")?
-                .1,
-        )?;
+        let scale = scales(g, n)?;
         let zero_point = match input_constant(g, n, 3) {
             Some((_, z)) => ZeroPoint::Values(Elements::of(z)?),
             None if t.data_type() == 22 => ZeroPoint::Constant(0.0),
@@ -253,6 +245,12 @@ fn gather<'q>(g: &'q Graph, n: &'q Node) -> Found<'q> {
         _ => format!("uint{bits}"),
     };
     packed_found(n, codes.map(|c| c.0), quantized, dtype, 0)
+}
+
+/// The scales at input 2 of a weight-only op.
+fn scales(g: &Graph, n: &Node) -> Result<Elements, String> {
+    let (_, t) = input_constant(g, n, 2).ok_or("its scales are not a constant")?;
+    Elements::of(t)
 }
 
 fn packed_found<'q>(
