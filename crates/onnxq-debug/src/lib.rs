@@ -11,6 +11,7 @@ pub mod activations;
 pub mod compare;
 mod error;
 pub mod html;
+mod html_cells;
 mod html_plot;
 pub mod order;
 pub mod rank;
