@@ -48,6 +48,9 @@ pub(crate) enum Command {
     /// weight and activation matched and measured (SQNR), where the error starts, measured
     /// exclusions; JSON and a self-contained HTML report
     Compare(CompareArgs),
+    /// Time models in ONNX Runtime as an application runs them (every graph optimization, fixed
+    /// threads): median and spread of interleaved runs, and the speed against the first model
+    Bench(crate::bench_args::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -304,6 +307,11 @@ pub(crate) struct QuantizeArgs {
     /// `onnxq compare` HTML report to FILE
     #[arg(long, value_name = "FILE")]
     pub(crate) html: Option<PathBuf>,
+    /// Time the float and the quantized model in ONNX Runtime (every graph optimization, the
+    /// --threads count, interleaved runs on the --data samples) and measure the outputs'
+    /// agreement; a slower model gets its likely cause and the option that avoids it
+    #[arg(long)]
+    pub(crate) measure: bool,
 }
 
 /// The ids (field names) of the arguments given on the command line, as opposed to filled in by a

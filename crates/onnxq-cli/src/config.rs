@@ -40,6 +40,7 @@ pub(crate) struct Config {
     pub(crate) overrides: Option<PathBuf>,
     pub(crate) report: Option<PathBuf>,
     pub(crate) html: Option<PathBuf>,
+    pub(crate) measure: Option<bool>,
     pub(crate) ort_lib: Option<PathBuf>,
     pub(crate) percentile: Option<f64>,
     pub(crate) num_bins: Option<usize>,
@@ -291,6 +292,7 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "overrides" => put!(overrides, |v| path(v, &src.base)),
         "report" => put!(report, |v| path(v, &src.base)),
         "html" => put!(html, |v| path(v, &src.base)),
+        "measure" => put!(measure, boolean),
         "ort_lib" => put!(ort_lib, |v| path(v, &src.base)),
         id => {
             return Err(anyhow::anyhow!(

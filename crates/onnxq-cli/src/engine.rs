@@ -274,9 +274,15 @@ pub(crate) fn ort_optimize(
         path.to_path_buf()
     };
     let out = dir.path().join("optimized.onnx");
-    onnxq_engine::ort_optimize(&lib, &input, &out, "optimized.onnx.data")
-        .map_err(|e| anyhow::anyhow!("{e} (on `{}`)", path.display()))
-        .hint("run without --ort-optimizer: onnxq's own clean-ups have no size limit")?;
+    onnxq_engine::ort_optimize(
+        &lib,
+        &input,
+        &out,
+        "optimized.onnx.data",
+        onnxq_engine::Optimization::Basic,
+    )
+    .map_err(|e| anyhow::anyhow!("{e} (on `{}`)", path.display()))
+    .hint("run without --ort-optimizer: onnxq's own clean-ups have no size limit")?;
     let optimized = onnxq_ir::load(&out)
         .context("cannot read back the model ONNX Runtime's optimizer wrote")?;
     Ok((optimized, dir))

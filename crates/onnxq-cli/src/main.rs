@@ -4,11 +4,14 @@
 //! progress go to stderr. Exit codes: 0 success, 2 usage, input or I/O error.
 
 mod args;
+mod bench;
+mod bench_args;
 mod calibrate;
 mod compare;
 mod config;
 mod engine;
 mod inspect;
+mod measure;
 mod method_flags;
 mod outputs;
 mod preprocess;
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         args::Command::Quantize(a) => quantize::run(&a),
         args::Command::Calibrate(a) => calibrate::run(&a),
         args::Command::Compare(a) => compare::run(&a),
+        args::Command::Bench(a) => bench::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@ mod html_plot;
 pub mod order;
 pub mod rank;
 pub mod report;
+pub mod speed;
 pub mod stats;
 mod values;
 pub mod weights;

@@ -6,12 +6,14 @@
 //! nothing; [`find_ort_library`] says where the library comes from. The tract backend
 //! (`TractEngine`, default-on `tract` feature) is pure Rust and needs nothing installed.
 
+mod latency;
 mod ort_engine;
 mod tensor;
 #[cfg(feature = "tract")]
 mod tract_engine;
 
-pub use ort_engine::{OrtEngine, find_ort_library, ort_optimize, ort_version};
+pub use latency::{Latency, Schedule, TimedSession, interleaved};
+pub use ort_engine::{Optimization, OrtEngine, find_ort_library, ort_optimize, ort_version};
 pub use tensor::{Data, DataRef, Tensor};
 #[cfg(feature = "tract")]
 pub use tract_engine::{TRACT_VERSION, TractEngine};

@@ -64,7 +64,7 @@ static ENVIRONMENT: OnceLock<
     std::result::Result<(PathBuf, ort::environment::Environment), String>,
 > = OnceLock::new();
 
-fn environment(lib: &Path) -> Result<&'static ort::environment::Environment> {
+pub(crate) fn environment(lib: &Path) -> Result<&'static ort::environment::Environment> {
     let env = ENVIRONMENT.get_or_init(|| {
         let builder = ort::init_from(lib)
             .map_err(|e| format!("cannot load ONNX Runtime from `{}`: {e}", lib.display()))?;
@@ -113,17 +113,34 @@ impl OrtEngine {
     }
 }
 
-/// Runs ONNX Runtime's basic-level graph optimizer (constant folding, redundant-node removal,
-/// Conv+BN/Add/Mul and MatMul+Add fusions: what `quant_pre_process` runs) on the model file and
-/// writes the optimized model to `out`. Initializers of at least 1024 bytes go to external data
-/// named `external` beside `out`, so models past protobuf's 2 GB limit can be written too.
-pub fn ort_optimize(lib: &Path, model: &Path, out: &Path, external: &str) -> Result<()> {
+/// How far ONNX Runtime's graph optimizer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimization {
+    /// The basic level: constant folding, redundant-node removal, Conv+BN/Add/Mul and
+    /// MatMul+Add fusions (what `quant_pre_process` runs).
+    Basic,
+    /// Every level, as an application's session runs the model on the CPU provider (the QDQ
+    /// fusions into integer kernels included).
+    All,
+}
+
+/// Runs ONNX Runtime's graph optimizer at `level` on the model file and writes the optimized
+/// model to `out`. Initializers of at least 1024 bytes go to external data named `external`
+/// beside `out`, so models past protobuf's 2 GB limit can be written too.
+pub fn ort_optimize(
+    lib: &Path,
+    model: &Path,
+    out: &Path,
+    external: &str,
+    level: Optimization,
+) -> Result<()> {
     let env = environment(lib)?;
+    let level = match level {
+        Optimization::Basic => GraphOptimizationLevel::Level1,
+        Optimization::All => GraphOptimizationLevel::All,
+    };
     Session::builder(env)
-        .and_then(|b| {
-            b.with_optimization_level(GraphOptimizationLevel::Level1)
-                .map_err(Into::into)
-        })
+        .and_then(|b| b.with_optimization_level(level).map_err(Into::into))
         .and_then(|b| b.with_optimized_model_path(out).map_err(Into::into))
         .and_then(|b| {
             b.with_config_entry(
@@ -245,7 +262,7 @@ pub fn ort_version(lib: &Path) -> String {
     }
 }
 
-fn to_ort(name: &str, t: &Tensor) -> Result<DynValue> {
+pub(crate) fn to_ort(name: &str, t: &Tensor) -> Result<DynValue> {
     fn value<T: PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static>(
         shape: Vec<i64>,
         v: &[T],

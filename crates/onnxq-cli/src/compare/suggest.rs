@@ -5,9 +5,7 @@
 
 use anyhow::{Context, Result};
 use onnxq_calib::data::Samples;
-use onnxq_debug::activations::{Plan, measure};
 use onnxq_debug::report::{BeforeAfter, Best, Report, Suggestion};
-use onnxq_engine::Executor;
 use onnxq_ir::Model;
 use onnxq_quant::{DynamicOptions, StaticOptions};
 
@@ -102,34 +100,6 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
     }
 }
 
-/// The lowest output SQNR and cosine of `model` against the float model on `samples`.
-fn agreement(
-    model: &Model,
-    float: &mut dyn Executor,
-    backend: &Backend,
-    samples: &Samples,
-    outputs: &[String],
-    threads: usize,
-) -> Result<(f64, f64)> {
-    let mut engine = backend.load(model, threads)?;
-    let plan = Plan {
-        items: Vec::new(),
-        outputs: outputs.to_vec(),
-    };
-    let m = measure(&plan, float, &mut *engine, samples, |_| {})?;
-    let sqnr = m
-        .outputs
-        .iter()
-        .map(|(s, _)| s.sqnr_db())
-        .fold(f64::INFINITY, f64::min);
-    let cos = m
-        .outputs
-        .iter()
-        .map(|(s, _)| s.cosine())
-        .fold(f64::INFINITY, f64::min);
-    Ok((sqnr, cos))
-}
-
 /// Fills `report.suggestions` and `report.best` (or a note saying why not).
 pub(crate) fn suggest(
     report: &mut Report,
@@ -152,7 +122,8 @@ pub(crate) fn suggest(
         let m = remake
             .quantize(float_model, extra)
             .context("re-quantizing for a suggestion")?;
-        agreement(&m, &mut *float, backend, samples, &outputs, a.threads)
+        let g = crate::measure::agreement(&m, &mut *float, backend, samples, &outputs, a.threads)?;
+        Ok((g.sqnr_db, g.cosine))
     };
     let bar = Progress::new("measuring exclusions", candidates.len() + 1, "models");
     let before = run(&[])?;

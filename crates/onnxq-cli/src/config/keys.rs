@@ -23,8 +23,11 @@ pub(crate) enum Uses {
     /// Calibration, and weight-only quantization (`--symmetric`).
     CalibrationOrWeightOnly,
     /// Running the model on `--data`: static quantization that calibrates here, and weight-only
-    /// GPTQ (`--data`, `--engine`, `--ort-lib`, `--threads`).
+    /// GPTQ (`--engine`, `--ort-lib`, `--threads`); `--measure` and `--html` in any mode.
     RunsData,
+    /// The samples (`--data`): static calibration, weight-only GPTQ; `--measure` and `--html` in
+    /// any mode.
+    Data,
 }
 
 impl Uses {
@@ -37,7 +40,7 @@ impl Uses {
             | (Uses::Dynamic, Dynamic)
             | (Uses::Static, Static)
             | (Uses::WeightOnly, WeightOnly)
-            | (Uses::StaticOrWeightOnly, Static | WeightOnly)
+            | (Uses::StaticOrWeightOnly | Uses::Data, Static | WeightOnly)
             | (Uses::CalibrationOrWeightOnly, WeightOnly) => true,
             (Uses::Calibration | Uses::CalibrationOrWeightOnly, Static) => calibrating,
             (Uses::RunsData, Static | WeightOnly) => calibrating,
@@ -59,8 +62,10 @@ impl Uses {
                 "of static quantization's calibration and of weight-only quantization"
             }
             Uses::RunsData => {
-                "of calibration runs (static quantization with --data, weight-only --algo gptq)"
+                "of runs on sample data (static quantization with --data, weight-only --algo \
+                 gptq, --measure, --html)"
             }
+            Uses::Data => "of static and weight-only quantization, --measure and --html",
         }
     }
 }
@@ -116,7 +121,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("overrides", Uses::Static),
     opt("ranges", Uses::Static),
     opt("force_ranges", Uses::Static),
-    opt("data", Uses::StaticOrWeightOnly),
+    opt("data", Uses::Data),
     ort("method", &["calibrate_method"], Uses::Calibration),
     ort(
         "symmetric",
@@ -155,6 +160,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("dynamic_b", Uses::Dynamic),
     opt("report", Uses::Any),
     opt("html", Uses::Any),
+    opt("measure", Uses::Any),
 ];
 
 /// The type of an extra option's value.

@@ -1,6 +1,7 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
 mod gptq;
+mod measured;
 mod options;
 mod ranges;
 mod stamp;
@@ -41,8 +42,9 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             "give --data SAMPLES (the calibration samples serve)",
         ));
     }
-    // The float model, for --html's comparison (tensor bytes are shared, not copied).
-    let float = a.html.is_some().then(|| model.clone());
+    let measure_lib = measured::preflight(a)?;
+    // The float model, for --html's and --measure's comparisons (tensor bytes are shared).
+    let float = (a.html.is_some() || a.measure).then(|| model.clone());
     let report = match mode {
         Mode::Dynamic => {
             let opts = options::dynamic_options(a, &cfg)?;
@@ -108,6 +110,9 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     let warnings = summary::print(&report);
     note(&crate::outputs::wrote_line(&a.output, &saved));
     summary::print_warnings(&warnings);
+    if let (Some(lib), Some(float)) = (&measure_lib, &float) {
+        measured::report(a, lib, float, &model)?;
+    }
     Ok(())
 }
 

@@ -185,7 +185,8 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         reduce_range,
         enable_subgraph,
         dynamic_b,
-        force_ranges
+        force_ranges,
+        measure
     );
     macro_rules! list {
         ($($field:ident),*) => {$(
@@ -272,9 +273,12 @@ fn check_uses(a: &QuantizeArgs, cfg: &Config, mode: Mode, why: &str) -> Result<(
             .map(|o| (format!("`{}`", flag(id)), o.uses))
     });
     let calibrating = !a.calib.data.is_empty();
+    // --measure and --html run both models on the samples, whatever the mode.
+    let runs_samples = a.measure || a.html.is_some();
     let mut unused: Vec<(String, Uses)> = flags
         .chain(cfg.given.iter().cloned())
         .filter(|(_, uses)| !uses.used_in(mode, calibrating))
+        .filter(|(_, uses)| !(runs_samples && matches!(uses, Uses::Data | Uses::RunsData)))
         .collect();
     if unused.is_empty() {
         return Ok(());
@@ -323,6 +327,9 @@ fn unused_hint(kind: Uses, mode: Mode, list: &str, mode_given: bool) -> String {
              (--bits and --block-size set them)"
         ),
         (Uses::WeightOnly, _) => format!("drop {list}, or give --mode weight-only"),
+        (Uses::Data, _) => format!(
+            "drop {list}, or give --mode static, --measure or --html, which run on the samples"
+        ),
         (Uses::StaticOrWeightOnly, _) => {
             format!("drop {list}, or give --mode static (with --data) or --mode weight-only")
         }
