@@ -266,6 +266,8 @@ pub(crate) struct QuantizeArgs {
     pub(crate) calib: CalibSettings,
     #[command(flatten)]
     pub(crate) weight_only: WeightOnlyArgs,
+    #[command(flatten)]
+    pub(crate) recovery: crate::recovery_args::RecoveryArgs,
     /// Quantize weights per channel (dynamic: MatMul along the last axis; static: Conv axis 0,
     /// Gemm by transB, MatMul axis 1)
     #[arg(long)]

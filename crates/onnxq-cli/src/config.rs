@@ -41,6 +41,10 @@ pub(crate) struct Config {
     pub(crate) report: Option<PathBuf>,
     pub(crate) html: Option<PathBuf>,
     pub(crate) measure: Option<bool>,
+    pub(crate) smooth_quant: Option<bool>,
+    pub(crate) smooth_quant_alpha: Option<f64>,
+    pub(crate) smooth_quant_folding: Option<bool>,
+    pub(crate) rewritten: Option<PathBuf>,
     pub(crate) ort_lib: Option<PathBuf>,
     pub(crate) percentile: Option<f64>,
     pub(crate) num_bins: Option<usize>,
@@ -293,6 +297,10 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "report" => put!(report, |v| path(v, &src.base)),
         "html" => put!(html, |v| path(v, &src.base)),
         "measure" => put!(measure, boolean),
+        "smooth_quant" => put!(smooth_quant, boolean),
+        "smooth_quant_alpha" => put!(smooth_quant_alpha, number),
+        "smooth_quant_folding" => put!(smooth_quant_folding, boolean),
+        "rewritten" => put!(rewritten, |v| path(v, &src.base)),
         "ort_lib" => put!(ort_lib, |v| path(v, &src.base)),
         id => {
             return Err(anyhow::anyhow!(
@@ -308,6 +316,10 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
 
 /// One of ORT's extra options (from `[extra_options]` or `--extra`).
 fn set_extra(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value) -> Result<()> {
+    // ORT's extra options that are onnxq flags too (SmoothQuant...) take the flag's setter.
+    if key.starts_with(char::is_uppercase) && OPTIONS.iter().any(|o| o.ort.contains(&key)) {
+        return set_option(cfg, src, key, value);
+    }
     let at = src.at(Some("extra_options"), key, &value);
     if let Some((_, todo)) = UNSUPPORTED.iter().find(|(n, _)| *n == key) {
         return Err(fail(

@@ -17,6 +17,7 @@ mod outputs;
 mod preprocess;
 mod preprocess_config;
 mod quantize;
+mod recovery_args;
 mod repack;
 mod shapes;
 mod util;

@@ -20,6 +20,7 @@ pub mod qdq;
 pub mod qoperator;
 pub mod report;
 mod select;
+pub mod smooth;
 mod subgraphs;
 pub mod upgrade;
 pub mod weight_only;
@@ -32,6 +33,7 @@ pub use preprocess::{PreprocessOptions, PreprocessReport, preprocess};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
 pub use report::Report;
+pub use smooth::{SmoothOptions, SmoothReport, apply_smoothing, plan_smoothing};
 pub use upgrade::{UpgradeReport, upgrade};
 pub use weight_only::options::{
     Algorithm, GptqOptions, NodeSettings, Settings, WeightOnlyFormat, WeightOnlyOptions,

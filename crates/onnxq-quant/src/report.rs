@@ -78,6 +78,9 @@ pub struct Report {
     /// Where static quantization's activation ranges came from: which engine calibrated, how.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<String>,
+    /// What SmoothQuant did before calibration (`--smooth-quant`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoothing: Option<SmoothReport>,
 }
 
 impl Report {
@@ -105,4 +108,28 @@ impl Report {
             .filter_map(|e| e.weight_sqnr_db.map(|s| (e, s)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
+}
+
+/// What smoothing did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SmoothReport {
+    /// One entry per smoothed activation, in graph order.
+    pub smoothed: Vec<Smoothed>,
+    /// The Mul nodes inserted (to keep float).
+    pub inserted: Vec<String>,
+    /// Candidate nodes left alone: (node, reason).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// One smoothed activation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Smoothed {
+    /// The activation.
+    pub tensor: String,
+    /// The nodes whose weights took `s`.
+    pub consumers: Vec<String>,
+    /// Where `1/s` went: "folded into LayerNormalization `ln`", or "Mul `x_smooth_mul` (why)".
+    pub inverse: String,
+    /// The largest and smallest scale.
+    pub scale_range: (f32, f32),
 }

@@ -161,6 +161,17 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     opt("report", Uses::Any),
     opt("html", Uses::Any),
     opt("measure", Uses::Any),
+    ort("smooth_quant", &["SmoothQuant"], Uses::Calibration),
+    ort(
+        "smooth_quant_alpha",
+        &["SmoothQuantAlpha"],
+        Uses::Calibration,
+    ),
+    ort(
+        "smooth_quant_folding",
+        &["SmoothQuantFolding"],
+        Uses::Calibration,
+    ),
 ];
 
 /// The type of an extra option's value.
@@ -235,19 +246,6 @@ pub(crate) const UNSUPPORTED: &[(&str, &str)] = &[
         "CalibMovingAverageConstant",
         "leave it out: ORT's quantize_static collects all samples in one call, where the constant \
          has no effect; --moving-average gives the same mean of per-sample ranges",
-    ),
-    (
-        "SmoothQuant",
-        "quantize without it (SmoothQuant needs Intel's neural_compressor in ORT's tool); \
-         --per-channel and --method percentile also help with activation outliers",
-    ),
-    (
-        "SmoothQuantAlpha",
-        "SmoothQuant is not supported yet; quantize without it",
-    ),
-    (
-        "SmoothQuantFolding",
-        "SmoothQuant is not supported yet; quantize without it",
     ),
     (
         "BlockSize",

@@ -4,6 +4,7 @@ mod gptq;
 mod measured;
 mod options;
 mod ranges;
+pub(crate) mod smooth;
 mod stamp;
 mod summary;
 mod weight_only;
@@ -32,7 +33,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     let a = &args;
     let mut model = load(&a.model)?;
     crate::shapes::refuse_invalid(&model)?;
-    let layout = output_layout(a, &model);
+    let layout = output_layout(&a.output, &model);
     io_plan(a, &model, &layout)?.check()?;
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
     if a.html.is_some() && a.calib.data.is_empty() {
@@ -45,11 +46,13 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     let measure_lib = measured::preflight(a)?;
     // The float model, for --html's and --measure's comparisons (tensor bytes are shared).
     let float = (a.html.is_some() || a.measure).then(|| model.clone());
+    // The float model after SmoothQuant (--rewritten).
+    let mut rewritten = None;
     let report = match mode {
         Mode::Dynamic => {
             let opts = options::dynamic_options(a, &cfg)?;
             let report = quantize_dynamic(&mut model, &opts)?;
-            stamp::stamp(&mut model, "dynamic", None, &opts, None)?;
+            stamp::stamp(&mut model, "dynamic", None, &opts, None, None)?;
             report
         }
         Mode::WeightOnly => {
@@ -66,12 +69,21 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             } else {
                 onnxq_quant::quantize_weight_only_spilling(&mut model, &opts, dir)?
             };
-            stamp::stamp(&mut model, "weight-only", None, &opts, None)?;
+            stamp::stamp(&mut model, "weight-only", None, &opts, None, None)?;
             report
         }
         Mode::Static => {
             let format = a.format.unwrap_or(Format::Qdq);
-            let opts = options::static_options(a, &cfg)?;
+            let mut opts = options::static_options(a, &cfg)?;
+            let sq = smooth::options(a, &opts)?;
+            let smoothing = match &sq {
+                Some(sq) => Some(
+                    smooth::smooth(&mut model, &a.calib, sq, &mut opts)
+                        .map_err(crate::engine::hint_engine_errors)?,
+                ),
+                None => None,
+            };
+            rewritten = a.recovery.rewritten.as_ref().map(|_| model.clone());
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
             let (ranges, unranged, calibration) = ranges::static_ranges(a, &cfg, &model, &opts)
                 .map_err(crate::engine::hint_engine_errors)?;
@@ -81,6 +93,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
                 lower_qoperator(&mut model, &mut report)?;
             }
             report.calibration = Some(calibration.line());
+            report.smoothing = smoothing;
             let format = format!("{format:?}").to_lowercase();
             stamp::stamp(
                 &mut model,
@@ -88,6 +101,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
                 Some(&format),
                 &opts,
                 Some(&calibration),
+                sq.as_ref(),
             )?;
             report
         }
@@ -95,6 +109,9 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     // Every output is written to a temporary, then all are renamed: none is left if one fails.
     let mut outputs = Outputs::default();
     let saved = outputs.model(&model, &a.output, &layout)?;
+    if let (Some(path), Some(m)) = (&a.recovery.rewritten, &rewritten) {
+        outputs.model(m, path, &output_layout(path, m))?;
+    }
     if let Some(path) = &a.report {
         let json = serde_json::to_string_pretty(&report)? + "\n";
         outputs.file("report", path, json.as_bytes())?;
@@ -117,12 +134,11 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
 }
 
 /// The output's layout: inline, or external data beside it when the input had external data.
-fn output_layout(a: &QuantizeArgs, model: &onnxq_ir::Model) -> Layout {
+fn output_layout(path: &std::path::Path, model: &onnxq_ir::Model) -> Layout {
     if model.external_files().is_empty() {
         return Layout::Inline;
     }
-    let name = a
-        .output
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -147,6 +163,9 @@ fn io_plan(a: &QuantizeArgs, model: &onnxq_ir::Model, layout: &Layout) -> Result
         plan.read("overrides file", "--overrides", p);
     }
     plan.write_model(&a.output, layout, "-o");
+    if let Some(p) = &a.recovery.rewritten {
+        plan.write_model(p, &output_layout(p, model), "--rewritten");
+    }
     if let Some(p) = &a.report {
         plan.write("report", "--report", p);
     }

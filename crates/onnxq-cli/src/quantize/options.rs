@@ -213,6 +213,15 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         w.act_order = cfg.act_order.unwrap_or(false);
     }
     w.gptq_memory = w.gptq_memory.clone().or(cfg.gptq_memory.clone());
+    let r = &mut m.recovery;
+    if !given("smooth_quant") {
+        r.smooth_quant = cfg.smooth_quant.unwrap_or(false);
+    }
+    r.smooth_quant_alpha = r
+        .smooth_quant_alpha
+        .or(cfg.smooth_quant_alpha.map(|a| a as f32));
+    r.smooth_quant_folding = r.smooth_quant_folding.or(cfg.smooth_quant_folding);
+    r.rewritten = r.rewritten.clone().or(cfg.rewritten.clone());
     let x = &mut cfg.extra_options;
     let c = &mut m.calib;
     if !given("data") {

@@ -63,10 +63,19 @@ struct Settings<'a, O: Serialize> {
     options: &'a O,
     #[serde(skip_serializing_if = "Option::is_none")]
     calibration: Option<&'a Calibration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smooth_quant: Option<Smooth>,
+}
+
+/// SmoothQuant's settings as recorded (`compare`'s suggestions smooth the float model again).
+#[derive(Serialize, serde::Deserialize)]
+pub(crate) struct Smooth {
+    pub(crate) alpha: f32,
+    pub(crate) folding: bool,
 }
 
 /// Sets the producer to onnxq and its version, and records `options` (with the mode, the static
-/// format and the calibration) under [`SETTINGS_KEY`], replacing an entry of that key the input
+/// format, the calibration and SmoothQuant's settings) under [`SETTINGS_KEY`], replacing an entry of that key the input
 /// model had (it described the input's quantization, not this one).
 pub(crate) fn stamp<O: Serialize>(
     model: &mut Model,
@@ -74,12 +83,17 @@ pub(crate) fn stamp<O: Serialize>(
     format: Option<&str>,
     options: &O,
     calibration: Option<&Calibration>,
+    smooth: Option<&onnxq_quant::SmoothOptions>,
 ) -> anyhow::Result<()> {
     let settings = serde_json::to_string(&Settings {
         mode,
         format,
         options,
         calibration,
+        smooth_quant: smooth.map(|s| Smooth {
+            alpha: s.alpha,
+            folding: s.folding,
+        }),
     })?;
     let p = &mut model.proto;
     p.producer_name = Some("onnxq".into());

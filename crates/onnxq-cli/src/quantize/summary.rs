@@ -60,6 +60,9 @@ fn summary(r: &Report, all: bool) -> String {
     if let Some(c) = &r.calibration {
         s += &format!("\n  {c}");
     }
+    if let Some(sm) = &r.smoothing {
+        s += &smoothing_lines(sm, all);
+    }
     if let Some((e, db)) = r.worst_weight() {
         s += &format!(
             "\n  lowest weight SQNR {db:.1} dB at {} ({})",
@@ -78,6 +81,39 @@ fn summary(r: &Report, all: bool) -> String {
             String::new()
         };
         s += &format!("\n  skipped {op} {}{more}: {reason}", first.join(", "));
+    }
+    s
+}
+
+/// "SmoothQuant: 12 activations smoothed (8 folded, 4 through a float Mul); 2 nodes skipped",
+/// then (with `all`) one line per activation and per skipped node.
+fn smoothing_lines(sm: &onnxq_quant::SmoothReport, all: bool) -> String {
+    let muls = sm.inserted.len();
+    let mut s = format!(
+        "\n  SmoothQuant: {} activation(s) smoothed ({} folded into their producer, {muls} \
+         through an inserted Mul kept float)",
+        sm.smoothed.len(),
+        sm.smoothed.len() - muls
+    );
+    if !sm.skipped.is_empty() {
+        s += &format!("; {} candidate node(s) not smoothed", sm.skipped.len());
+        if !all {
+            s += " (-v says why)";
+        }
+    }
+    if all {
+        for x in &sm.smoothed {
+            let (lo, hi) = x.scale_range;
+            s += &format!(
+                "\n    smoothed `{}` for {} (s in [{lo:.3e}, {hi:.3e}]): 1/s {}",
+                x.tensor,
+                x.consumers.join(", "),
+                x.inverse
+            );
+        }
+        for (node, why) in &sm.skipped {
+            s += &format!("\n    not smoothed {node}: {why}");
+        }
     }
     s
 }
