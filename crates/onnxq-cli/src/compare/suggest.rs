@@ -22,6 +22,8 @@ enum Remake {
         opts: StaticOptions,
         qoperator: bool,
         ranges: onnxq_quant::qdq::Ranges,
+        /// The float model as SmoothQuant rewrote it, when the settings record SmoothQuant.
+        smoothed: Option<Box<Model>>,
     },
     Dynamic(DynamicOptions),
 }
@@ -35,7 +37,11 @@ impl Remake {
                 opts,
                 qoperator,
                 ranges,
+                smoothed,
             } => {
+                if let Some(s) = smoothed {
+                    m = (**s).clone();
+                }
                 let mut o = opts.clone();
                 o.exclude.extend(extra.iter().cloned());
                 let mut report = onnxq_quant::quantize_qdq(&mut m, ranges, &o)?;
@@ -77,9 +83,12 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
                 ort_lib: a.ort_lib.clone(),
                 threads: a.threads,
             };
-            let (ranges, _) = crate::calibrate::calibrate(float, &calib, None)
+            let smoothed = smoothed(float, &settings["smooth_quant"], &calib, &opts)?;
+            let base = smoothed.as_deref().unwrap_or(float);
+            let (ranges, _) = crate::calibrate::calibrate(base, &calib, None)
                 .map_err(|e| format!("no suggestions: calibrating the float model failed: {e}"))?;
             Ok(Remake::Static {
+                smoothed,
                 qoperator: settings["format"] == "qoperator",
                 opts,
                 ranges: ranges
@@ -98,6 +107,34 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
             other.unwrap_or("unknown")
         )),
     }
+}
+
+/// The float model smoothed again with the recorded SmoothQuant settings (`null` or absent:
+/// none), on the compared samples.
+fn smoothed(
+    float: &Model,
+    recorded: &serde_json::Value,
+    calib: &CalibSettings,
+    opts: &StaticOptions,
+) -> Result<Option<Box<Model>>, String> {
+    if recorded.is_null() {
+        return Ok(None);
+    }
+    let (Some(alpha), Some(folding)) = (recorded["alpha"].as_f64(), recorded["folding"].as_bool())
+    else {
+        return Err("no suggestions: the recorded SmoothQuant settings do not read".into());
+    };
+    let sq = onnxq_quant::SmoothOptions {
+        alpha: alpha as f32,
+        folding,
+        op_types: opts.op_types.clone(),
+        include: opts.include.clone(),
+        exclude: opts.exclude.clone(),
+    };
+    let mut m = float.clone();
+    crate::quantize::smooth::smooth(&mut m, calib, &sq, &mut opts.clone())
+        .map_err(|e| format!("no suggestions: SmoothQuant on the float model failed: {e:#}"))?;
+    Ok(Some(Box::new(m)))
 }
 
 /// Fills `report.suggestions` and `report.best` (or a note saying why not).
