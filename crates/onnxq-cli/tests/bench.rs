@@ -124,6 +124,31 @@ fn interleaved_runs_rank_a_slow_dynamic_model_and_measure_says_why() {
     }
 }
 
+/// QOperator with int8 activations (ORT's default S8S8) runs several times slower than float on
+/// x86-64: --measure names the S8S8 QLinearConv nodes and uint8 activations, and does not blame
+/// the graph input's QuantizeLinear and the output's DequantizeLinear.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn measure_names_s8s8_qoperator() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = corpus_model("mobilenetv2");
+    let feeds = corpus_feeds("mobilenetv2");
+    let q = dir.path().join("qop.onnx");
+    let flags = [
+        "--format",
+        "qoperator",
+        "--measure",
+        "--data",
+        feeds.to_str().unwrap(),
+    ];
+    let stderr = quantize(&model, &q, &flags);
+    assert!(
+        stderr.contains("× slower") && stderr.contains("QLinearConv") && stderr.contains("QUInt8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("around float nodes ()"), "{stderr}");
+}
+
 #[test]
 fn measure_needs_sample_data() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,7 @@ pub mod preprocess;
 pub mod qdq;
 pub mod qoperator;
 pub mod report;
+mod rescale;
 mod select;
 pub mod smooth;
 mod subgraphs;

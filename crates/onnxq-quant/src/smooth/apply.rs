@@ -3,12 +3,29 @@
 //! applied by an inserted Mul. Every changed constant is a new initializer (an input weight may
 //! be shared with nodes that are not smoothed); the replaced ones are removed once unread.
 
-use onnxq_ir::{Graph, ValueId};
+use onnxq_ir::Graph;
 
-use super::plan::{Axis, Fold, Group, WeightAxis};
+use super::plan::{Axis, Fold, Group};
 use crate::edit::{add, init, tensor};
 use crate::error::{Error, Result};
-use crate::weights::f32_values;
+use crate::rescale::{WeightAxis, input_of, max_abs, raw};
+
+/// Names of the rescaled constants: `<name>_smoothed`.
+const SUFFIX: &str = "_smoothed";
+
+fn along(
+    g: &mut Graph,
+    v: onnxq_ir::ValueId,
+    axis: WeightAxis,
+    s: &[f32],
+    divide: bool,
+) -> Result<onnxq_ir::ValueId> {
+    crate::rescale::along(g, v, axis, s, divide, SUFFIX)
+}
+
+fn along_last(g: &mut Graph, v: onnxq_ir::ValueId, s: &[f32]) -> Result<onnxq_ir::ValueId> {
+    crate::rescale::along_last(g, v, s, SUFFIX)
+}
 
 /// Neural Compressor's floor of the weight term and of the scale (`1e-5`).
 const FLOOR: f32 = 1e-5;
@@ -21,11 +38,9 @@ const FLOOR: f32 = 1e-5;
 pub(crate) fn scales(g: &Graph, gr: &Group, x_max: &[f32], alpha: f32) -> Result<Vec<f32>> {
     let mut w_max = vec![0.0f32; gr.channels];
     for c in &gr.consumers {
-        let (values, dims) = values_of(g, input_of(g, c.node, 1)?)?;
-        let dims = sizes(&dims);
-        for (i, v) in values.iter().enumerate() {
-            let j = channel_of(i, &dims, c.axis);
-            w_max[j] = w_max[j].max(v.abs());
+        let m = max_abs(g, input_of(g, c.node, 1)?, c.axis, gr.channels)?;
+        for (w, x) in w_max.iter_mut().zip(m) {
+            *w = w.max(x);
         }
     }
     Ok(x_max
@@ -130,77 +145,4 @@ fn insert_mul(g: &mut Graph, gr: &Group, s: &[f32]) -> Result<String> {
         g.set_input(c.node, 0, Some(out)).map_err(Error::edit)?;
     }
     Ok(name)
-}
-
-/// A new initializer: `v` times `s` (or over `s`) along `axis`.
-fn along(g: &mut Graph, v: ValueId, axis: WeightAxis, s: &[f32], divide: bool) -> Result<ValueId> {
-    let (mut values, dims) = values_of(g, v)?;
-    let udims = sizes(&dims);
-    for (i, x) in values.iter_mut().enumerate() {
-        let j = channel_of(i, &udims, axis);
-        *x = if divide { *x / s[j] } else { *x * s[j] };
-    }
-    let name = format!("{}_smoothed", g.value(v).name());
-    init(g, &name, tensor(dims, 1, raw(&values)))
-}
-
-/// A new initializer: `v`, which broadcasts along the last axis of a `[..., C]` tensor, over `s`
-/// along that axis; a last dimension of 1 (or a scalar) becomes `C`.
-fn along_last(g: &mut Graph, v: ValueId, s: &[f32]) -> Result<ValueId> {
-    let (values, mut dims) = values_of(g, v)?;
-    let c = s.len();
-    let expand = dims.last().is_none_or(|&d| d as usize != c);
-    let out: Vec<f32> = if expand {
-        values
-            .iter()
-            .flat_map(|&x| s.iter().map(move |&sj| x / sj))
-            .collect()
-    } else {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| x / s[i % c])
-            .collect()
-    };
-    if expand {
-        match dims.last_mut() {
-            Some(d) => *d = c as i64,
-            None => dims.push(c as i64),
-        }
-    }
-    let name = format!("{}_smoothed", g.value(v).name());
-    init(g, &name, tensor(dims, 1, raw(&out)))
-}
-
-/// The input channel (or output channel) of element `i` of a row-major tensor of `dims`.
-fn channel_of(i: usize, dims: &[usize], axis: WeightAxis) -> usize {
-    match axis {
-        WeightAxis::Zero => i / dims[1..].iter().product::<usize>().max(1),
-        WeightAxis::One => (i / dims[2..].iter().product::<usize>().max(1)) % dims[1].max(1),
-    }
-}
-
-fn values_of(g: &Graph, v: ValueId) -> Result<(Vec<f32>, Vec<i64>)> {
-    f32_values(g, v).ok_or_else(|| {
-        Error::Internal(format!(
-            "SmoothQuant: `{}` is no longer a float32 constant",
-            g.value(v).name()
-        ))
-    })
-}
-
-fn input_of(g: &Graph, node: onnxq_ir::NodeId, slot: usize) -> Result<ValueId> {
-    g.node(node)
-        .and_then(|n| crate::edit::input(n, slot))
-        .ok_or_else(|| Error::Internal("SmoothQuant: a planned input is gone".into()))
-}
-
-fn sizes(dims: &[i64]) -> Vec<usize> {
-    dims.iter()
-        .map(|&d| usize::try_from(d).unwrap_or(0))
-        .collect()
-}
-
-fn raw(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

@@ -7,6 +7,7 @@
 use onnxq_ir::{Def, Graph, NodeId, Use, ValueId};
 
 use crate::edit::{input, int_attr_of, node_label};
+pub(crate) use crate::rescale::WeightAxis;
 use crate::select::Selection;
 use crate::weights::resolve;
 
@@ -16,15 +17,6 @@ pub enum Axis {
     /// The last axis: a MatMul's or Gemm's `A` (`[..., K]`).
     Last,
     /// Axis 1: a Conv's `X` (`[N, C, ...]`).
-    One,
-}
-
-/// The axis of a weight (or a producer's parameter) that the scale runs along.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WeightAxis {
-    /// Axis 0 of the weight.
-    Zero,
-    /// Axis 1 of the weight.
     One,
 }
 
