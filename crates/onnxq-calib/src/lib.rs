@@ -8,7 +8,7 @@
 //! [`hessian::HessianSums`] takes GPTQ's `XᵀX` sums from the same samples, run segment by segment
 //! through [`segments::Sweep`] so the engine never holds the whole model.
 
-pub mod channel_max;
+pub mod channel_stats;
 pub mod data;
 pub mod fingerprint;
 mod fit;

@@ -45,6 +45,7 @@ pub(crate) struct Config {
     pub(crate) smooth_quant_alpha: Option<f64>,
     pub(crate) smooth_quant_folding: Option<bool>,
     pub(crate) rewritten: Option<PathBuf>,
+    pub(crate) equalize: Option<crate::recovery_args::EqualizeMode>,
     pub(crate) ort_lib: Option<PathBuf>,
     pub(crate) percentile: Option<f64>,
     pub(crate) num_bins: Option<usize>,
@@ -301,6 +302,7 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "smooth_quant_alpha" => put!(smooth_quant_alpha, number),
         "smooth_quant_folding" => put!(smooth_quant_folding, boolean),
         "rewritten" => put!(rewritten, |v| path(v, &src.base)),
+        "equalize" => put!(equalize, choice),
         "ort_lib" => put!(ort_lib, |v| path(v, &src.base)),
         id => {
             return Err(anyhow::anyhow!(

@@ -6,8 +6,24 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// How `--equalize` treats a Clip (ReLU6) between two layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EqualizeMode {
+    /// Float-equivalent rewrites only: pairs with a Clip between them are skipped
+    Exact,
+    /// Clip(0, hi) between equalized layers becomes Relu (Nagel et al., AIMET): a change of the
+    /// float model, measured and reported
+    Relu6,
+}
+
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct RecoveryArgs {
+    /// Static: cross-layer equalization of Conv -> Conv and MatMul/Gemm -> MatMul/Gemm pairs
+    /// through Relu, LeakyRelu or MaxPool (depthwise included), then bias absorption from the
+    /// --data samples [MODE: exact (default) or relu6]
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "exact", value_name = "MODE", ignore_case = true)]
+    pub(crate) equalize: Option<EqualizeMode>,
     /// Static: SmoothQuant before calibration (ORT's SmoothQuant extra option, without Intel
     /// Neural Compressor): activation outliers of each MatMul / Gemm / Conv input moved into its
     /// weights, per input channel, from the --data samples

@@ -11,6 +11,7 @@
 mod dtypes;
 pub mod dynamic;
 mod edit;
+pub mod equalize;
 mod error;
 pub mod numerics;
 mod opset;
@@ -28,12 +29,13 @@ pub mod weight_only;
 mod weights;
 
 pub use dynamic::quantize_dynamic;
+pub use equalize::{EqualizeOptions, absorb_biases, apply_equalization, plan_equalization};
 pub use error::{Error, Result};
 pub use options::{DynamicOptions, StaticOptions};
 pub use preprocess::{PreprocessOptions, PreprocessReport, preprocess};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
-pub use report::Report;
+pub use report::{EqualizeReport, Report};
 pub use smooth::{SmoothOptions, SmoothReport, apply_smoothing, plan_smoothing};
 pub use upgrade::{UpgradeReport, upgrade};
 pub use weight_only::options::{

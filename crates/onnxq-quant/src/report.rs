@@ -81,6 +81,9 @@ pub struct Report {
     /// What SmoothQuant did before calibration (`--smooth-quant`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smoothing: Option<SmoothReport>,
+    /// What cross-layer equalization did before calibration (`--equalize`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub equalization: Option<EqualizeReport>,
 }
 
 impl Report {
@@ -132,4 +135,19 @@ pub struct Smoothed {
     pub inverse: String,
     /// The largest and smallest scale.
     pub scale_range: (f32, f32),
+}
+
+/// What cross-layer equalization did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EqualizeReport {
+    /// Head → tail pairs rescaled.
+    pub pairs: usize,
+    /// Sweeps over the pairs until the scales settled.
+    pub sweeps: usize,
+    /// Clips between equalized layers turned into Relus (`relu6`).
+    pub clips_made_relu: usize,
+    /// Pairs whose head bias moved into the tail (bias absorption).
+    pub absorbed: usize,
+    /// Candidate tails left alone: (node, reason).
+    pub skipped: Vec<(String, String)>,
 }

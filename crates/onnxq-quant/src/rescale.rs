@@ -26,14 +26,37 @@ pub(crate) fn max_abs(
     channels: usize,
 ) -> Result<Vec<f32>> {
     let (values, dims) = values_of(g, v)?;
-    let dims = sizes(&dims);
+    Ok(max_abs_of(&values, &sizes(&dims), axis, channels))
+}
+
+/// [`max_abs`] of values held in memory.
+pub(crate) fn max_abs_of(
+    values: &[f32],
+    dims: &[usize],
+    axis: WeightAxis,
+    channels: usize,
+) -> Vec<f32> {
     let mut out = vec![0.0f32; channels];
     for (i, x) in values.iter().enumerate() {
-        if let Some(m) = out.get_mut(channel_of(i, &dims, axis)) {
+        if let Some(m) = out.get_mut(channel_of(i, dims, axis)) {
             *m = m.max(x.abs());
         }
     }
-    Ok(out)
+    out
+}
+
+/// Multiplies (or divides) `values` of `dims` by `s` along `axis`.
+pub(crate) fn scale_in_place(
+    values: &mut [f32],
+    dims: &[usize],
+    axis: WeightAxis,
+    s: &[f32],
+    divide: bool,
+) {
+    for (i, x) in values.iter_mut().enumerate() {
+        let j = channel_of(i, dims, axis);
+        *x = if divide { *x / s[j] } else { *x * s[j] };
+    }
 }
 
 /// A new initializer: `v` times `s` (or over `s`) along `axis`.
@@ -46,11 +69,7 @@ pub(crate) fn along(
     suffix: &str,
 ) -> Result<ValueId> {
     let (mut values, dims) = values_of(g, v)?;
-    let udims = sizes(&dims);
-    for (i, x) in values.iter_mut().enumerate() {
-        let j = channel_of(i, &udims, axis);
-        *x = if divide { *x / s[j] } else { *x * s[j] };
-    }
+    scale_in_place(&mut values, &sizes(&dims), axis, s, divide);
     let name = format!("{}{suffix}", g.value(v).name());
     init(g, &name, tensor(dims, 1, raw(&values)))
 }
@@ -114,4 +133,16 @@ pub(crate) fn sizes(dims: &[i64]) -> Vec<usize> {
 
 pub(crate) fn raw(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A new float32 initializer named from `base` + `suffix`.
+pub(crate) fn new_f32(
+    g: &mut Graph,
+    base: ValueId,
+    suffix: &str,
+    dims: Vec<i64>,
+    values: &[f32],
+) -> Result<ValueId> {
+    let name = format!("{}{suffix}", g.value(base).name());
+    init(g, &name, tensor(dims, 1, raw(values)))
 }

@@ -83,7 +83,7 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
                 ort_lib: a.ort_lib.clone(),
                 threads: a.threads,
             };
-            let smoothed = smoothed(float, &settings["smooth_quant"], &calib, &opts)?;
+            let smoothed = rewritten(float, settings, &calib, &opts)?;
             let base = smoothed.as_deref().unwrap_or(float);
             let (ranges, _) = crate::calibrate::calibrate(base, &calib, None)
                 .map_err(|e| format!("no suggestions: calibrating the float model failed: {e}"))?;
@@ -109,16 +109,31 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
     }
 }
 
-/// The float model smoothed again with the recorded SmoothQuant settings (`null` or absent:
-/// none), on the compared samples.
-fn smoothed(
+/// The float model rewritten again as the recorded settings say (`equalize`, then
+/// `smooth_quant`; none recorded: `None`), on the compared samples.
+fn rewritten(
     float: &Model,
-    recorded: &serde_json::Value,
+    settings: &serde_json::Value,
     calib: &CalibSettings,
     opts: &StaticOptions,
 ) -> Result<Option<Box<Model>>, String> {
-    if recorded.is_null() {
+    let (eq, recorded) = (&settings["equalize"], &settings["smooth_quant"]);
+    if eq.is_null() && recorded.is_null() {
         return Ok(None);
+    }
+    let mut m = float.clone();
+    if let Some(mode) = eq.as_str() {
+        let e = onnxq_quant::EqualizeOptions {
+            relu6: mode == "relu6",
+            op_types: opts.op_types.clone(),
+            include: opts.include.clone(),
+            exclude: opts.exclude.clone(),
+        };
+        crate::quantize::equalize::equalize(&mut m, calib, &e)
+            .map_err(|e| format!("no suggestions: equalizing the float model failed: {e:#}"))?;
+    }
+    if recorded.is_null() {
+        return Ok(Some(Box::new(m)));
     }
     let (Some(alpha), Some(folding)) = (recorded["alpha"].as_f64(), recorded["folding"].as_bool())
     else {
@@ -131,7 +146,6 @@ fn smoothed(
         include: opts.include.clone(),
         exclude: opts.exclude.clone(),
     };
-    let mut m = float.clone();
     crate::quantize::smooth::smooth(&mut m, calib, &sq, &mut opts.clone())
         .map_err(|e| format!("no suggestions: SmoothQuant on the float model failed: {e:#}"))?;
     Ok(Some(Box::new(m)))

@@ -1,9 +1,12 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
+mod channels;
+pub(crate) mod equalize;
 mod gptq;
 mod measured;
 mod options;
 mod ranges;
+mod recovery;
 pub(crate) mod smooth;
 mod stamp;
 mod summary;
@@ -52,7 +55,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         Mode::Dynamic => {
             let opts = options::dynamic_options(a, &cfg)?;
             let report = quantize_dynamic(&mut model, &opts)?;
-            stamp::stamp(&mut model, "dynamic", None, &opts, None, None)?;
+            stamp::stamp(&mut model, "dynamic", None, &opts, None, None, None)?;
             report
         }
         Mode::WeightOnly => {
@@ -69,20 +72,14 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             } else {
                 onnxq_quant::quantize_weight_only_spilling(&mut model, &opts, dir)?
             };
-            stamp::stamp(&mut model, "weight-only", None, &opts, None, None)?;
+            stamp::stamp(&mut model, "weight-only", None, &opts, None, None, None)?;
             report
         }
         Mode::Static => {
             let format = a.format.unwrap_or(Format::Qdq);
             let mut opts = options::static_options(a, &cfg)?;
-            let sq = smooth::options(a, &opts)?;
-            let smoothing = match &sq {
-                Some(sq) => Some(
-                    smooth::smooth(&mut model, &a.calib, sq, &mut opts)
-                        .map_err(crate::engine::hint_engine_errors)?,
-                ),
-                None => None,
-            };
+            let rw = recovery::rewrite(a, &mut model, &mut opts)?;
+            notes.extend(rw.notes);
             rewritten = a.recovery.rewritten.as_ref().map(|_| model.clone());
             onnxq_quant::overrides::validate(&model.graph, &opts)?;
             let (ranges, unranged, calibration) = ranges::static_ranges(a, &cfg, &model, &opts)
@@ -93,7 +90,8 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
                 lower_qoperator(&mut model, &mut report)?;
             }
             report.calibration = Some(calibration.line());
-            report.smoothing = smoothing;
+            report.smoothing = rw.smoothing;
+            report.equalization = rw.equalization;
             let format = format!("{format:?}").to_lowercase();
             stamp::stamp(
                 &mut model,
@@ -101,7 +99,8 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
                 Some(&format),
                 &opts,
                 Some(&calibration),
-                sq.as_ref(),
+                rw.smooth.as_ref(),
+                rw.equalize.as_ref(),
             )?;
             report
         }

@@ -213,15 +213,7 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         w.act_order = cfg.act_order.unwrap_or(false);
     }
     w.gptq_memory = w.gptq_memory.clone().or(cfg.gptq_memory.clone());
-    let r = &mut m.recovery;
-    if !given("smooth_quant") {
-        r.smooth_quant = cfg.smooth_quant.unwrap_or(false);
-    }
-    r.smooth_quant_alpha = r
-        .smooth_quant_alpha
-        .or(cfg.smooth_quant_alpha.map(|a| a as f32));
-    r.smooth_quant_folding = r.smooth_quant_folding.or(cfg.smooth_quant_folding);
-    r.rewritten = r.rewritten.clone().or(cfg.rewritten.clone());
+    merge_recovery(&mut m.recovery, cfg, given("smooth_quant"));
     let x = &mut cfg.extra_options;
     let c = &mut m.calib;
     if !given("data") {
@@ -271,6 +263,19 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         x.calib_percentile,
     ) = (None, None, None);
     m
+}
+
+/// The recovery flags with the config's settings the command line did not give.
+fn merge_recovery(r: &mut crate::recovery_args::RecoveryArgs, cfg: &Config, flag_given: bool) {
+    if !flag_given {
+        r.smooth_quant = cfg.smooth_quant.unwrap_or(false);
+    }
+    r.smooth_quant_alpha = r
+        .smooth_quant_alpha
+        .or(cfg.smooth_quant_alpha.map(|a| a as f32));
+    r.smooth_quant_folding = r.smooth_quant_folding.or(cfg.smooth_quant_folding);
+    r.rewritten = r.rewritten.clone().or(cfg.rewritten.clone());
+    r.equalize = r.equalize.or(cfg.equalize);
 }
 
 /// Refuses every given option (flag, config key, extra option) that `mode` does not use.

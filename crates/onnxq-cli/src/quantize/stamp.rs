@@ -65,6 +65,9 @@ struct Settings<'a, O: Serialize> {
     calibration: Option<&'a Calibration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     smooth_quant: Option<Smooth>,
+    /// `--equalize`'s mode (`exact`, `relu6`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    equalize: Option<&'a str>,
 }
 
 /// SmoothQuant's settings as recorded (`compare`'s suggestions smooth the float model again).
@@ -84,6 +87,7 @@ pub(crate) fn stamp<O: Serialize>(
     options: &O,
     calibration: Option<&Calibration>,
     smooth: Option<&onnxq_quant::SmoothOptions>,
+    equalize: Option<&onnxq_quant::EqualizeOptions>,
 ) -> anyhow::Result<()> {
     let settings = serde_json::to_string(&Settings {
         mode,
@@ -94,6 +98,7 @@ pub(crate) fn stamp<O: Serialize>(
             alpha: s.alpha,
             folding: s.folding,
         }),
+        equalize: equalize.map(|e| if e.relu6 { "relu6" } else { "exact" }),
     })?;
     let p = &mut model.proto;
     p.producer_name = Some("onnxq".into());

@@ -60,6 +60,19 @@ fn summary(r: &Report, all: bool) -> String {
     if let Some(c) = &r.calibration {
         s += &format!("\n  {c}");
     }
+    if let Some(e) = &r.equalization {
+        s += &format!(
+            "\n  cross-layer equalization: {} layer pair(s) rescaled in {} sweep(s), {} bias(es) \
+             absorbed, {} Clip(s) made Relu",
+            e.pairs, e.sweeps, e.absorbed, e.clips_made_relu
+        );
+        if !e.skipped.is_empty() {
+            s += &format!("; {} candidate(s) not equalized", e.skipped.len());
+        }
+        for (node, why) in e.skipped.iter().take(if all { usize::MAX } else { 1 }) {
+            s += &format!("\n    not equalized {node}: {why}");
+        }
+    }
     if let Some(sm) = &r.smoothing {
         s += &smoothing_lines(sm, all);
     }

@@ -113,7 +113,9 @@ pub(crate) fn mark_graph(
     m: &mut Marks<'_>,
 ) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
-    let ids: Vec<NodeId> = g.nodes().map(|(id, _)| id).collect();
+    // Topological order, which is the file's for a sorted model; nodes a rewrite before this pass
+    // appended (equalization's Relus, SmoothQuant's Muls) come before their readers.
+    let ids: Vec<NodeId> = g.topological_order().map_err(Error::edit)?;
     // Read before any edit: the folds below only remove nodes and move uses.
     let types = known_types(g);
     for id in ids {

@@ -1,6 +1,7 @@
-//! Per-channel `max |x|` of activations over the calibration data, for SmoothQuant: for each
-//! requested tensor, one number per channel (the last axis for a MatMul or Gemm input, axis 1
-//! for a Conv input), the maximum over every other axis and every sample. [`ChannelMaxes`] takes
+//! Per-channel minimum and maximum of activations over the calibration data, for the rewrites
+//! that rescale channels (SmoothQuant reads `max |x|`, bias absorption the minimum): for each
+//! requested tensor, two numbers per channel (the last axis for a MatMul or Gemm input, axis 1
+//! for a Conv's), over every other axis and every sample. [`ChannelStats`] takes
 //! the values as they come (graph inputs from a sample's feeds, the rest from an engine's
 //! outputs, segment by segment) and keeps only the running maxima, so memory does not grow with
 //! the number of samples. NaN is no observation (it is skipped, as the MinMax observer skips it).
@@ -31,21 +32,47 @@ pub struct ChannelTarget {
     pub channels: usize,
 }
 
-/// Running per-channel maxima of `|x|` of a set of targets.
-pub struct ChannelMaxes<'t> {
-    targets: &'t [ChannelTarget],
-    /// Per target: the running maxima, and whether any value was seen.
-    acc: BTreeMap<&'t str, (Vec<f32>, bool)>,
+/// A tensor's range per channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelRange {
+    /// The least value of each channel.
+    pub min: Vec<f32>,
+    /// The largest value of each channel.
+    pub max: Vec<f32>,
 }
 
-impl<'t> ChannelMaxes<'t> {
+impl ChannelRange {
+    /// `max |x|` of each channel.
+    pub fn abs_max(&self) -> Vec<f32> {
+        self.min
+            .iter()
+            .zip(&self.max)
+            .map(|(lo, hi)| lo.abs().max(hi.abs()))
+            .collect()
+    }
+}
+
+/// Running per-channel ranges of a set of targets.
+pub struct ChannelStats<'t> {
+    targets: &'t [ChannelTarget],
+    /// Per target: the running range, and whether any value was seen.
+    acc: BTreeMap<&'t str, (ChannelRange, bool)>,
+}
+
+impl<'t> ChannelStats<'t> {
     /// No observation yet of `targets`.
-    pub fn new(targets: &'t [ChannelTarget]) -> ChannelMaxes<'t> {
+    pub fn new(targets: &'t [ChannelTarget]) -> ChannelStats<'t> {
         let acc = targets
             .iter()
-            .map(|t| (t.tensor.as_str(), (vec![0.0; t.channels], false)))
+            .map(|t| {
+                let r = ChannelRange {
+                    min: vec![f32::INFINITY; t.channels],
+                    max: vec![f32::NEG_INFINITY; t.channels],
+                };
+                (t.tensor.as_str(), (r, false))
+            })
             .collect();
-        ChannelMaxes { targets, acc }
+        ChannelStats { targets, acc }
     }
 
     /// Whether `name` is a target.
@@ -79,7 +106,7 @@ impl<'t> ChannelMaxes<'t> {
         let Some(t) = self.targets.iter().find(|t| t.tensor == name) else {
             return Ok(());
         };
-        let Some((maxes, seen)) = self.acc.get_mut(name) else {
+        let Some((range, seen)) = self.acc.get_mut(name) else {
             return Ok(());
         };
         let DataRef::F32(values) = data else {
@@ -107,30 +134,36 @@ impl<'t> ChannelMaxes<'t> {
         if values.is_empty() || t.channels == 0 {
             return Ok(());
         }
+        let (lo, hi) = (&mut range.min, &mut range.max);
+        // `min` / `max` keep the running value when `x` is NaN.
         if t.axis == ChannelAxis::Last {
             for row in values.chunks(t.channels) {
-                for (m, x) in maxes.iter_mut().zip(row) {
-                    // `max` keeps the running value when `x` is NaN.
-                    *m = m.max(x.abs());
+                for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                    *l = l.min(x);
+                    *h = h.max(x);
                 }
             }
         } else {
             // Row-major `[N, C, inner]`: chunk i is channel i mod C.
             for (i, chunk) in values.chunks(inner.max(1)).enumerate() {
                 let c = i % t.channels;
-                maxes[c] = chunk.iter().fold(maxes[c], |m, x| m.max(x.abs()));
+                for &x in chunk {
+                    lo[c] = lo[c].min(x);
+                    hi[c] = hi[c].max(x);
+                }
             }
         }
         *seen = true;
         Ok(())
     }
 
-    /// Each target's maxima, by tensor name; a target that never held a value is left out.
-    pub fn finish(self) -> BTreeMap<String, Vec<f32>> {
+    /// Each target's ranges, by tensor name; a target that never held a value is left out (a
+    /// channel that held only NaN keeps `[inf, -inf]`).
+    pub fn finish(self) -> BTreeMap<String, ChannelRange> {
         self.acc
             .into_iter()
             .filter(|(_, (_, seen))| *seen)
-            .map(|(name, (maxes, _))| (name.to_owned(), maxes))
+            .map(|(name, (r, _))| (name.to_owned(), r))
             .collect()
     }
 }
@@ -147,12 +180,11 @@ mod tests {
         }
     }
 
-    /// The last axis: `[2, 3]` rows; the maxima of |x| per column over rows and samples, NaN
-    /// skipped.
+    /// The last axis: `[2, 3]` rows; the range per column over rows and samples, NaN skipped.
     #[test]
     fn last_axis_maxima_over_rows_and_samples() {
         let t = [target(ChannelAxis::Last, 3)];
-        let mut m = ChannelMaxes::new(&t);
+        let mut m = ChannelStats::new(&t);
         m.add(
             "x",
             &[2, 3],
@@ -161,25 +193,31 @@ mod tests {
         .unwrap();
         m.add("x", &[1, 3], DataRef::F32(&[0.0, 0.0, -3.0]))
             .unwrap();
-        assert_eq!(m.finish()["x"], vec![2.0, 5.0, 3.0]);
+        let r = &m.finish()["x"];
+        assert_eq!(r.abs_max(), vec![2.0, 5.0, 3.0]);
+        assert_eq!(r.min, vec![-2.0, -5.0, -3.0]);
     }
 
-    /// Axis 1 of `[N, C, H, W]`: the maxima over batch and space.
+    /// Axis 1 of `[N, C, H, W]`: the range over batch and space.
     #[test]
     fn axis_one_maxima_over_batch_and_space() {
         let t = [target(ChannelAxis::One, 2)];
-        let mut m = ChannelMaxes::new(&t);
+        let mut m = ChannelStats::new(&t);
         // N = 2, C = 2, H·W = 2.
         let v = [1.0, -2.0, 3.0, 0.0, -7.0, 1.0, 0.5, -0.5];
         m.add("x", &[2, 2, 1, 2], DataRef::F32(&v)).unwrap();
-        assert_eq!(m.finish()["x"], vec![7.0, 3.0]);
+        let r = &m.finish()["x"];
+        assert_eq!(
+            (r.min.clone(), r.max.clone()),
+            (vec![-7.0, -0.5], vec![1.0, 3.0])
+        );
     }
 
     /// A value whose channel axis does not match the weights is an error naming the tensor.
     #[test]
     fn mismatched_channels_are_an_error() {
         let t = [target(ChannelAxis::Last, 4)];
-        let mut m = ChannelMaxes::new(&t);
+        let mut m = ChannelStats::new(&t);
         let e = m.add("x", &[2, 3], DataRef::F32(&[0.0; 6])).unwrap_err();
         assert!(e.to_string().contains("`x`"), "{e}");
     }
