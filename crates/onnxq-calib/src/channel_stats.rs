@@ -39,6 +39,8 @@ pub struct ChannelRange {
     pub min: Vec<f32>,
     /// The largest value of each channel.
     pub max: Vec<f32>,
+    /// The mean of each channel (NaN skipped), summed in float64.
+    pub mean: Vec<f64>,
 }
 
 impl ChannelRange {
@@ -55,8 +57,9 @@ impl ChannelRange {
 /// Running per-channel ranges of a set of targets.
 pub struct ChannelStats<'t> {
     targets: &'t [ChannelTarget],
-    /// Per target: the running range, and whether any value was seen.
-    acc: BTreeMap<&'t str, (ChannelRange, bool)>,
+    /// Per target: the running range (`mean` holding sums), the values summed per channel, and
+    /// whether any value was seen.
+    acc: BTreeMap<&'t str, (ChannelRange, Vec<u64>, bool)>,
 }
 
 impl<'t> ChannelStats<'t> {
@@ -68,8 +71,9 @@ impl<'t> ChannelStats<'t> {
                 let r = ChannelRange {
                     min: vec![f32::INFINITY; t.channels],
                     max: vec![f32::NEG_INFINITY; t.channels],
+                    mean: vec![0.0; t.channels],
                 };
-                (t.tensor.as_str(), (r, false))
+                (t.tensor.as_str(), (r, vec![0; t.channels], false))
             })
             .collect();
         ChannelStats { targets, acc }
@@ -106,7 +110,7 @@ impl<'t> ChannelStats<'t> {
         let Some(t) = self.targets.iter().find(|t| t.tensor == name) else {
             return Ok(());
         };
-        let Some((range, seen)) = self.acc.get_mut(name) else {
+        let Some((range, counts, seen)) = self.acc.get_mut(name) else {
             return Ok(());
         };
         let DataRef::F32(values) = data else {
@@ -134,22 +138,27 @@ impl<'t> ChannelStats<'t> {
         if values.is_empty() || t.channels == 0 {
             return Ok(());
         }
-        let (lo, hi) = (&mut range.min, &mut range.max);
-        // `min` / `max` keep the running value when `x` is NaN.
+        let (lo, hi, sum) = (&mut range.min, &mut range.max, &mut range.mean);
+        // `min` / `max` keep the running value when `x` is NaN; sums skip it.
+        let mut add = |c: usize, x: f32| {
+            lo[c] = lo[c].min(x);
+            hi[c] = hi[c].max(x);
+            if !x.is_nan() {
+                sum[c] += f64::from(x);
+                counts[c] += 1;
+            }
+        };
         if t.axis == ChannelAxis::Last {
             for row in values.chunks(t.channels) {
-                for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
-                    *l = l.min(x);
-                    *h = h.max(x);
+                for (c, &x) in row.iter().enumerate() {
+                    add(c, x);
                 }
             }
         } else {
             // Row-major `[N, C, inner]`: chunk i is channel i mod C.
             for (i, chunk) in values.chunks(inner.max(1)).enumerate() {
-                let c = i % t.channels;
                 for &x in chunk {
-                    lo[c] = lo[c].min(x);
-                    hi[c] = hi[c].max(x);
+                    add(i % t.channels, x);
                 }
             }
         }
@@ -162,8 +171,13 @@ impl<'t> ChannelStats<'t> {
     pub fn finish(self) -> BTreeMap<String, ChannelRange> {
         self.acc
             .into_iter()
-            .filter(|(_, (_, seen))| *seen)
-            .map(|(name, (r, _))| (name.to_owned(), r))
+            .filter(|(_, (_, _, seen))| *seen)
+            .map(|(name, (mut r, counts, _))| {
+                for (m, &n) in r.mean.iter_mut().zip(&counts) {
+                    *m = if n == 0 { f64::NAN } else { *m / n as f64 };
+                }
+                (name.to_owned(), r)
+            })
             .collect()
     }
 }
@@ -196,6 +210,7 @@ mod tests {
         let r = &m.finish()["x"];
         assert_eq!(r.abs_max(), vec![2.0, 5.0, 3.0]);
         assert_eq!(r.min, vec![-2.0, -5.0, -3.0]);
+        assert_eq!(r.mean, vec![-1.0 / 3.0, -1.0 / 3.0, -1.25]);
     }
 
     /// Axis 1 of `[N, C, H, W]`: the range over batch and space.

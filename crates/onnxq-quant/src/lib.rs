@@ -8,6 +8,7 @@
 //!
 //! This file only declares the modules and re-exports the public API.
 
+pub mod bias_correction;
 mod dtypes;
 pub mod dynamic;
 mod edit;
@@ -28,6 +29,7 @@ pub mod upgrade;
 pub mod weight_only;
 mod weights;
 
+pub use bias_correction::{BiasTarget, bias_correction_targets, correct_biases};
 pub use dynamic::quantize_dynamic;
 pub use equalize::{EqualizeOptions, absorb_biases, apply_equalization, plan_equalization};
 pub use error::{Error, Result};
@@ -35,7 +37,7 @@ pub use options::{DynamicOptions, StaticOptions};
 pub use preprocess::{PreprocessOptions, PreprocessReport, preprocess};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
-pub use report::{EqualizeReport, Report};
+pub use report::{BiasCorrectionReport, EqualizeReport, Report};
 pub use smooth::{SmoothOptions, SmoothReport, apply_smoothing, plan_smoothing};
 pub use upgrade::{UpgradeReport, upgrade};
 pub use weight_only::options::{

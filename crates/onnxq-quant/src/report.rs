@@ -84,6 +84,9 @@ pub struct Report {
     /// What cross-layer equalization did before calibration (`--equalize`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub equalization: Option<EqualizeReport>,
+    /// What empirical bias correction did after quantization (`--bias-correction`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias_correction: Option<BiasCorrectionReport>,
 }
 
 impl Report {
@@ -149,5 +152,16 @@ pub struct EqualizeReport {
     /// Pairs whose head bias moved into the tail (bias absorption).
     pub absorbed: usize,
     /// Candidate tails left alone: (node, reason).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// What bias correction did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BiasCorrectionReport {
+    /// Layers whose bias took the measured shift.
+    pub corrected: usize,
+    /// The largest shift moved, relative to the layer's output RMS on the data.
+    pub largest_relative_shift: f64,
+    /// Quantized layers left alone: (node, reason).
     pub skipped: Vec<(String, String)>,
 }
