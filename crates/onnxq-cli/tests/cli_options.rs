@@ -237,7 +237,6 @@ fn unsupported_options_typos_and_bad_values() {
     let text = refused(
         d,
         &[
-            &["--data", "{data}", "--extra", "SmoothQuant=True"],
             &["--data", "{data}", "--extra", "AddQDQPairToWeight=1"],
             &[
                 "--data",

@@ -172,6 +172,8 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
         &["SmoothQuantFolding"],
         Uses::Calibration,
     ),
+    opt("equalize", Uses::Calibration),
+    opt("rewritten", Uses::Calibration),
 ];
 
 /// The type of an extra option's value.
@@ -306,6 +308,9 @@ mod tests {
                 "algo" => "\"RTN\"",
                 "quant_axes" => "[\"Gather:0\"]",
                 "lm_head_bits" => "8",
+                "smooth_quant_alpha" => "0.5",
+                "equalize" => "\"exact\"",
+                "rewritten" => "\"r.onnx\"",
                 "nodes" => "{ \"a\" = { bits = 8 } }",
                 "ranges" | "overrides" | "report" | "html" | "ort_lib" => "\"f.json\"",
                 _ => "true",
