@@ -222,29 +222,24 @@ fn fold_at(g: &Graph, id: NodeId, axis: Axis, c: usize) -> Result<Fold, String> 
         return Err(format!("{what} cannot absorb the scale"));
     }
     let constant = |slot: usize| input(p, slot).filter(|&v| is_f32_const(g, v));
+    // Per-channel parameters at `slots`, each a constant `[c]`.
+    let params = |slots: Vec<usize>| {
+        let ok = slots
+            .iter()
+            .all(|&s| constant(s).is_some_and(|v| has_len(g, v, c)));
+        ok.then_some(Fold::Params { node: *node, slots })
+            .ok_or(format!(
+                "{what}'s scale and bias are not constant [{c}] tensors"
+            ))
+    };
     match (p.op_type(), axis) {
         ("LayerNormalization", Axis::Last) if int_attr_of(p, "axis", -1) == -1 => {
             let slots: Vec<usize> = (1..p.inputs().len())
                 .filter(|&s| input(p, s).is_some())
                 .collect();
-            let ok = slots
-                .iter()
-                .all(|&s| constant(s).is_some_and(|v| has_len(g, v, c)));
-            ok.then_some(Fold::Params { node: *node, slots })
-                .ok_or(format!(
-                    "{what}'s scale and bias are not constant [{c}] tensors"
-                ))
+            params(slots)
         }
-        ("BatchNormalization" | "InstanceNormalization", Axis::One) => {
-            let slots = vec![1, 2];
-            let ok = slots
-                .iter()
-                .all(|&s| constant(s).is_some_and(|v| has_len(g, v, c)));
-            ok.then_some(Fold::Params { node: *node, slots })
-                .ok_or(format!(
-                    "{what}'s scale and bias are not constant [{c}] tensors"
-                ))
-        }
+        ("BatchNormalization" | "InstanceNormalization", Axis::One) => params(vec![1, 2]),
         ("Mul", Axis::Last) => {
             let slot = (0..2)
                 .find(|&s| constant(s).is_some_and(|v| last_dim_fits(g, v, c)))
