@@ -132,11 +132,13 @@ fn corpus_models_have_no_problems() {
 const GENERATORS: &[(&str, &[&str])] = &[
     ("make_compare_models.py", &[]),
     ("make_contrib_models.py", &[]),
+    ("make_equalize_models.py", &[]),
     ("make_gptq_models.py", &[]),
     ("make_infer_models.py", &[]),
     ("make_mixed_precision_model.py", &[]),
     ("make_preprocess_models.py", &[]),
     ("make_range_edge_models.py", &[]),
+    ("make_smooth_models.py", &[]),
     ("make_static_op_models.py", &[]),
     ("make_static_op_models.py", &["--ort-bugs"]),
     ("make_upgrade_models.py", &[]),
