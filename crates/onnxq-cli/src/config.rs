@@ -46,6 +46,7 @@ pub(crate) struct Config {
     pub(crate) smooth_quant_folding: Option<bool>,
     pub(crate) rewritten: Option<PathBuf>,
     pub(crate) equalize: Option<crate::recovery_args::EqualizeMode>,
+    pub(crate) bias_correction: Option<bool>,
     pub(crate) ort_lib: Option<PathBuf>,
     pub(crate) percentile: Option<f64>,
     pub(crate) num_bins: Option<usize>,
@@ -303,6 +304,7 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "smooth_quant_folding" => put!(smooth_quant_folding, boolean),
         "rewritten" => put!(rewritten, |v| path(v, &src.base)),
         "equalize" => put!(equalize, choice),
+        "bias_correction" => put!(bias_correction, boolean),
         "ort_lib" => put!(ort_lib, |v| path(v, &src.base)),
         id => {
             return Err(anyhow::anyhow!(

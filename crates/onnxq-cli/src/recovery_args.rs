@@ -38,6 +38,11 @@ pub(crate) struct RecoveryArgs {
     /// false, a Mul is inserted and kept float (ORT's SmoothQuantFolding) [default: true]
     #[arg(long, value_name = "BOOL")]
     pub(crate) smooth_quant_folding: Option<bool>,
+    /// Static: empirical bias correction after quantization: each quantized Conv / Gemm /
+    /// MatMul(+Add) output's mean shift on the --data samples added to its bias, then quantized
+    /// again with the same ranges
+    #[arg(long)]
+    pub(crate) bias_correction: bool,
     /// Static: also write the float model as the rewrites above left it, before quantization (its
     /// outputs equal the input model's up to float rounding)
     #[arg(long, value_name = "FILE")]

@@ -130,6 +130,7 @@ fn corpus_models_have_no_problems() {
 
 /// Every fixture generator, with each set of flags a test runs it with.
 const GENERATORS: &[(&str, &[&str])] = &[
+    ("make_bias_models.py", &[]),
     ("make_compare_models.py", &[]),
     ("make_contrib_models.py", &[]),
     ("make_equalize_models.py", &[]),

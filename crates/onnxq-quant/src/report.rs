@@ -160,7 +160,7 @@ pub struct EqualizeReport {
 pub struct BiasCorrectionReport {
     /// Layers whose bias took the measured shift.
     pub corrected: usize,
-    /// The largest shift moved, relative to the layer's output RMS on the data.
+    /// The largest shift moved, relative to its channel's largest `|value|` on the data.
     pub largest_relative_shift: f64,
     /// Quantized layers left alone: (node, reason).
     pub skipped: Vec<(String, String)>,

@@ -24,6 +24,8 @@ enum Remake {
         ranges: onnxq_quant::qdq::Ranges,
         /// The float model as SmoothQuant rewrote it, when the settings record SmoothQuant.
         smoothed: Option<Box<Model>>,
+        /// The samples to redo bias correction on, when the settings record it.
+        bias_correction: Option<Box<CalibSettings>>,
     },
     Dynamic(DynamicOptions),
 }
@@ -38,13 +40,25 @@ impl Remake {
                 qoperator,
                 ranges,
                 smoothed,
+                bias_correction,
             } => {
                 if let Some(s) = smoothed {
                     m = (**s).clone();
                 }
                 let mut o = opts.clone();
                 o.exclude.extend(extra.iter().cloned());
+                let base = bias_correction.is_some().then(|| m.clone());
                 let mut report = onnxq_quant::quantize_qdq(&mut m, ranges, &o)?;
+                if let (Some(calib), Some(base)) = (bias_correction, &base) {
+                    crate::quantize::bias_correction::correct(
+                        base,
+                        &mut m,
+                        &mut report,
+                        ranges,
+                        &o,
+                        calib,
+                    )?;
+                }
                 if *qoperator {
                     onnxq_quant::lower_qoperator(&mut m, &mut report)?;
                 }
@@ -87,8 +101,11 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
             let base = smoothed.as_deref().unwrap_or(float);
             let (ranges, _) = crate::calibrate::calibrate(base, &calib, None)
                 .map_err(|e| format!("no suggestions: calibrating the float model failed: {e}"))?;
+            let bias_correction =
+                (settings["bias_correction"] == true).then(|| Box::new(calib.clone()));
             Ok(Remake::Static {
                 smoothed,
+                bias_correction,
                 qoperator: settings["format"] == "qoperator",
                 opts,
                 ranges: ranges

@@ -173,6 +173,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
         Uses::Calibration,
     ),
     opt("equalize", Uses::Calibration),
+    opt("bias_correction", Uses::Calibration),
     opt("rewritten", Uses::Calibration),
 ];
 

@@ -1,6 +1,7 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
-mod channels;
+pub(crate) mod bias_correction;
+pub(crate) mod channels;
 pub(crate) mod equalize;
 mod gptq;
 mod measured;
@@ -55,7 +56,14 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         Mode::Dynamic => {
             let opts = options::dynamic_options(a, &cfg)?;
             let report = quantize_dynamic(&mut model, &opts)?;
-            stamp::stamp(&mut model, "dynamic", None, &opts, None, None, None)?;
+            stamp::stamp(
+                &mut model,
+                "dynamic",
+                None,
+                &opts,
+                None,
+                &Default::default(),
+            )?;
             report
         }
         Mode::WeightOnly => {
@@ -72,36 +80,19 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             } else {
                 onnxq_quant::quantize_weight_only_spilling(&mut model, &opts, dir)?
             };
-            stamp::stamp(&mut model, "weight-only", None, &opts, None, None, None)?;
+            stamp::stamp(
+                &mut model,
+                "weight-only",
+                None,
+                &opts,
+                None,
+                &Default::default(),
+            )?;
             report
         }
         Mode::Static => {
-            let format = a.format.unwrap_or(Format::Qdq);
-            let mut opts = options::static_options(a, &cfg)?;
-            let rw = recovery::rewrite(a, &mut model, &mut opts)?;
-            notes.extend(rw.notes);
-            rewritten = a.recovery.rewritten.as_ref().map(|_| model.clone());
-            onnxq_quant::overrides::validate(&model.graph, &opts)?;
-            let (ranges, unranged, calibration) = ranges::static_ranges(a, &cfg, &model, &opts)
-                .map_err(crate::engine::hint_engine_errors)?;
-            let mut report = quantize_qdq(&mut model, &ranges, &opts)?;
-            report.notes.extend(unranged);
-            if format == Format::Qoperator {
-                lower_qoperator(&mut model, &mut report)?;
-            }
-            report.calibration = Some(calibration.line());
-            report.smoothing = rw.smoothing;
-            report.equalization = rw.equalization;
-            let format = format!("{format:?}").to_lowercase();
-            stamp::stamp(
-                &mut model,
-                "static",
-                Some(&format),
-                &opts,
-                Some(&calibration),
-                rw.smooth.as_ref(),
-                rw.equalize.as_ref(),
-            )?;
+            let (report, rw) = static_pass(a, &cfg, &mut model, &mut notes)?;
+            rewritten = rw;
             report
         }
     };
@@ -130,6 +121,59 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
         measured::report(a, lib, float, &model)?;
     }
     Ok(())
+}
+
+/// The static pass: the recovery rewrites, calibration, QDQ (then bias correction, then the
+/// QOperator lowering), the stamp. Returns the report and the rewritten float model when
+/// `--rewritten` asks for it.
+fn static_pass(
+    a: &QuantizeArgs,
+    cfg: &crate::config::Config,
+    model: &mut onnxq_ir::Model,
+    notes: &mut Vec<String>,
+) -> Result<(onnxq_quant::Report, Option<onnxq_ir::Model>)> {
+    let format = a.format.unwrap_or(Format::Qdq);
+    let mut opts = options::static_options(a, cfg)?;
+    let rw = recovery::rewrite(a, model, &mut opts)?;
+    notes.extend(rw.notes);
+    // The float model as the rewrites left it (tensor bytes are shared): for --rewritten, and
+    // for bias correction, which measures it against the quantized model and quantizes it again.
+    let float =
+        (a.recovery.rewritten.is_some() || a.recovery.bias_correction).then(|| model.clone());
+    onnxq_quant::overrides::validate(&model.graph, &opts)?;
+    let (ranges, unranged, calibration) =
+        ranges::static_ranges(a, cfg, model, &opts).map_err(crate::engine::hint_engine_errors)?;
+    let mut report = quantize_qdq(model, &ranges, &opts)?;
+    if let (true, Some(f)) = (a.recovery.bias_correction, &float) {
+        bias_correction::correct(f, model, &mut report, &ranges, &opts, &a.calib)
+            .map_err(crate::engine::hint_engine_errors)?;
+    }
+    report.notes.extend(unranged);
+    if format == Format::Qoperator {
+        lower_qoperator(model, &mut report)?;
+    }
+    report.calibration = Some(calibration.line());
+    report.smoothing = rw.smoothing;
+    report.equalization = rw.equalization;
+    let format = format!("{format:?}").to_lowercase();
+    stamp::stamp(
+        model,
+        "static",
+        Some(&format),
+        &opts,
+        Some(&calibration),
+        &stamp::Recovery::of(
+            rw.smooth.as_ref(),
+            rw.equalize.as_ref(),
+            a.recovery.bias_correction,
+        ),
+    )?;
+    let rewritten = if a.recovery.rewritten.is_some() {
+        float
+    } else {
+        None
+    };
+    Ok((report, rewritten))
 }
 
 /// The output's layout: inline, or external data beside it when the input had external data.

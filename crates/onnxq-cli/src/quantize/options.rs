@@ -213,7 +213,7 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
         w.act_order = cfg.act_order.unwrap_or(false);
     }
     w.gptq_memory = w.gptq_memory.clone().or(cfg.gptq_memory.clone());
-    merge_recovery(&mut m.recovery, cfg, given("smooth_quant"));
+    merge_recovery(&mut m.recovery, cfg, |id| given(id));
     let x = &mut cfg.extra_options;
     let c = &mut m.calib;
     if !given("data") {
@@ -266,9 +266,16 @@ fn merge(a: &QuantizeArgs, cfg: &mut Config) -> QuantizeArgs {
 }
 
 /// The recovery flags with the config's settings the command line did not give.
-fn merge_recovery(r: &mut crate::recovery_args::RecoveryArgs, cfg: &Config, flag_given: bool) {
-    if !flag_given {
+fn merge_recovery(
+    r: &mut crate::recovery_args::RecoveryArgs,
+    cfg: &Config,
+    given: impl Fn(&str) -> bool,
+) {
+    if !given("smooth_quant") {
         r.smooth_quant = cfg.smooth_quant.unwrap_or(false);
+    }
+    if !given("bias_correction") {
+        r.bias_correction = cfg.bias_correction.unwrap_or(false);
     }
     r.smooth_quant_alpha = r
         .smooth_quant_alpha

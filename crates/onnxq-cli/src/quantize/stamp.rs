@@ -63,11 +63,39 @@ struct Settings<'a, O: Serialize> {
     options: &'a O,
     #[serde(skip_serializing_if = "Option::is_none")]
     calibration: Option<&'a Calibration>,
+    #[serde(flatten)]
+    recovery: &'a Recovery,
+}
+
+/// The accuracy-recovery steps as recorded (`compare`'s suggestions redo them).
+#[derive(Default, Serialize)]
+pub(crate) struct Recovery {
     #[serde(skip_serializing_if = "Option::is_none")]
-    smooth_quant: Option<Smooth>,
+    pub(crate) smooth_quant: Option<Smooth>,
     /// `--equalize`'s mode (`exact`, `relu6`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    equalize: Option<&'a str>,
+    pub(crate) equalize: Option<&'static str>,
+    /// `--bias-correction` (absent when off, so models made without it keep their bytes).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) bias_correction: bool,
+}
+
+impl Recovery {
+    /// The record of what the rewrites and bias correction were asked to do.
+    pub(crate) fn of(
+        smooth: Option<&onnxq_quant::SmoothOptions>,
+        equalize: Option<&onnxq_quant::EqualizeOptions>,
+        bias_correction: bool,
+    ) -> Recovery {
+        Recovery {
+            smooth_quant: smooth.map(|s| Smooth {
+                alpha: s.alpha,
+                folding: s.folding,
+            }),
+            equalize: equalize.map(|e| if e.relu6 { "relu6" } else { "exact" }),
+            bias_correction,
+        }
+    }
 }
 
 /// SmoothQuant's settings as recorded (`compare`'s suggestions smooth the float model again).
@@ -78,7 +106,7 @@ pub(crate) struct Smooth {
 }
 
 /// Sets the producer to onnxq and its version, and records `options` (with the mode, the static
-/// format, the calibration and SmoothQuant's settings) under [`SETTINGS_KEY`], replacing an entry of that key the input
+/// format, the calibration and the recovery steps) under [`SETTINGS_KEY`], replacing an entry of that key the input
 /// model had (it described the input's quantization, not this one).
 pub(crate) fn stamp<O: Serialize>(
     model: &mut Model,
@@ -86,19 +114,14 @@ pub(crate) fn stamp<O: Serialize>(
     format: Option<&str>,
     options: &O,
     calibration: Option<&Calibration>,
-    smooth: Option<&onnxq_quant::SmoothOptions>,
-    equalize: Option<&onnxq_quant::EqualizeOptions>,
+    recovery: &Recovery,
 ) -> anyhow::Result<()> {
     let settings = serde_json::to_string(&Settings {
         mode,
         format,
         options,
         calibration,
-        smooth_quant: smooth.map(|s| Smooth {
-            alpha: s.alpha,
-            folding: s.folding,
-        }),
-        equalize: equalize.map(|e| if e.relu6 { "relu6" } else { "exact" }),
+        recovery,
     })?;
     let p = &mut model.proto;
     p.producer_name = Some("onnxq".into());

@@ -76,6 +76,20 @@ fn summary(r: &Report, all: bool) -> String {
     if let Some(sm) = &r.smoothing {
         s += &smoothing_lines(sm, all);
     }
+    if let Some(b) = &r.bias_correction {
+        s += &format!(
+            "\n  bias correction: {} layer(s) corrected, largest shift {:.2} % of its channel's \
+             range",
+            b.corrected,
+            100.0 * b.largest_relative_shift
+        );
+        for (node, why) in b.skipped.iter().take(if all { usize::MAX } else { 1 }) {
+            s += &format!("\n    not corrected {node}: {why}");
+        }
+        if !all && b.skipped.len() > 1 {
+            s += &format!(" (and {} more; --report lists all)", b.skipped.len() - 1);
+        }
+    }
     if let Some((e, db)) = r.worst_weight() {
         s += &format!(
             "\n  lowest weight SQNR {db:.1} dB at {} ({})",
