@@ -1,7 +1,7 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
 pub(crate) mod bias_correction;
-pub(crate) mod channels;
+mod channels;
 pub(crate) mod equalize;
 mod gptq;
 mod measured;
