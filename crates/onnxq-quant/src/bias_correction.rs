@@ -87,14 +87,30 @@ pub fn bias_correction_targets(
     (targets, skipped)
 }
 
-/// The quantized model `quant` with one probe output per target (see the module doc), and for
-/// each target measured, `(target index, probe output, quantized node's output)`; targets that
-/// cannot be probed are returned with the reason.
-pub fn bias_probes(
-    float: &Model,
-    quant: &Model,
-    targets: &[BiasTarget],
-) -> Result<(Model, Vec<(usize, String, String)>, Vec<(String, String)>)> {
+/// The quantized model with its probes (see the module doc).
+#[derive(Debug)]
+pub struct BiasProbes {
+    /// The quantized model with one probe output per probed target.
+    pub model: Model,
+    /// One per probed target.
+    pub probes: Vec<Probe>,
+    /// Targets that cannot be probed: (node, reason).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// One target's probe.
+#[derive(Debug)]
+pub struct Probe {
+    /// The target's index.
+    pub target: usize,
+    /// The probe's output: the layer's own weight error on its quantized input.
+    pub probe: String,
+    /// The quantized layer's output (its size puts the shift in proportion).
+    pub output: String,
+}
+
+/// The quantized model `quant` with one probe output per target of `float`'s that it holds.
+pub fn bias_probes(float: &Model, quant: &Model, targets: &[BiasTarget]) -> Result<BiasProbes> {
     let mut probe = quant.clone();
     let g = &mut probe.graph;
     let (mut probes, mut skipped) = (Vec::new(), Vec::new());
@@ -134,9 +150,17 @@ pub fn bias_probes(
         if let Some(v) = outs[0] {
             g.add_output(v, Default::default()).map_err(Error::edit)?;
         }
-        probes.push((i, out, g.value(y).name().to_owned()));
+        probes.push(Probe {
+            target: i,
+            probe: out,
+            output: g.value(y).name().to_owned(),
+        });
     }
-    Ok((probe, probes, skipped))
+    Ok(BiasProbes {
+        model: probe,
+        probes,
+        skipped,
+    })
 }
 
 /// The float weight (input 1) of the node called `name` in `model`, when it is a constant.

@@ -29,7 +29,9 @@ pub mod upgrade;
 pub mod weight_only;
 mod weights;
 
-pub use bias_correction::{BiasTarget, bias_correction_targets, bias_probes, correct_biases};
+pub use bias_correction::{
+    BiasProbes, BiasTarget, Probe, bias_correction_targets, bias_probes, correct_biases,
+};
 pub use dynamic::quantize_dynamic;
 pub use equalize::{EqualizeOptions, absorb_biases, apply_equalization, plan_equalization};
 pub use error::{Error, Result};

@@ -32,18 +32,18 @@ pub(crate) fn correct(
         .collect();
     let (targets, mut skipped) =
         onnxq_quant::bias_correction_targets(float, &|n| quantized.contains(n.name()));
-    let (probe, probes, unprobed) = onnxq_quant::bias_probes(float, quant, &targets)?;
-    skipped.extend(unprobed);
+    let probed = onnxq_quant::bias_probes(float, quant, &targets)?;
+    skipped.extend(probed.skipped);
     // Each probe's mean, and the layer's own output for the shift's size in the summary.
     let mut wanted = Vec::new();
-    for (i, p, y) in &probes {
-        let t = &targets[*i];
+    for p in &probed.probes {
+        let t = &targets[p.target];
         let axis = if t.conv {
             ChannelAxis::One
         } else {
             ChannelAxis::Last
         };
-        for tensor in [p, y] {
+        for tensor in [&p.probe, &p.output] {
             wanted.push(ChannelTarget {
                 tensor: tensor.clone(),
                 axis,
@@ -51,11 +51,11 @@ pub(crate) fn correct(
             });
         }
     }
-    let stats = super::channels::ranges(&probe, calib, &wanted, "bias correction")?;
+    let stats = super::channels::ranges(&probed.model, calib, &wanted, "bias correction")?;
     let mut shifts = BTreeMap::new();
     let mut largest = 0.0f64;
-    for (i, p, y) in &probes {
-        let (Some(shift), Some(out)) = (stats.get(p), stats.get(y)) else {
+    for p in &probed.probes {
+        let (Some(shift), Some(out)) = (stats.get(&p.probe), stats.get(&p.output)) else {
             continue;
         };
         for ((s, lo), hi) in shift.mean.iter().zip(&out.min).zip(&out.max) {
@@ -64,7 +64,7 @@ pub(crate) fn correct(
                 largest = largest.max(s.abs() / size);
             }
         }
-        shifts.insert(targets[*i].node.clone(), shift.mean.clone());
+        shifts.insert(targets[p.target].node.clone(), shift.mean.clone());
     }
     let mut corrected = float.clone();
     let n = onnxq_quant::correct_biases(&mut corrected, &shifts)?;
