@@ -1,0 +1,63 @@
+//! The accuracy-recovery steps on real models (`../shared/corpus`), scored by the corpus metric
+//! scripts: each step scores at least the plain static model with the same settings, and bias
+//! correction, on the model where weight rounding shifts layer means (mobilenetv2's depthwise
+//! convolutions, per-tensor weights), gains a stated margin.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use common::{metric, quantize};
+use onnxq_testkit::{corpus_feeds, corpus_model};
+
+/// The metric of `name` quantized statically with `flags` (`lower_is_better` flips the sign, so
+/// a higher score is always better).
+fn score(dir: &std::path::Path, name: &str, tag: &str, flags: &[&str], lower: bool) -> f64 {
+    let (float, feeds) = (corpus_model(name), corpus_feeds(name));
+    let out = dir.join(format!("{name}-{tag}.onnx"));
+    let data = feeds.to_str().unwrap();
+    let mut args = vec!["--mode", "static", "--data", data, "--engine", "ort"];
+    args.extend_from_slice(flags);
+    quantize(&float, &out, &args);
+    let (line, value) = metric(name, &out);
+    eprintln!("{name} {flags:?}: {line}");
+    if lower { -value } else { value }
+}
+
+#[test]
+fn each_recovery_step_scores_at_least_the_plain_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // (model, base flags, step, least gain of the metric, lower is better)
+    for (name, base, step, gain, lower) in [
+        (
+            "mobilenetv2",
+            &[][..],
+            &["--bias-correction"][..],
+            0.04,
+            false,
+        ),
+        (
+            "mobilenetv2",
+            &["--per-channel"][..],
+            &["--bias-correction"][..],
+            0.0,
+            false,
+        ),
+        (
+            "digits-cnn",
+            &[][..],
+            &["--equalize", "--bias-correction"][..],
+            0.0,
+            false,
+        ),
+        ("bytegpt", &[][..], &["--smooth-quant"][..], 0.0, true),
+    ] {
+        let plain = score(dir.path(), name, "plain", base, lower);
+        let flags: Vec<&str> = base.iter().chain(step).copied().collect();
+        let recovered = score(dir.path(), name, "step", &flags, lower);
+        assert!(
+            recovered >= plain + gain,
+            "{name} {flags:?}: {recovered} against plain {plain} (want +{gain})"
+        );
+    }
+}
