@@ -12,7 +12,13 @@ use onnxq_testkit::{corpus_feeds, corpus_model};
 
 /// The metric of `name` quantized statically with `flags` (`lower_is_better` flips the sign, so
 /// a higher score is always better).
-fn score(dir: &std::path::Path, name: &str, tag: &str, flags: &[&str], lower: bool) -> f64 {
+fn score(
+    dir: &std::path::Path,
+    name: &str,
+    tag: &str,
+    flags: &[&str],
+    lower: bool,
+) -> (f64, String) {
     let (float, feeds) = (corpus_model(name), corpus_feeds(name));
     let out = dir.join(format!("{name}-{tag}.onnx"));
     let data = feeds.to_str().unwrap();
@@ -20,8 +26,7 @@ fn score(dir: &std::path::Path, name: &str, tag: &str, flags: &[&str], lower: bo
     args.extend_from_slice(flags);
     quantize(&float, &out, &args);
     let (line, value) = metric(name, &out);
-    eprintln!("{name} {flags:?}: {line}");
-    if lower { -value } else { value }
+    (if lower { -value } else { value }, line)
 }
 
 #[test]
@@ -52,12 +57,12 @@ fn each_recovery_step_scores_at_least_the_plain_model() {
         ),
         ("bytegpt", &[][..], &["--smooth-quant"][..], 0.0, true),
     ] {
-        let plain = score(dir.path(), name, "plain", base, lower);
+        let (plain, plain_line) = score(dir.path(), name, "plain", base, lower);
         let flags: Vec<&str> = base.iter().chain(step).copied().collect();
-        let recovered = score(dir.path(), name, "step", &flags, lower);
+        let (recovered, line) = score(dir.path(), name, "step", &flags, lower);
         assert!(
             recovered >= plain + gain,
-            "{name} {flags:?}: {recovered} against plain {plain} (want +{gain})"
+            "{name} {flags:?}: `{line}` against plain `{plain_line}` (want +{gain})"
         );
     }
 }
