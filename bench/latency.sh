@@ -48,6 +48,16 @@ VARIANTS=(
     "QOperator U8S8|--mode static --data CALIB --engine ort --format qoperator --activation-type uint8|static --data CALIB --format qoperator --activation-type uint8"
 )
 
+# row_files: files = the model file of every row that has one (rows[i] = "variant|tool|metric|file|why")
+row_files() {
+    files=()
+    local r f
+    for r in "${rows[@]}"; do
+        IFS='|' read -r _ _ _ f _ <<<"$r"
+        [[ -n $f ]] && files+=("$f")
+    done
+}
+
 # ms FLOAT: 3 significant figures' worth of decimals (digits-cnn runs in tens of microseconds)
 ms() { awk -v x="$1" 'BEGIN { if (x < 1) printf "%.3f", x; else if (x < 100) printf "%.2f", x; else printf "%.1f", x }'; }
 
@@ -114,11 +124,7 @@ for m in $MODELS; do
 
     # One interleaved bench call over float + every model produced. A model bench cannot run
     # (e.g. ORT refuses to load it) would fail the call: find those with one quick call each.
-    files=()
-    for r in "${rows[@]}"; do
-        IFS='|' read -r _ _ _ f _ <<<"$r"
-        [[ -n $f ]] && files+=("$f")
-    done
+    row_files
     bench() { "$ONNXQ" bench "$@" --data "$calib" --threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP" --json "$dir/bench.json"; }
     log "$m: bench ${#files[@]} models, $RUNS runs (load $(load))"
     loads+=("$m: $(load) (1/5/15 min) at the bench call")
@@ -131,11 +137,7 @@ for m in $MODELS; do
                 rows[j]="$a|$b|$c||bench fails: ${why//|//}"
             fi
         done
-        files=()
-        for r in "${rows[@]}"; do
-            IFS='|' read -r _ _ _ f _ <<<"$r"
-            [[ -n $f ]] && files+=("$f")
-        done
+        row_files
         bench "${files[@]}" >"$dir/bench.txt" 2>&1 || log "$m: bench fails: $(head -n 3 "$dir/bench.txt")"
     fi
     k=0

@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-OPSET = 17
+from tiny_model import save
+
 RNG = np.random.default_rng(11)
 SAMPLES = 64
 S = 0.01
@@ -38,23 +38,13 @@ def biased_weight(shape, channel_axis):
     return w.astype(np.float32)
 
 
-def save(out, name, nodes, inits, x_shape, y_shape):
-    graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
-        [numpy_helper.from_array(np.asarray(a, dtype=np.float32), n) for n, a in inits],
-    )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    d = out / name
-    d.mkdir(parents=True, exist_ok=True)
-    onnx.save(m, d / "model.onnx")
-    for split in ("calib", "eval"):
-        data = RNG.random((SAMPLES, *x_shape)).astype(np.float32)
-        np.savez(d / f"{split}.npz", x=data)
-    print(name)
+def splits(x_shape):
+    """Calibration and held-out samples, different draws."""
+    return {split: RNG.random((SAMPLES, *x_shape)) for split in ("calib", "eval")}
+
+
+def consts(pairs):
+    return [numpy_helper.from_array(np.asarray(a, dtype=np.float32), n) for n, a in pairs]
 
 
 def main():
@@ -62,20 +52,20 @@ def main():
     save(out, "matmul_add",
          [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
           helper.make_node("Add", ["h", "b"], ["y"], name="fc_bias")],
-         [("w", biased_weight((64, 16), 1)), ("b", RNG.standard_normal(16))],
-         [2, 64], [2, 16])
+         consts([("w", biased_weight((64, 16), 1)), ("b", RNG.standard_normal(16))]),
+         [2, 64], [2, 16], splits([2, 64]))
     save(out, "conv",
          [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv")],
-         [("w", biased_weight((8, 4, 3, 3), 0)), ("b", RNG.standard_normal(8))],
-         [1, 4, 6, 6], [1, 8, 4, 4])
+         consts([("w", biased_weight((8, 4, 3, 3), 0)), ("b", RNG.standard_normal(8))]),
+         [1, 4, 6, 6], [1, 8, 4, 4], splits([1, 4, 6, 6]))
     save(out, "gemm",
          [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)],
-         [("w", biased_weight((16, 64), 0))],
-         [2, 64], [2, 16])
+         consts([("w", biased_weight((16, 64), 0))]),
+         [2, 64], [2, 16], splits([2, 64]))
     save(out, "matmul_only",
          [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
-         [("w", biased_weight((64, 16), 1))],
-         [2, 64], [2, 16])
+         consts([("w", biased_weight((64, 16), 1))]),
+         [2, 64], [2, 16], splits([2, 64]))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
+
+from tiny_model import save
 
 OPSET = 17
 RNG = np.random.default_rng(5)
@@ -31,23 +32,6 @@ def const(name, array):
 def spread(c):
     """Per-channel factors from 0.01 to 1, shuffled."""
     return RNG.permutation(np.geomspace(0.01, 1.0, c)).astype(np.float32)
-
-
-def save(out, name, nodes, inits, x_shape, y_shape, data):
-    graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
-        inits,
-    )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    d = out / name
-    d.mkdir(parents=True, exist_ok=True)
-    onnx.save(m, d / "model.onnx")
-    np.savez(d / "calib.npz", x=data.astype(np.float32))
-    print(name)
 
 
 def conv_weight(o, i, k, scale=None):
@@ -67,7 +51,7 @@ def pair(out):
     ]
     inits = [const("w1", conv_weight(c, 3, 3, s)), const("b1", 0.5 + s),
              const("w2", conv_weight(6, c, 1)), const("b2", np.zeros(6))]
-    save(out, "pair", nodes, inits, [1, 3, 8, 8], [1, 6, 8, 8], RNG.standard_normal((SAMPLES, 1, 3, 8, 8)))
+    save(out, "pair", nodes, inits, [1, 3, 8, 8], [1, 6, 8, 8], {"calib": RNG.standard_normal((SAMPLES, 1, 3, 8, 8))})
 
 
 def depthwise(out):
@@ -84,7 +68,7 @@ def depthwise(out):
     inits = [const("w1", conv_weight(c, 4, 1, s)), const("b1", 0.2 * s),
              const("w2", dw), const("b2", 0.3 + 0.1 * RNG.random(c)),
              const("w3", conv_weight(4, c, 1))]
-    save(out, "depthwise", nodes, inits, [1, 4, 6, 6], [1, 4, 6, 6], RNG.standard_normal((SAMPLES, 1, 4, 6, 6)))
+    save(out, "depthwise", nodes, inits, [1, 4, 6, 6], [1, 4, 6, 6], {"calib": RNG.standard_normal((SAMPLES, 1, 4, 6, 6))})
 
 
 def mlp(out):
@@ -97,7 +81,7 @@ def mlp(out):
     ]
     inits = [const("w1", w1), const("b1", 0.1 * RNG.random(n)),
              const("w2", RNG.standard_normal((n, m)) * 0.5)]
-    save(out, "mlp", nodes, inits, [4, k], [4, m], RNG.standard_normal((SAMPLES, 4, k)))
+    save(out, "mlp", nodes, inits, [4, k], [4, m], {"calib": RNG.standard_normal((SAMPLES, 4, k))})
 
 
 def clip(out):
@@ -109,7 +93,7 @@ def clip(out):
     ]
     inits = [const("w1", conv_weight(c, 3, 1, 4 * spread(c))), const("b1", np.zeros(c)),
              const("lo", 0.0), const("hi", 6.0), const("w2", conv_weight(4, c, 1))]
-    save(out, "clip", nodes, inits, [1, 3, 5, 5], [1, 4, 5, 5], RNG.standard_normal((SAMPLES, 1, 3, 5, 5)))
+    save(out, "clip", nodes, inits, [1, 3, 5, 5], [1, 4, 5, 5], {"calib": RNG.standard_normal((SAMPLES, 1, 3, 5, 5))})
 
 
 def main():

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
+
+from tiny_model import save
 
 OPSET = 17
 RNG = np.random.default_rng(11)
@@ -34,26 +35,6 @@ def const(name, array):
 
 def weight(shape, scale=0.3):
     return (RNG.standard_normal(shape) * scale).astype(np.float32)
-
-
-def save(out, name, nodes, inits, x_shape, y_shape, data, extra_outputs=()):
-    """extra_outputs: (name, shape) pairs."""
-    graph = helper.make_graph(
-        nodes,
-        name,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)]
-        + [helper.make_tensor_value_info(o, TensorProto.FLOAT, shape) for o, shape in extra_outputs],
-        inits,
-    )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    d = out / name
-    d.mkdir(parents=True, exist_ok=True)
-    onnx.save(m, d / "model.onnx")
-    np.savez(d / "calib.npz", x=data.astype(np.float32))
-    print(name)
 
 
 def outlier_scale(c, at, big=100.0):
@@ -74,7 +55,7 @@ def layernorm(out, fanout=False):
              const("w", weight((c, 8))), const("bias", weight(8))]
     data = RNG.standard_normal((SAMPLES, 1, 6, c))
     name = "fanout" if fanout else "layernorm"
-    save(out, name, nodes, inits, [1, 6, c], [1, 6, 8], data, [("ln", [1, 6, c])] if fanout else ())
+    save(out, name, nodes, inits, [1, 6, c], [1, 6, 8], {"calib": data}, [("ln", [1, 6, c])] if fanout else ())
 
 
 def decomposed(out):
@@ -86,7 +67,7 @@ def decomposed(out):
     ]
     inits = [const("g", outlier_scale(c, 5)), const("b", 0.1 * RNG.standard_normal(c)),
              const("w", weight((c, 8)))]
-    save(out, "decomposed", nodes, inits, [1, 6, c], [1, 6, 8], RNG.standard_normal((SAMPLES, 1, 6, c)))
+    save(out, "decomposed", nodes, inits, [1, 6, c], [1, 6, 8], {"calib": RNG.standard_normal((SAMPLES, 1, 6, c))})
 
 
 def relu(out):
@@ -97,7 +78,7 @@ def relu(out):
     ]
     inits = [const("w", weight((8, c))), const("bias", weight(8))]
     data = RNG.standard_normal((SAMPLES, 4, c)) * outlier_scale(c, 9)
-    save(out, "relu", nodes, inits, [4, c], [4, 8], data)
+    save(out, "relu", nodes, inits, [4, c], [4, 8], {"calib": data})
 
 
 def conv(out):
@@ -114,7 +95,7 @@ def conv(out):
     ]
     inits = [const("w1", w1), const("b1", b1), const("w2", weight((c, c, 1, 1))),
              const("b2", weight(c)), const("w3", weight((c, 1, 3, 3)))]
-    save(out, "conv", nodes, inits, [1, 3, 8, 8], [1, c, 8, 8], RNG.standard_normal((SAMPLES, 1, 3, 8, 8)))
+    save(out, "conv", nodes, inits, [1, 3, 8, 8], [1, c, 8, 8], {"calib": RNG.standard_normal((SAMPLES, 1, 3, 8, 8))})
 
 
 def main():

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use onnxq_engine::{Data, DataRef, Tensor};
+use onnxq_engine::{DataRef, Tensor};
 
 use crate::Error;
 
@@ -86,22 +86,18 @@ impl<'t> ChannelStats<'t> {
 
     /// Adds the targets among a sample's feeds (graph inputs).
     pub fn add_feeds(&mut self, sample: &[(String, Tensor)]) -> Result<(), Error> {
-        for (name, t) in sample {
-            if !self.wants(name) {
-                continue;
-            }
-            match &t.data {
-                Data::F32(v) => self.add(name, &t.dims, DataRef::F32(v))?,
-                other => {
-                    return Err(Error::Data(format!(
-                        "SmoothQuant: input `{name}` is {}, and SmoothQuant reads float32 \
-                         activations",
-                        other.type_name()
-                    )));
-                }
-            }
-        }
-        Ok(())
+        let wanted: Vec<String> = sample
+            .iter()
+            .filter(|(n, _)| self.wants(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let who = "per-channel statistics";
+        crate::feeds::each_float_feed(
+            sample,
+            |n| wanted.iter().any(|w| w == n),
+            who,
+            |n, d, v| self.add(n, d, v),
+        )
     }
 
     /// Adds one value of `name` (ignored when it is not a target). A value that is not float32,
@@ -115,8 +111,8 @@ impl<'t> ChannelStats<'t> {
         };
         let DataRef::F32(values) = data else {
             return Err(Error::Data(format!(
-                "SmoothQuant: tensor `{name}` is not float32, and SmoothQuant reads float32 \
-                 activations"
+                "tensor `{name}` is not float32, and the per-channel statistics of SmoothQuant, \
+                 equalization and bias correction read float32 activations"
             )));
         };
         let (axis_dim, inner) = match t.axis {
@@ -125,8 +121,9 @@ impl<'t> ChannelStats<'t> {
         };
         if axis_dim != Some(t.channels) {
             return Err(Error::Data(format!(
-                "SmoothQuant: tensor `{name}` has shape {dims:?} on the calibration data, and the \
-                 weights reading it have {} input channels on its {} axis",
+                "tensor `{name}` has shape {dims:?} on the calibration data, and its weights have \
+                 {} channels on its {} axis (per-channel statistics of SmoothQuant, \
+                 equalization or bias correction)",
                 t.channels,
                 if t.axis == ChannelAxis::Last {
                     "last"

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use onnxq_engine::{Data, DataRef, Tensor};
+use onnxq_engine::{DataRef, Tensor};
 use rayon::prelude::*;
 
 use crate::Error;
@@ -128,29 +128,17 @@ impl<'t> HessianSums<'t> {
 
     /// Adds the targets among a sample's feeds (graph inputs).
     pub fn add_feeds(&mut self, sample: &[(String, Tensor)]) -> Result<(), Error> {
-        for (name, t) in sample {
-            if !self.wants(name) {
-                continue;
-            }
-            match &t.data {
-                Data::F32(v) => self.add(name, &t.dims, DataRef::F32(v))?,
-                // A float16 model's input: widened exactly.
-                Data::F16(v) => {
-                    let wide: Vec<f32> = v
-                        .iter()
-                        .map(|&b| half::f16::from_bits(b).to_f32())
-                        .collect();
-                    self.add(name, &t.dims, DataRef::F32(&wide))?;
-                }
-                other => {
-                    return Err(Error::Data(format!(
-                        "GPTQ: input `{name}` is {}, and GPTQ reads float activations",
-                        other.type_name()
-                    )));
-                }
-            }
-        }
-        Ok(())
+        let wanted: Vec<String> = sample
+            .iter()
+            .filter(|(n, _)| self.wants(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        crate::feeds::each_float_feed(
+            sample,
+            |n| wanted.iter().any(|w| w == n),
+            "GPTQ",
+            |n, d, v| self.add(n, d, v),
+        )
     }
 
     /// Adds one value of `name` (ignored when it is not a target). A value that is not float32,

@@ -10,6 +10,7 @@
 
 pub mod channel_stats;
 pub mod data;
+mod feeds;
 pub mod fingerprint;
 mod fit;
 mod float_types;
