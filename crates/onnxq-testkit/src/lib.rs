@@ -64,6 +64,20 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// The Python of the SmoothQuant oracle's side venv (`tests/py/requirements-inc.txt`: Intel
+/// Neural Compressor 3.7.1 with numpy 1.26, which the main venv's numpy 2 excludes).
+pub fn inc_python() -> PathBuf {
+    let p = std::env::var_os("ONNXQ_INC_PYTHON")
+        .map_or_else(|| repo_root().join(".venv-inc/bin/python"), PathBuf::from);
+    assert!(
+        p.exists(),
+        "the SmoothQuant oracle is missing: {} does not exist. Run `bash scripts/test.sh` once (it \
+         makes .venv-inc from tests/py/requirements-inc.txt) or set ONNXQ_INC_PYTHON",
+        p.display()
+    );
+    p
+}
+
 /// Runs a script from `tests/py/` with the oracle's Python; returns (success, stdout + stderr).
 pub fn run_py(script: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
     let out = Command::new(python())
