@@ -11,21 +11,14 @@ mod common;
 
 use std::path::Path;
 
-use common::quantize;
-use onnxq_testkit::{python_ok, repo_root, run_py};
+use common::{quantize, sqnr};
+use onnxq_testkit::{python_ok, repo_root};
 
 fn models() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let script = repo_root().join("tests/py/make_equalize_models.py");
     python_ok(&[script.as_ref(), dir.path().as_ref()]);
     dir
-}
-
-fn sqnr(float: &Path, other: &Path, feeds: &Path) -> f64 {
-    let (ok, text) = run_py("sqnr.py", &[float.as_ref(), other.as_ref(), feeds.as_ref()]);
-    assert!(ok, "{text}");
-    let line = text.lines().find(|l| l.contains("sqnr_db=")).unwrap();
-    line.rsplit('=').next().unwrap().parse().unwrap()
 }
 
 /// The largest relative difference between the head's per-output-channel and the tail's

@@ -11,8 +11,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{quantize, refused};
-use onnxq_testkit::{python_ok, repo_root, run_py};
+use common::{quantize, refused, sqnr};
+use onnxq_testkit::{python_ok, repo_root};
 
 /// The generated models in a fresh folder.
 fn models() -> (tempfile::TempDir, Vec<String>) {
@@ -20,13 +20,6 @@ fn models() -> (tempfile::TempDir, Vec<String>) {
     let script = repo_root().join("tests/py/make_smooth_models.py");
     let names = python_ok(&[script.as_ref(), dir.path().as_ref()]);
     (dir, names.lines().map(str::to_owned).collect())
-}
-
-fn sqnr(float: &Path, other: &Path, feeds: &Path) -> f64 {
-    let (ok, text) = run_py("sqnr.py", &[float.as_ref(), other.as_ref(), feeds.as_ref()]);
-    assert!(ok, "{text}");
-    let line = text.lines().find(|l| l.contains("sqnr_db=")).unwrap();
-    line.rsplit('=').next().unwrap().parse().unwrap()
 }
 
 /// The op types of a model's nodes, with the names of its Mul nodes.

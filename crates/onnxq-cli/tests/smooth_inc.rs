@@ -9,18 +9,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::quantize;
+use common::{quantize, sqnr};
 use onnxq_testkit::{inc_python, python_ok, repo_root, run_py};
-
-fn sqnr(float: &Path, other: &Path, feeds: &Path) -> f64 {
-    let (ok, text) = run_py("sqnr.py", &[float.as_ref(), other.as_ref(), feeds.as_ref()]);
-    assert!(ok, "{text}");
-    let line = text.lines().find(|l| l.contains("sqnr_db=")).unwrap();
-    line.rsplit('=').next().unwrap().parse().unwrap()
-}
 
 /// The value of `key=` in `text`.
 fn field(text: &str, key: &str) -> String {

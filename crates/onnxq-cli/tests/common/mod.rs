@@ -116,3 +116,12 @@ pub(crate) fn metric(model_name: &str, model: &Path) -> (String, f64) {
         .unwrap();
     (line, value)
 }
+
+/// The first float output's SQNR (dB) of `other` against `float` on `feeds` (`tests/py/sqnr.py`,
+/// in ONNX Runtime); fails the test when a model does not run.
+pub(crate) fn sqnr(float: &Path, other: &Path, feeds: &Path) -> f64 {
+    let (ok, text) = run_py("sqnr.py", &[float.as_ref(), other.as_ref(), feeds.as_ref()]);
+    assert!(ok, "{text}");
+    let line = text.lines().find(|l| l.contains("sqnr_db=")).unwrap();
+    line.rsplit('=').next().unwrap().parse().unwrap()
+}
