@@ -116,9 +116,16 @@ pub fn bias_probes(float: &Model, quant: &Model, targets: &[BiasTarget]) -> Resu
     let (mut probes, mut skipped) = (Vec::new(), Vec::new());
     let by_name: BTreeMap<String, NodeId> =
         g.nodes().map(|(id, n)| (n.name().to_owned(), id)).collect();
+    // Found once: a lookup per target would scan the float graph for each.
+    let float_nodes: BTreeMap<&str, NodeId> =
+        float.graph.nodes().map(|(id, n)| (n.name(), id)).collect();
     for (i, t) in targets.iter().enumerate() {
-        let (Some(&qid), Some(weight)) = (by_name.get(&t.node), float_weight(float, &t.node))
-        else {
+        let (Some(&qid), Some(weight)) = (
+            by_name.get(&t.node),
+            float_nodes
+                .get(t.node.as_str())
+                .and_then(|&n| float_weight(float, n)),
+        ) else {
             skipped.push((t.node.clone(), "not found in the quantized model".into()));
             continue;
         };
@@ -163,10 +170,10 @@ pub fn bias_probes(float: &Model, quant: &Model, targets: &[BiasTarget]) -> Resu
     })
 }
 
-/// The float weight (input 1) of the node called `name` in `model`, when it is a constant.
-fn float_weight(model: &Model, name: &str) -> Option<onnxq_ir::proto::TensorProto> {
+/// The float weight (input 1) of node `id` of `model`, when it is a constant.
+fn float_weight(model: &Model, id: NodeId) -> Option<onnxq_ir::proto::TensorProto> {
     let g = &model.graph;
-    let (_, n) = g.nodes().find(|(_, n)| n.name() == name)?;
+    let n = g.node(id)?;
     resolve(g, &[], input(n, 1)?).map(|w| w.tensor.clone())
 }
 
