@@ -58,7 +58,10 @@ enum Source {
 pub struct Samples {
     sources: Vec<Source>,
     inputs: Vec<InputSpec>,
+    /// One past the last sample read (`truncate` lowers it).
     count: usize,
+    /// The first sample handed out (`skip` raises it); earlier ones are read and dropped.
+    start: usize,
     notes: Vec<String>,
 }
 
@@ -130,6 +133,7 @@ impl Samples {
             sources,
             inputs: inputs.to_vec(),
             count,
+            start: 0,
             notes,
         })
     }
@@ -141,17 +145,23 @@ impl Samples {
 
     /// Keeps only the first `n` samples (all when there are fewer): `each` stops after them.
     pub fn truncate(&mut self, n: usize) {
-        self.count = self.count.min(n);
+        self.count = self.count.min(self.start + n);
+    }
+
+    /// Drops the first `n` samples (a held-out tail of the same data): `each` numbers the rest
+    /// from 0. The dropped ones are still read, one at a time, and not checked twice.
+    pub fn skip(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.count);
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.count
+        self.count - self.start
     }
 
     /// Whether there are none (never true for an opened set).
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.len() == 0
     }
 
     /// The first sample, checked.
@@ -182,6 +192,8 @@ impl Samples {
         &self,
         mut f: impl FnMut(usize, Sample) -> Result<(), E>,
     ) -> Result<(), E> {
+        let start = self.start;
+        let mut f = |i: usize, s: Sample| if i < start { Ok(()) } else { f(i - start, s) };
         let mut index = 0;
         for source in &self.sources {
             if index >= self.count {

@@ -268,6 +268,8 @@ pub(crate) struct QuantizeArgs {
     pub(crate) weight_only: WeightOnlyArgs,
     #[command(flatten)]
     pub(crate) recovery: crate::recovery_args::RecoveryArgs,
+    #[command(flatten)]
+    pub(crate) auto: crate::auto_args::AutoArgs,
     /// Quantize weights per channel (dynamic: MatMul along the last axis; static: Conv axis 0,
     /// Gemm by transB, MatMul axis 1)
     #[arg(long)]
@@ -488,6 +490,9 @@ pub(crate) struct CalibSettings {
     /// Engine threads
     #[arg(long, default_value_t = 2)]
     pub(crate) threads: usize,
+    /// Only the first N samples of --data (`--auto` holds the rest out to judge candidates).
+    #[arg(skip)]
+    pub(crate) first: Option<usize>,
 }
 
 impl Default for CalibSettings {
@@ -504,6 +509,7 @@ impl Default for CalibSettings {
             engine: Engine::Auto,
             ort_lib: None,
             threads: 2,
+            first: None,
         }
     }
 }

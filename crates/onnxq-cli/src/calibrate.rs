@@ -88,7 +88,7 @@ pub(crate) fn calibrate(
         !a.data.is_empty(),
         "no calibration data: give --data with a .npz, a folder of samples or ONNX test-data folders"
     );
-    let samples = open_samples(model, &a.data)?;
+    let samples = calib_samples(model, a)?;
     let backend = Backend::choose(a.engine, a.ort_lib.as_deref())?;
     // A session of the model with every tensor as an output tells each tensor's type without a
     // run; only float32 tensors are calibrated.
@@ -163,6 +163,15 @@ pub(crate) fn calibrate(
         skipped,
     };
     Ok((ranges, samples.notes().to_vec()))
+}
+
+/// The samples `a` calibrates on: those of `--data`, only the first `a.first` when set.
+pub(crate) fn calib_samples(model: &Model, a: &CalibSettings) -> Result<Samples> {
+    let mut samples = open_samples(model, &a.data)?;
+    if let Some(n) = a.first {
+        samples.truncate(n);
+    }
+    Ok(samples)
 }
 
 /// The calibration samples at `data` for `model`, every one checked against the model's inputs

@@ -4,6 +4,7 @@
 //! progress go to stderr. Exit codes: 0 success, 2 usage, input or I/O error.
 
 mod args;
+mod auto_args;
 mod bench;
 mod bench_args;
 mod calibrate;

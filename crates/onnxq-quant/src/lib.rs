@@ -39,7 +39,7 @@ pub use options::{DynamicOptions, StaticOptions};
 pub use preprocess::{PreprocessOptions, PreprocessReport, preprocess};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
-pub use report::{BiasCorrectionReport, EqualizeReport, Report};
+pub use report::{BiasCorrectionReport, Decision, EqualizeReport, Report, SearchReport};
 pub use smooth::{SmoothOptions, SmoothReport, apply_smoothing, plan_smoothing};
 pub use upgrade::{UpgradeReport, upgrade};
 pub use weight_only::options::{

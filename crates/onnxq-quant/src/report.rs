@@ -87,6 +87,9 @@ pub struct Report {
     /// What empirical bias correction did after quantization (`--bias-correction`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bias_correction: Option<BiasCorrectionReport>,
+    /// The measured search that chose this model (`--auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchReport>,
 }
 
 impl Report {
@@ -164,4 +167,46 @@ pub struct BiasCorrectionReport {
     pub largest_relative_shift: f64,
     /// Quantized layers left alone: (node, reason).
     pub skipped: Vec<(String, String)>,
+}
+
+/// What `--auto`'s search tried and chose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SearchReport {
+    /// The accuracy asked for, e.g. "cos=0.99".
+    pub target: String,
+    /// Whether the chosen model meets it on the held-out samples.
+    pub met: bool,
+    /// Samples calibrated on, and held out to judge the candidates.
+    pub calibrated_on: usize,
+    /// See `calibrated_on`.
+    pub held_out: usize,
+    /// The largest share of Conv / MatMul / Gemm nodes allowed float.
+    pub max_float: f64,
+    /// Every candidate measured, in the order tried.
+    pub decisions: Vec<Decision>,
+    /// What the search did not try.
+    pub not_tried: Vec<String>,
+    /// Wall time of the search, seconds.
+    pub seconds: f64,
+}
+
+/// One measured candidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// The configuration, e.g. "QUInt8 activations, per-channel, Conv/MatMul/Gemm only".
+    pub config: String,
+    /// Nodes kept float on top of the configuration.
+    pub excluded: Vec<String>,
+    /// The lowest output cosine and SQNR against the float model on the held-out samples.
+    pub cosine: f64,
+    /// See `cosine`.
+    pub sqnr_db: f64,
+    /// Median latency of the float model over this one's (ONNX Runtime, 1 thread), when timed.
+    pub speedup: Option<f64>,
+    /// Model size in bytes.
+    pub bytes: u64,
+    /// Share of the model's Conv / MatMul / Gemm nodes left float.
+    pub float_share: f64,
+    /// Whether this is the model written.
+    pub chosen: bool,
 }

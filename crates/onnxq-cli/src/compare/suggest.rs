@@ -96,6 +96,7 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
                 engine: a.engine,
                 ort_lib: a.ort_lib.clone(),
                 threads: a.threads,
+                first: None,
             };
             let smoothed = rewritten(float, settings, &calib, &opts)?;
             let base = smoothed.as_deref().unwrap_or(float);

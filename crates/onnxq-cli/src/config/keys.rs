@@ -99,6 +99,16 @@ const fn ort(id: &'static str, ort: &'static [&'static str], uses: Uses) -> Opti
     }
 }
 
+/// A flag with no config key yet, read by the runs `uses` names.
+const fn flag_uses(id: &'static str, uses: Uses) -> OptionInfo {
+    OptionInfo {
+        id,
+        ort: &[],
+        config: false,
+        uses,
+    }
+}
+
 const fn flag_only(id: &'static str) -> OptionInfo {
     OptionInfo {
         id,
@@ -174,6 +184,10 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     ),
     opt("equalize", Uses::Calibration),
     opt("bias_correction", Uses::Calibration),
+    flag_uses("auto", Uses::Calibration),
+    flag_uses("target", Uses::Calibration),
+    flag_uses("max_float", Uses::Calibration),
+    flag_uses("objective", Uses::Calibration),
     opt("rewritten", Uses::Calibration),
 ];
 

@@ -25,7 +25,7 @@ pub(crate) fn ranges(
     if targets.is_empty() {
         return Ok(maxes.finish());
     }
-    let samples = crate::calibrate::open_samples(model, &calib.data)?;
+    let samples = crate::calibrate::calib_samples(model, calib)?;
     let g = &model.graph;
     let outputs: Vec<String> = targets
         .iter()

@@ -64,7 +64,7 @@ pub(crate) fn equalize(
 /// How far the rewritten float model's outputs are from the input model's on the samples.
 fn float_change(original: &Model, rewritten: &Model, calib: &CalibSettings) -> Result<String> {
     let backend = crate::engine::Backend::choose(calib.engine, calib.ort_lib.as_deref())?;
-    let mut samples = crate::calibrate::open_samples(original, &calib.data)?;
+    let mut samples = crate::calibrate::calib_samples(original, calib)?;
     samples.truncate(MEASURED_SAMPLES);
     let mut fe = backend.load(original, calib.threads)?;
     let outputs = crate::measure::shared_outputs(original, rewritten);

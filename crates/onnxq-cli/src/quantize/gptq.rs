@@ -29,7 +29,7 @@ pub(super) fn quantize(
     spill_dir: &std::path::Path,
 ) -> Result<Report> {
     let requests = onnxq_quant::gptq_requests(model, opts)?;
-    let samples = crate::calibrate::open_samples(model, &a.calib.data)?;
+    let samples = crate::calibrate::calib_samples(model, &a.calib)?;
     // No engine when every input is a graph input (read from the feeds).
     let node_outputs: BTreeSet<String> = requests
         .iter()

@@ -1,5 +1,6 @@
 //! `onnxq quantize`: resolve flags and config into options, quantize, save, report.
 
+mod auto;
 pub(crate) mod bias_correction;
 mod channels;
 pub(crate) mod equalize;
@@ -40,6 +41,7 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
     let layout = output_layout(&a.output, &model);
     io_plan(a, &model, &layout)?.check()?;
     notes.extend(options::check_op_types(&model, mode, &a.op_types)?);
+    auto::check(a)?;
     if a.html.is_some() && a.calib.data.is_empty() {
         return Err(crate::util::fail(
             "--html compares the quantized model with the float model on sample data, and no \
@@ -91,7 +93,11 @@ pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
             report
         }
         Mode::Static => {
-            let (report, rw) = static_pass(a, &cfg, &mut model, &mut notes)?;
+            let (report, rw) = if a.auto.auto {
+                auto::run(a, &cfg, &mut model, &mut notes)?
+            } else {
+                static_pass(a, &cfg, &mut model, &mut notes)?
+            };
             rewritten = rw;
             report
         }

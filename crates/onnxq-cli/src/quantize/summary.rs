@@ -76,6 +76,9 @@ fn summary(r: &Report, all: bool) -> String {
     if let Some(sm) = &r.smoothing {
         s += &smoothing_lines(sm, all);
     }
+    if let Some(sr) = &r.search {
+        s += &search_lines(sr, all);
+    }
     if let Some(b) = &r.bias_correction {
         s += &format!(
             "\n  bias correction: {} layer(s) corrected, largest shift {:.2} % of its channel's \
@@ -200,4 +203,45 @@ fn remedy(r: &Report, low: &[&Entry]) -> String {
         "--per-channel{}, or keep those nodes float with --exclude",
         if conv { " --conv-per-channel" } else { "" },
     )
+}
+
+/// `--auto`'s decisions: the chosen candidate, then (all) every candidate measured.
+fn search_lines(sr: &onnxq_quant::SearchReport, all: bool) -> String {
+    let row = |d: &onnxq_quant::Decision| {
+        let float = if d.excluded.is_empty() {
+            String::new()
+        } else {
+            format!(" + {} float", d.excluded.join(", "))
+        };
+        format!(
+            "{}{float}: cos {:.4}, SQNR {:.1} dB, {}, {:.0} % of Conv/MatMul/Gemm float",
+            d.config,
+            d.cosine,
+            d.sqnr_db,
+            d.speedup
+                .map_or("not timed".into(), |x| format!("{x:.2}× the float model's speed")),
+            100.0 * d.float_share
+        )
+    };
+    let mut s = format!(
+        "\n  --auto: {} candidate(s) judged on {} held-out sample(s) (calibrated on {}) in {:.0} s; \
+         target {} {}",
+        sr.decisions.len(),
+        sr.held_out,
+        sr.calibrated_on,
+        sr.seconds,
+        sr.target,
+        if sr.met { "met" } else { "NOT met" }
+    );
+    if let Some(d) = sr.decisions.iter().find(|d| d.chosen) {
+        s += &format!("\n    chosen: {}", row(d));
+    }
+    if all {
+        for d in sr.decisions.iter().filter(|d| !d.chosen) {
+            s += &format!("\n    tried:  {}", row(d));
+        }
+    } else {
+        s += "\n    (-v lists every candidate; --report has them all)";
+    }
+    s
 }

@@ -1,0 +1,106 @@
+//! `quantize --auto`'s flags, flattened into its arguments: the measured search for the fastest
+//! static model that keeps a stated accuracy on held-out samples.
+
+use clap::Args;
+
+/// The accuracy a candidate must keep against the float model on the held-out samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Target {
+    /// The lowest output cosine similarity.
+    Cos(f64),
+    /// The lowest output SQNR (dB).
+    Sqnr(f64),
+}
+
+impl Target {
+    /// Whether agreement `g` meets the target.
+    pub(crate) fn met(self, g: &crate::measure::Agreement) -> bool {
+        match self {
+            Target::Cos(c) => g.cosine >= c,
+            Target::Sqnr(db) => g.sqnr_db >= db,
+        }
+    }
+
+    /// The figure the target reads from `g` (higher is better).
+    pub(crate) fn score(self, g: &crate::measure::Agreement) -> f64 {
+        match self {
+            Target::Cos(_) => g.cosine,
+            Target::Sqnr(_) => g.sqnr_db,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Cos(c) => write!(f, "cos={c}"),
+            Target::Sqnr(db) => write!(f, "sqnr={db}"),
+        }
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    let (kind, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: give cos=C or sqnr=DB (e.g. cos=0.99)"))?;
+    let v: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number"))?;
+    match kind {
+        "cos" if (-1.0..=1.0).contains(&v) => Ok(Target::Cos(v)),
+        "cos" => Err(format!("cos={v}: a cosine lies in [-1, 1]")),
+        "sqnr" if v.is_finite() => Ok(Target::Sqnr(v)),
+        "metric" => Err(
+            "metric= needs your own metric script (--eval-cmd), which --auto does not run yet; \
+             give cos=C or sqnr=DB"
+                .into(),
+        ),
+        _ => Err(format!("`{kind}`: the target is cos=C or sqnr=DB")),
+    }
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let (number, scale) = match s.strip_suffix('%') {
+        Some(p) => (p, 100.0),
+        None => (s, 1.0),
+    };
+    let v: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}`: give a share such as 20% or 0.2"))?;
+    let v = v / scale;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("`{s}`: a share lies between 0% and 100%"))
+    }
+}
+
+/// What the search prefers among the candidates that meet the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Objective {
+    /// The lowest median latency in ONNX Runtime (1 thread, interleaved runs)
+    Latency,
+    /// The smallest model file
+    Size,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct AutoArgs {
+    /// Static: search for the fastest model that keeps --target on held-out samples (the last
+    /// quarter of --data; calibration reads the rest): whole configurations (activation type,
+    /// per-channel weights, which op types), then Conv / MatMul / Gemm nodes kept float one at a
+    /// time, each measured; the report lists every decision
+    #[arg(long)]
+    pub(crate) auto: bool,
+    /// --auto: the accuracy to keep, cos=C (lowest output cosine to the float model) or sqnr=DB
+    /// [default: cos=0.99]
+    #[arg(long, value_name = "KIND=VALUE", value_parser = parse_target)]
+    pub(crate) target: Option<Target>,
+    /// --auto: the largest share of the model's Conv / MatMul / Gemm nodes left float, e.g. 20%
+    /// [default: 20%]
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub(crate) max_float: Option<f64>,
+    /// --auto: what is best among the candidates that meet the target [default: latency]
+    #[arg(long, value_enum, ignore_case = true)]
+    pub(crate) objective: Option<Objective>,
+}

@@ -1,0 +1,163 @@
+//! How `--auto` judges a candidate: its outputs against the float model's on the held-out
+//! samples (the comparison loop of `measure.rs`), its share of Conv / MatMul / Gemm left float,
+//! its size, and its latency in ONNX Runtime against the float model's (interleaved runs).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use onnxq_calib::data::{Sample, Samples};
+use onnxq_engine::{Executor, Schedule};
+use onnxq_ir::{Layout, Model};
+use onnxq_quant::Report;
+use onnxq_quant::report::Outcome;
+
+use crate::engine::Backend;
+use crate::measure::{Agreement, Timing, agreement, first_samples, latencies, shared_outputs};
+
+/// Samples cycled through by the timed runs.
+const TIMED_SAMPLES: usize = 8;
+/// One intra-op thread: the ratio of two models is what is compared, free of scheduling noise.
+const TIMING: Timing = Timing {
+    threads: 1,
+    schedule: Schedule {
+        warmup: 3,
+        runs: 20,
+    },
+};
+
+/// The ops whose share left float `--max-float` bounds.
+pub(super) const COMPUTE_OPS: [&str; 3] = ["Conv", "MatMul", "Gemm"];
+
+/// The float model, loaded once, and the held-out samples.
+pub(super) struct Judge {
+    backend: Backend,
+    float_exec: Box<dyn Executor>,
+    held: Samples,
+    timed: Vec<Sample>,
+    outputs: Vec<String>,
+    threads: usize,
+    lib: PathBuf,
+    dir: tempfile::TempDir,
+    float_path: PathBuf,
+    compute_nodes: usize,
+}
+
+impl Judge {
+    pub(super) fn new(
+        float: &Model,
+        held: Samples,
+        backend: Backend,
+        lib: PathBuf,
+        threads: usize,
+    ) -> Result<Judge> {
+        let float_exec = backend.load(float, threads)?;
+        let dir = tempfile::tempdir()?;
+        let float_path = dir.path().join("float.onnx");
+        save(float, &float_path)?;
+        let compute_nodes = float
+            .graph
+            .nodes()
+            .filter(|(_, n)| COMPUTE_OPS.contains(&n.op_type()))
+            .count();
+        Ok(Judge {
+            timed: first_samples(&held, TIMED_SAMPLES)?,
+            backend,
+            float_exec,
+            held,
+            outputs: shared_outputs(float, float),
+            threads,
+            lib,
+            dir,
+            float_path,
+            compute_nodes,
+        })
+    }
+
+    /// The candidate's outputs against the float model's on the held-out samples.
+    pub(super) fn accuracy(&mut self, m: &Model) -> Result<Agreement> {
+        agreement(
+            m,
+            &mut *self.float_exec,
+            &self.backend,
+            &self.held,
+            &self.outputs,
+            self.threads,
+        )
+    }
+
+    /// The share of the float model's Conv / MatMul / Gemm nodes that `report` did not quantize.
+    pub(super) fn float_share(&self, report: &Report) -> f64 {
+        if self.compute_nodes == 0 {
+            return 0.0;
+        }
+        let quantized = report
+            .nodes
+            .iter()
+            .filter(|e| {
+                COMPUTE_OPS.contains(&e.op_type.as_str())
+                    && matches!(e.outcome, Outcome::Quantized { .. })
+            })
+            .count();
+        1.0 - quantized.min(self.compute_nodes) as f64 / self.compute_nodes as f64
+    }
+
+    /// Each model's size in bytes and its speed-up over the float model (the float median over
+    /// its median), all timed in one interleaved call.
+    pub(super) fn speed(&self, models: &[&Model]) -> Result<Vec<(u64, f64)>> {
+        let mut paths = vec![self.float_path.clone()];
+        let mut sizes = Vec::new();
+        for (i, m) in models.iter().enumerate() {
+            let p = self.dir.path().join(format!("candidate-{i}.onnx"));
+            sizes.push(save(m, &p)?);
+            paths.push(p);
+        }
+        let lat = latencies(&self.lib, &paths, &self.timed, TIMING)?;
+        let base = lat[0].median_ms;
+        Ok(sizes
+            .into_iter()
+            .zip(&lat[1..])
+            .map(|(b, l)| (b, base / l.median_ms))
+            .collect())
+    }
+}
+
+impl Judge {
+    /// Up to `n` nodes of `quant` where its error starts or is worst on the held-out samples
+    /// (the comparison's ranking: activation drops and weight SQNR, interleaved).
+    pub(super) fn rank(&mut self, float: &Model, quant: &Model, n: usize) -> Result<Vec<String>> {
+        let prepared =
+            onnxq_debug::prepare(float, quant).map_err(crate::compare::debug_error)?;
+        let mut fe = self.backend.load(&prepared.float_augmented, self.threads)?;
+        let mut qe = self.backend.load(&prepared.quant_augmented, self.threads)?;
+        let (report, _) = onnxq_debug::compare(
+            &prepared,
+            &mut *fe,
+            &mut *qe,
+            &self.held,
+            onnxq_debug::Options::default(),
+            |_| {},
+        )
+        .map_err(crate::compare::debug_error)?;
+        Ok(onnxq_debug::rank::candidates(&report.activations, &report.weights, n)
+            .into_iter()
+            .map(|(node, _)| node)
+            .collect())
+    }
+}
+
+/// Writes `m` to `path` (inline below 2 GB, else with its data beside it); returns its bytes.
+fn save(m: &Model, path: &Path) -> Result<u64> {
+    let layout = if m.external_files().is_empty() {
+        Layout::Inline
+    } else {
+        Layout::External {
+            location: format!(
+                "{}.data",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            threshold: onnxq_ir::DEFAULT_THRESHOLD,
+        }
+    };
+    let saved = onnxq_ir::save(m, path, &layout)?;
+    Ok(saved.model_bytes + saved.data_bytes)
+}

@@ -1,0 +1,229 @@
+//! `--auto`: the measured search for the fastest static model that keeps a stated accuracy.
+//! The samples of `--data` are split: the first three quarters calibrate (once; every
+//! candidate is quantized from the same ranges), the last quarter judges. Every configuration
+//! (`search.rs`) is measured on the held-out samples and timed against the float model in
+//! ONNX Runtime (`judge.rs`); the two fastest configurations that miss the target are refined
+//! node by node. The best candidate that meets the target within `--max-float` is written
+//! (`--objective`: the fastest or the smallest); when none does, the most accurate one is, with a
+//! warning. The report lists every candidate.
+
+mod judge;
+mod search;
+
+use std::time::Instant;
+
+use anyhow::Result;
+use onnxq_engine::find_ort_library;
+use onnxq_ir::Model;
+use onnxq_quant::{Decision, Report, SearchReport};
+
+use super::{options, ranges, recovery, stamp};
+use crate::args::{Format, QuantizeArgs};
+use crate::auto_args::{Objective, Target};
+use crate::config::Config;
+use crate::engine::Backend;
+use crate::util::{HintExt, fail};
+use search::{Base, Made};
+
+/// The configurations refined node by node when none meets the target.
+const REFINED: usize = 2;
+
+/// Refuses --auto's settings without --auto (no option is ignored).
+pub(super) fn check(a: &QuantizeArgs) -> Result<()> {
+    let s = &a.auto;
+    if !s.auto && (s.target.is_some() || s.max_float.is_some() || s.objective.is_some()) {
+        return Err(fail(
+            "--target, --max-float or --objective was given without --auto",
+            "add --auto, or drop the setting",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the search on `model` (replaced by the chosen quantized model); returns its report and
+/// the rewritten float model when `--rewritten` asks for it.
+pub(super) fn run(
+    a: &QuantizeArgs,
+    cfg: &Config,
+    model: &mut Model,
+    notes: &mut Vec<String>,
+) -> Result<(Report, Option<Model>)> {
+    let started = Instant::now();
+    let s = Settings {
+        target: a.auto.target.unwrap_or(Target::Cos(0.99)),
+        max_float: a.auto.max_float.unwrap_or(0.2),
+        objective: a.auto.objective.unwrap_or(Objective::Latency),
+    };
+    let lib = find_ort_library(a.calib.ort_lib.as_deref()).hint(
+        "--auto times its candidates in ONNX Runtime: `pip install onnxruntime==1.31.1`, or \
+         point --ort-lib at libonnxruntime.so",
+    )?;
+    let original = model.clone();
+    let mut held = crate::calibrate::open_samples(model, &a.calib.data)?;
+    let n = held.len();
+    if n < 2 {
+        return Err(fail(
+            format!("--auto holds a quarter of the samples out to judge, and --data has {n}"),
+            "give --data with at least 2 samples (8 or more to judge on more than one)",
+        ));
+    }
+    let calibrated_on = n - (n / 4).max(1);
+    held.skip(calibrated_on);
+    let mut args = a.clone();
+    args.calib.first = Some(calibrated_on);
+    let mut opts = options::static_options(&args, cfg)?;
+    let rw = recovery::rewrite(&args, model, &mut opts)?;
+    notes.extend(rw.notes);
+    onnxq_quant::overrides::validate(&model.graph, &opts)?;
+    let (ranges, unranged, calibration) = ranges::static_ranges(&args, cfg, model, &opts)
+        .map_err(crate::engine::hint_engine_errors)?;
+    let backend = Backend::choose(a.calib.engine, a.calib.ort_lib.as_deref())?;
+    let mut judge = judge::Judge::new(&original, held, backend, lib, a.calib.threads)?;
+    let base = Base {
+        float: model,
+        ranges: &ranges,
+        qoperator: a.format == Some(Format::Qoperator),
+        bias_correction: a.recovery.bias_correction.then_some(&args.calib),
+    };
+    let (tried, timed, best) = search_all(&base, &mut judge, &opts, s)?;
+    let chosen = &tried[best];
+    let mut report = chosen.report.clone();
+    report.notes.extend(unranged);
+    report.calibration = Some(calibration.line());
+    report.smoothing = rw.smoothing;
+    report.equalization = rw.equalization;
+    let met = s.meets(chosen);
+    report.search = Some(SearchReport {
+        target: s.target.to_string(),
+        met,
+        calibrated_on,
+        held_out: n - calibrated_on,
+        max_float: s.max_float,
+        decisions: tried
+            .iter()
+            .zip(&timed)
+            .enumerate()
+            .map(|(i, (m, t))| decision(m, *t, i == best))
+            .collect(),
+        not_tried: vec![
+            "16-bit activations per node (ORT's convert overrides)".into(),
+            "recovery steps as candidates (only those given are applied, to every candidate)"
+                .into(),
+            "your own metric (--eval-cmd)".into(),
+        ],
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    if !met {
+        report.warnings.push(format!(
+            "--auto: no candidate meets {} with at most {:.0} % of Conv/MatMul/Gemm float; \
+             wrote the most accurate one ({})",
+            s.target,
+            100.0 * s.max_float,
+            describe(chosen)
+        ));
+    }
+    let format = if base.qoperator { "qoperator" } else { "qdq" };
+    let opts = chosen.opts.clone();
+    let rewritten = a.recovery.rewritten.as_ref().map(|_| model.clone());
+    *model = chosen.model.clone();
+    stamp::stamp(
+        model,
+        "static",
+        Some(format),
+        &opts,
+        Some(&calibration),
+        &stamp::Recovery::of(
+            rw.smooth.as_ref(),
+            rw.equalize.as_ref(),
+            a.recovery.bias_correction,
+        ),
+    )?;
+    Ok((report, rewritten))
+}
+
+/// Every configuration, then the refinements; returns all candidates, each one's (bytes,
+/// speed-up) and the index of the chosen one.
+fn search_all(
+    base: &Base<'_>,
+    judge: &mut judge::Judge,
+    user: &onnxq_quant::StaticOptions,
+    s: Settings,
+) -> Result<(Vec<Made>, Vec<(u64, f64)>, usize)> {
+    let mut tried = Vec::new();
+    for (config, opts) in search::configs(user) {
+        tried.push(search::make(base, judge, &config, &opts, &[])?);
+    }
+    let mut timed = judge.speed(&tried.iter().map(|m| &m.model).collect::<Vec<_>>())?;
+    if !tried.iter().any(|m| s.meets(m)) {
+        let mut order: Vec<usize> = (0..tried.len()).collect();
+        order.sort_by(|&x, &y| timed[y].1.total_cmp(&timed[x].1));
+        let mut refined = Vec::new();
+        for &i in order.iter().take(REFINED) {
+            let start = tried[i].clone();
+            search::refine(base, judge, start, s.target, s.max_float, &mut refined)?;
+        }
+        timed.extend(judge.speed(&refined.iter().map(|m| &m.model).collect::<Vec<_>>())?);
+        tried.extend(refined);
+    }
+    let better = |x: usize, y: usize| -> bool {
+        let (a, b) = (&tried[x], &tried[y]);
+        match (s.meets(a), s.meets(b)) {
+            (true, false) => true,
+            (false, true) => false,
+            // Both meet it: the objective decides.
+            (true, true) => match s.objective {
+                Objective::Latency => timed[x].1 > timed[y].1,
+                Objective::Size => timed[x].0 < timed[y].0,
+            },
+            // Neither: the most accurate within the float share.
+            (false, false) => {
+                let within = |m: &Made| m.float_share <= s.max_float;
+                (within(a), s.target.score(&a.agreement))
+                    > (within(b), s.target.score(&b.agreement))
+            }
+        }
+    };
+    let mut best = 0;
+    for i in 1..tried.len() {
+        if better(i, best) {
+            best = i;
+        }
+    }
+    Ok((tried, timed, best))
+}
+
+/// What the search aims at.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    target: Target,
+    max_float: f64,
+    objective: Objective,
+}
+
+impl Settings {
+    fn meets(&self, m: &Made) -> bool {
+        self.target.met(&m.agreement) && m.float_share <= self.max_float
+    }
+}
+
+/// One candidate as the report lists it.
+fn decision(m: &Made, (bytes, speedup): (u64, f64), chosen: bool) -> Decision {
+    Decision {
+        config: m.config.clone(),
+        excluded: m.excluded.clone(),
+        cosine: m.agreement.cosine,
+        sqnr_db: m.agreement.sqnr_db,
+        speedup: Some(speedup),
+        bytes,
+        float_share: m.float_share,
+        chosen,
+    }
+}
+
+/// "QUInt8 activations, per-channel, all ops + 2 nodes float".
+fn describe(m: &Made) -> String {
+    match m.excluded.len() {
+        0 => m.config.clone(),
+        k => format!("{} + {k} node(s) float", m.config),
+    }
+}

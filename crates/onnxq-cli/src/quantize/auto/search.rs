@@ -1,0 +1,165 @@
+//! `--auto`'s candidates: whole configurations (activation type, per-channel weights, all op
+//! types or only Conv / MatMul / Gemm), each quantized from the same ranges; then, from a
+//! configuration that misses the target, nodes kept float one at a time: the comparison ranks
+//! where the error starts, each of the first few is tried, the best gain is kept, until the target
+//! is met, the float share would pass its bound, or nothing gains.
+
+use anyhow::Result;
+use onnxq_ir::Model;
+use onnxq_quant::numerics::QuantType;
+use onnxq_quant::qdq::Ranges;
+use onnxq_quant::{Report, StaticOptions};
+
+use super::judge::{COMPUTE_OPS, Judge};
+use crate::args::CalibSettings;
+use crate::auto_args::Target;
+use crate::measure::Agreement;
+
+/// Nodes tried per step of the per-node search.
+const TRIES: usize = 6;
+/// Steps of the per-node search at most.
+const STEPS: usize = 8;
+/// A gain smaller than this (in the target's unit: dB, or cosine × 1000) is noise.
+const MIN_GAIN: f64 = 1e-3;
+
+/// One quantized candidate and how it measured.
+#[derive(Clone)]
+pub(super) struct Made {
+    pub(super) config: String,
+    pub(super) opts: StaticOptions,
+    pub(super) excluded: Vec<String>,
+    pub(super) model: Model,
+    pub(super) report: Report,
+    pub(super) agreement: Agreement,
+    pub(super) float_share: f64,
+}
+
+/// What every candidate is made from.
+pub(super) struct Base<'a> {
+    pub(super) float: &'a Model,
+    pub(super) ranges: &'a Ranges,
+    pub(super) qoperator: bool,
+    /// The samples bias correction measures on, when it was asked for.
+    pub(super) bias_correction: Option<&'a CalibSettings>,
+}
+
+/// The configurations: activation type × per-channel weights × op types (the given ones, or
+/// all and Conv / MatMul / Gemm only), the fastest kinds first.
+pub(super) fn configs(user: &StaticOptions) -> Vec<(String, StaticOptions)> {
+    let ops: Vec<(Option<Vec<String>>, &str)> = if user.op_types.is_empty() {
+        let compute = COMPUTE_OPS.iter().map(|s| (*s).to_owned()).collect();
+        vec![(None, "all ops"), (Some(compute), "Conv/MatMul/Gemm only")]
+    } else {
+        vec![(None, "the given op types")]
+    };
+    let mut out = Vec::new();
+    for (act, act_name) in [(QuantType::U8, "QUInt8"), (QuantType::I8, "QInt8")] {
+        for per_channel in [false, true] {
+            for (op_types, ops_name) in &ops {
+                let mut o = user.clone();
+                o.activation_type = act;
+                o.per_channel = per_channel;
+                if let Some(t) = op_types {
+                    o.op_types = t.clone();
+                }
+                let weights = if per_channel { "per-channel" } else { "per-tensor" };
+                out.push((format!("{act_name} activations, {weights}, {ops_name}"), o));
+            }
+        }
+    }
+    out
+}
+
+/// Quantizes the float model with `opts` and `excluded` kept float, and measures it.
+pub(super) fn make(
+    base: &Base<'_>,
+    judge: &mut Judge,
+    config: &str,
+    opts: &StaticOptions,
+    excluded: &[String],
+) -> Result<Made> {
+    let mut model = base.float.clone();
+    let mut o = opts.clone();
+    o.exclude.extend(excluded.iter().cloned());
+    let mut report = onnxq_quant::quantize_qdq(&mut model, base.ranges, &o)?;
+    if let Some(calib) = base.bias_correction {
+        crate::quantize::bias_correction::correct(
+            base.float,
+            &mut model,
+            &mut report,
+            base.ranges,
+            &o,
+            calib,
+        )?;
+    }
+    if base.qoperator {
+        onnxq_quant::lower_qoperator(&mut model, &mut report)?;
+    }
+    let agreement = judge.accuracy(&model)?;
+    Ok(Made {
+        config: config.to_owned(),
+        opts: opts.clone(),
+        excluded: excluded.to_vec(),
+        float_share: judge.float_share(&report),
+        model,
+        report,
+        agreement,
+    })
+}
+
+/// From `start`, nodes kept float one at a time while the target is missed, the float share
+/// stays within `max_float` and a node gains; every candidate measured goes to `tried`.
+pub(super) fn refine(
+    base: &Base<'_>,
+    judge: &mut Judge,
+    start: Made,
+    target: Target,
+    max_float: f64,
+    tried: &mut Vec<Made>,
+) -> Result<Made> {
+    let mut cur = start;
+    // The start is listed by the caller; every later step's model is pushed here once.
+    let mut cur_listed = true;
+    for _ in 0..STEPS {
+        if target.met(&cur.agreement) {
+            break;
+        }
+        let ranked = judge.rank(base.float, &cur.model, TRIES * 2)?;
+        let mut best: Option<Made> = None;
+        for node in ranked
+            .into_iter()
+            .filter(|n| !cur.excluded.contains(n))
+            .take(TRIES)
+        {
+            let mut excluded = cur.excluded.clone();
+            excluded.push(node);
+            let m = make(base, judge, &cur.config, &cur.opts, &excluded)?;
+            let better = best
+                .as_ref()
+                .is_none_or(|b| target.score(&m.agreement) > target.score(&b.agreement));
+            if m.float_share <= max_float && better {
+                if let Some(b) = best.replace(m) {
+                    tried.push(b);
+                }
+            } else {
+                tried.push(m);
+            }
+        }
+        let Some(b) = best else { break };
+        let gain = target.score(&b.agreement) - target.score(&cur.agreement);
+        let unit = if matches!(target, Target::Cos(_)) { 1e3 } else { 1.0 };
+        if gain * unit < MIN_GAIN {
+            tried.push(b);
+            break;
+        }
+        let old = std::mem::replace(&mut cur, b);
+        if !cur_listed {
+            tried.push(old);
+        }
+        cur_listed = false;
+    }
+    if !cur_listed {
+        tried.push(cur.clone());
+    }
+    Ok(cur)
+}
