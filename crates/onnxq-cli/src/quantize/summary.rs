@@ -218,8 +218,9 @@ fn search_lines(sr: &onnxq_quant::SearchReport, all: bool) -> String {
             d.config,
             d.cosine,
             d.sqnr_db,
-            d.speedup
-                .map_or("not timed".into(), |x| format!("{x:.2}× the float model's speed")),
+            d.speedup.map_or("not timed".into(), |x| format!(
+                "{x:.2}× the float model's speed"
+            )),
             100.0 * d.float_share
         )
     };

@@ -125,8 +125,7 @@ impl Judge {
     /// Up to `n` nodes of `quant` where its error starts or is worst on the held-out samples
     /// (the comparison's ranking: activation drops and weight SQNR, interleaved).
     pub(super) fn rank(&mut self, float: &Model, quant: &Model, n: usize) -> Result<Vec<String>> {
-        let prepared =
-            onnxq_debug::prepare(float, quant).map_err(crate::compare::debug_error)?;
+        let prepared = onnxq_debug::prepare(float, quant).map_err(crate::compare::debug_error)?;
         let mut fe = self.backend.load(&prepared.float_augmented, self.threads)?;
         let mut qe = self.backend.load(&prepared.quant_augmented, self.threads)?;
         let (report, _) = onnxq_debug::compare(
@@ -138,10 +137,12 @@ impl Judge {
             |_| {},
         )
         .map_err(crate::compare::debug_error)?;
-        Ok(onnxq_debug::rank::candidates(&report.activations, &report.weights, n)
-            .into_iter()
-            .map(|(node, _)| node)
-            .collect())
+        Ok(
+            onnxq_debug::rank::candidates(&report.activations, &report.weights, n)
+                .into_iter()
+                .map(|(node, _)| node)
+                .collect(),
+        )
     }
 }
 

@@ -19,8 +19,10 @@ use crate::measure::Agreement;
 const TRIES: usize = 6;
 /// Steps of the per-node search at most.
 const STEPS: usize = 8;
-/// A gain smaller than this (in the target's unit: dB, or cosine × 1000) is noise.
-const MIN_GAIN: f64 = 1e-3;
+/// A step must gain at least this much SQNR (dB) or cosine to be kept.
+const MIN_GAIN_DB: f64 = 0.1;
+/// See `MIN_GAIN_DB`.
+const MIN_GAIN_COS: f64 = 5e-4;
 
 /// One quantized candidate and how it measured.
 #[derive(Clone)]
@@ -62,7 +64,11 @@ pub(super) fn configs(user: &StaticOptions) -> Vec<(String, StaticOptions)> {
                 if let Some(t) = op_types {
                     o.op_types = t.clone();
                 }
-                let weights = if per_channel { "per-channel" } else { "per-tensor" };
+                let weights = if per_channel {
+                    "per-channel"
+                } else {
+                    "per-tensor"
+                };
                 out.push((format!("{act_name} activations, {weights}, {ops_name}"), o));
             }
         }
@@ -147,8 +153,11 @@ pub(super) fn refine(
         }
         let Some(b) = best else { break };
         let gain = target.score(&b.agreement) - target.score(&cur.agreement);
-        let unit = if matches!(target, Target::Cos(_)) { 1e3 } else { 1.0 };
-        if gain * unit < MIN_GAIN {
+        let least = match target {
+            Target::Cos(_) => MIN_GAIN_COS,
+            Target::Sqnr(_) => MIN_GAIN_DB,
+        };
+        if gain < least {
             tried.push(b);
             break;
         }
