@@ -12,24 +12,6 @@ pub(crate) enum Target {
     Sqnr(f64),
 }
 
-impl Target {
-    /// Whether agreement `g` meets the target.
-    pub(crate) fn met(self, g: &crate::measure::Agreement) -> bool {
-        match self {
-            Target::Cos(c) => g.cosine >= c,
-            Target::Sqnr(db) => g.sqnr_db >= db,
-        }
-    }
-
-    /// The figure the target reads from `g` (higher is better).
-    pub(crate) fn score(self, g: &crate::measure::Agreement) -> f64 {
-        match self {
-            Target::Cos(_) => g.cosine,
-            Target::Sqnr(_) => g.sqnr_db,
-        }
-    }
-}
-
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -85,7 +85,7 @@ pub(super) fn run(
         qoperator: a.format == Some(Format::Qoperator),
         bias_correction: a.recovery.bias_correction.then_some(&args.calib),
     };
-    let (tried, timed, best) = search_all(&base, &mut judge, &opts, s)?;
+    let Searched { tried, timed, best } = search_all(&base, &mut judge, &opts, s)?;
     let chosen = &tried[best];
     let mut report = chosen.report.clone();
     report.notes.extend(unranged);
@@ -141,14 +141,20 @@ pub(super) fn run(
     Ok((report, rewritten))
 }
 
-/// Every configuration, then the refinements; returns all candidates, each one's (bytes,
-/// speed-up) and the index of the chosen one.
+/// Every candidate measured, each one's (bytes, speed-up), and which one is chosen.
+struct Searched {
+    tried: Vec<Made>,
+    timed: Vec<(u64, f64)>,
+    best: usize,
+}
+
+/// Every configuration, then the refinements.
 fn search_all(
     base: &Base<'_>,
     judge: &mut judge::Judge,
     user: &onnxq_quant::StaticOptions,
     s: Settings,
-) -> Result<(Vec<Made>, Vec<(u64, f64)>, usize)> {
+) -> Result<Searched> {
     let mut tried = Vec::new();
     for (config, opts) in search::configs(user) {
         tried.push(search::make(base, judge, &config, &opts, &[])?);
@@ -178,8 +184,8 @@ fn search_all(
             // Neither: the most accurate within the float share.
             (false, false) => {
                 let within = |m: &Made| m.float_share <= s.max_float;
-                (within(a), s.target.score(&a.agreement))
-                    > (within(b), s.target.score(&b.agreement))
+                (within(a), search::score(s.target, &a.agreement))
+                    > (within(b), search::score(s.target, &b.agreement))
             }
         }
     };
@@ -189,7 +195,7 @@ fn search_all(
             best = i;
         }
     }
-    Ok((tried, timed, best))
+    Ok(Searched { tried, timed, best })
 }
 
 /// What the search aims at.
@@ -202,7 +208,7 @@ struct Settings {
 
 impl Settings {
     fn meets(&self, m: &Made) -> bool {
-        self.target.met(&m.agreement) && m.float_share <= self.max_float
+        search::met(self.target, &m.agreement) && m.float_share <= self.max_float
     }
 }
 

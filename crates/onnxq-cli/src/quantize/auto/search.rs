@@ -24,6 +24,22 @@ const MIN_GAIN_DB: f64 = 0.1;
 /// See `MIN_GAIN_DB`.
 const MIN_GAIN_COS: f64 = 5e-4;
 
+/// Whether agreement `g` meets `t`.
+pub(super) fn met(t: Target, g: &Agreement) -> bool {
+    match t {
+        Target::Cos(c) => g.cosine >= c,
+        Target::Sqnr(db) => g.sqnr_db >= db,
+    }
+}
+
+/// The figure `t` reads from `g` (higher is better).
+pub(super) fn score(t: Target, g: &Agreement) -> f64 {
+    match t {
+        Target::Cos(_) => g.cosine,
+        Target::Sqnr(_) => g.sqnr_db,
+    }
+}
+
 /// One quantized candidate and how it measured.
 #[derive(Clone)]
 pub(super) struct Made {
@@ -127,7 +143,7 @@ pub(super) fn refine(
     // The start is listed by the caller; every later step's model is pushed here once.
     let mut cur_listed = true;
     for _ in 0..STEPS {
-        if target.met(&cur.agreement) {
+        if met(target, &cur.agreement) {
             break;
         }
         let ranked = judge.rank(base.float, &cur.model, TRIES * 2)?;
@@ -142,7 +158,7 @@ pub(super) fn refine(
             let m = make(base, judge, &cur.config, &cur.opts, &excluded)?;
             let better = best
                 .as_ref()
-                .is_none_or(|b| target.score(&m.agreement) > target.score(&b.agreement));
+                .is_none_or(|b| score(target, &m.agreement) > score(target, &b.agreement));
             if m.float_share <= max_float && better {
                 if let Some(b) = best.replace(m) {
                     tried.push(b);
@@ -152,7 +168,7 @@ pub(super) fn refine(
             }
         }
         let Some(b) = best else { break };
-        let gain = target.score(&b.agreement) - target.score(&cur.agreement);
+        let gain = score(target, &b.agreement) - score(target, &cur.agreement);
         let least = match target {
             Target::Cos(_) => MIN_GAIN_COS,
             Target::Sqnr(_) => MIN_GAIN_DB,
