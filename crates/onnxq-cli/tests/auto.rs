@@ -1,0 +1,113 @@
+//! `quantize --auto` on digits-cnn: the search meets an easy target with a fully quantized
+//! model and lists every candidate; with one node ruined on purpose (an override forcing its
+//! output range to ±0.01) it keeps that node float; its settings are refused without --auto.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use common::{quantize, refused, sqnr};
+use onnxq_testkit::{corpus_feeds, corpus_model};
+
+/// The report's `search` after `quantize --auto` with `flags`.
+fn search(out: &std::path::Path, flags: &[&str]) -> (serde_json::Value, String) {
+    let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    let report = out.with_extension("json");
+    let mut args = vec![
+        "--data",
+        feeds.to_str().unwrap(),
+        "--engine",
+        "ort",
+        "--auto",
+        "-v",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    let log = quantize(&model, out, &args);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    (r["search"].clone(), log)
+}
+
+#[test]
+fn an_easy_target_is_met_by_a_fully_quantized_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("auto.onnx");
+    let (s, log) = search(&out, &["--target", "sqnr=25"]);
+    assert_eq!(s["met"], true, "{log}");
+    let decisions = s["decisions"].as_array().unwrap();
+    assert!(decisions.len() >= 8, "{s}");
+    let chosen: Vec<_> = decisions.iter().filter(|d| d["chosen"] == true).collect();
+    assert_eq!(chosen.len(), 1, "{s}");
+    assert_eq!(chosen[0]["float_share"], 0.0, "{s}");
+    let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    assert!(sqnr(&model, &out, &feeds) >= 25.0, "{log}");
+}
+
+#[test]
+fn a_ruined_node_is_kept_float() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("ruin.json");
+    std::fs::write(&overrides, r#"{"relu_1": [{"rmin": -0.01, "rmax": 0.01}]}"#).unwrap();
+    let out = dir.path().join("auto.onnx");
+    // Op types given: the configurations keep them, so only keeping the node float avoids it.
+    let flags = [
+        "--overrides",
+        overrides.to_str().unwrap(),
+        "--target",
+        "sqnr=20",
+        "--op-types",
+        "Conv,Relu,MaxPool,Gemm",
+    ];
+    let (s, log) = search(&out, &flags);
+    assert_eq!(s["met"], true, "{log}");
+    let chosen = s["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["chosen"] == true)
+        .unwrap()
+        .clone();
+    let kept: Vec<&str> = chosen["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        kept.iter()
+            .any(|n| ["node_Conv_26", "node_relu_1"].contains(n)),
+        "{chosen}\n{log}"
+    );
+}
+
+#[test]
+fn its_settings_need_auto_and_a_readable_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    let out = dir.path().join("q.onnx");
+    let data = feeds.to_str().unwrap();
+    let log = refused(&model, &out, &["--data", data, "--target", "cos=0.9"]);
+    assert!(log.contains("without --auto"), "{log}");
+    // Unreadable values are refused by the argument parser, naming the flag.
+    for (flag, value, says) in [
+        ("--target", "top1=3", "cos=C or sqnr=DB"),
+        ("--max-float", "120%", "between 0% and 100%"),
+    ] {
+        let args = [
+            "quantize".as_ref(),
+            model.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--data".as_ref(),
+            data.as_ref(),
+            "--auto".as_ref(),
+            flag.as_ref(),
+            value.as_ref(),
+        ];
+        let (ok, log) = common::onnxq(&args);
+        assert!(!ok && log.contains(flag) && log.contains(says), "{log}");
+        assert!(!out.exists());
+    }
+}
