@@ -57,6 +57,19 @@ fn parse_share(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_budget(s: &str) -> Result<f64, String> {
+    let (number, unit) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1.0),
+        Some((i, 'm')) => (&s[..i], 60.0),
+        Some((i, 'h')) => (&s[..i], 3600.0),
+        _ => (s, 1.0),
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v * unit),
+        _ => Err(format!("`{s}`: give a time such as 90s, 10m or 1h")),
+    }
+}
+
 /// What the search prefers among the candidates that meet the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Objective {
@@ -85,4 +98,8 @@ pub(crate) struct AutoArgs {
     /// --auto: what is best among the candidates that meet the target [default: latency]
     #[arg(long, value_enum, ignore_case = true)]
     pub(crate) objective: Option<Objective>,
+    /// --auto: stop refining node by node after this long (90s, 10m, 1h); every configuration
+    /// is still measured, and the report says what was not tried [default: no limit]
+    #[arg(long, value_name = "TIME", value_parser = parse_budget)]
+    pub(crate) budget: Option<f64>,
 }

@@ -111,3 +111,28 @@ fn its_settings_need_auto_and_a_readable_target() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn the_budget_stops_refinement_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("ruin.json");
+    std::fs::write(&overrides, r#"{"relu_1": [{"rmin": -0.01, "rmax": 0.01}]}"#).unwrap();
+    let out = dir.path().join("auto.onnx");
+    let flags = [
+        "--overrides",
+        overrides.to_str().unwrap(),
+        "--target",
+        "sqnr=20",
+        "--op-types",
+        "Conv,Relu,MaxPool,Gemm",
+        "--budget",
+        "0.001s",
+    ];
+    let (s, log) = search(&out, &flags);
+    // Only the configurations were measured: every one misses the target.
+    assert_eq!(s["met"], false, "{log}");
+    assert_eq!(s["decisions"].as_array().unwrap().len(), 4, "{s}");
+    let not_tried = s["not_tried"].to_string();
+    assert!(not_tried.contains("--budget reached"), "{not_tried}");
+    assert!(log.contains("no candidate meets sqnr=20"), "{log}");
+}

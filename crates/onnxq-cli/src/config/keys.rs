@@ -188,6 +188,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     flag_uses("target", Uses::Calibration),
     flag_uses("max_float", Uses::Calibration),
     flag_uses("objective", Uses::Calibration),
+    flag_uses("budget", Uses::Calibration),
     opt("rewritten", Uses::Calibration),
 ];
 

@@ -31,9 +31,11 @@ const REFINED: usize = 2;
 /// Refuses --auto's settings without --auto (no option is ignored).
 pub(super) fn check(a: &QuantizeArgs) -> Result<()> {
     let s = &a.auto;
-    if !s.auto && (s.target.is_some() || s.max_float.is_some() || s.objective.is_some()) {
+    let settings =
+        s.target.is_some() || s.max_float.is_some() || s.objective.is_some() || s.budget.is_some();
+    if !s.auto && settings {
         return Err(fail(
-            "--target, --max-float or --objective was given without --auto",
+            "--target, --max-float, --objective or --budget was given without --auto",
             "add --auto, or drop the setting",
         ));
     }
@@ -53,6 +55,10 @@ pub(super) fn run(
         target: a.auto.target.unwrap_or(Target::Cos(0.99)),
         max_float: a.auto.max_float.unwrap_or(0.2),
         objective: a.auto.objective.unwrap_or(Objective::Latency),
+        deadline: a
+            .auto
+            .budget
+            .map(|b| started + std::time::Duration::from_secs_f64(b)),
     };
     let lib = find_ort_library(a.calib.ort_lib.as_deref()).hint(
         "--auto times its candidates in ONNX Runtime: `pip install onnxruntime==1.31.1`, or \
@@ -85,7 +91,12 @@ pub(super) fn run(
         qoperator: a.format == Some(Format::Qoperator),
         bias_correction: a.recovery.bias_correction.then_some(&args.calib),
     };
-    let Searched { tried, timed, best } = search_all(&base, &mut judge, &opts, s)?;
+    let Searched {
+        tried,
+        timed,
+        best,
+        stopped,
+    } = search_all(&base, &mut judge, &opts, s)?;
     let chosen = &tried[best];
     let mut report = chosen.report.clone();
     report.notes.extend(unranged);
@@ -105,12 +116,15 @@ pub(super) fn run(
             .enumerate()
             .map(|(i, (m, t))| decision(m, *t, i == best))
             .collect(),
-        not_tried: vec![
-            "16-bit activations per node (ORT's convert overrides)".into(),
-            "recovery steps as candidates (only those given are applied, to every candidate)"
-                .into(),
-            "your own metric (--eval-cmd)".into(),
-        ],
+        not_tried: stopped
+            .into_iter()
+            .chain([
+                "16-bit activations per node (ORT's convert overrides)".into(),
+                "recovery steps as candidates (only those given are applied, to every candidate)"
+                    .into(),
+                "your own metric (--eval-cmd)".into(),
+            ])
+            .collect(),
         seconds: started.elapsed().as_secs_f64(),
     });
     if !met {
@@ -146,6 +160,8 @@ struct Searched {
     tried: Vec<Made>,
     timed: Vec<(u64, f64)>,
     best: usize,
+    /// Refinements the budget cut short.
+    stopped: Vec<String>,
 }
 
 /// Every configuration, then the refinements.
@@ -155,7 +171,7 @@ fn search_all(
     user: &onnxq_quant::StaticOptions,
     s: Settings,
 ) -> Result<Searched> {
-    let mut tried = Vec::new();
+    let (mut tried, mut stopped) = (Vec::new(), Vec::new());
     for (config, opts) in search::configs(user) {
         tried.push(search::make(base, judge, &config, &opts, &[])?);
     }
@@ -166,7 +182,21 @@ fn search_all(
         let mut refined = Vec::new();
         for &i in order.iter().take(REFINED) {
             let start = tried[i].clone();
-            search::refine(base, judge, start, s.target, s.max_float, &mut refined)?;
+            let (_, out_of_time) = search::refine(
+                base,
+                judge,
+                start,
+                s.target,
+                s.max_float,
+                s.deadline,
+                &mut refined,
+            )?;
+            if out_of_time {
+                stopped.push(format!(
+                    "more nodes kept float from \"{}\" (--budget reached)",
+                    tried[i].config
+                ));
+            }
         }
         timed.extend(judge.speed(&refined.iter().map(|m| &m.model).collect::<Vec<_>>())?);
         tried.extend(refined);
@@ -195,7 +225,12 @@ fn search_all(
             best = i;
         }
     }
-    Ok(Searched { tried, timed, best })
+    Ok(Searched {
+        tried,
+        timed,
+        best,
+        stopped,
+    })
 }
 
 /// What the search aims at.
@@ -204,6 +239,8 @@ struct Settings {
     target: Target,
     max_float: f64,
     objective: Objective,
+    /// When refinement stops (`--budget`).
+    deadline: Option<Instant>,
 }
 
 impl Settings {

@@ -130,20 +130,27 @@ pub(super) fn make(
 }
 
 /// From `start`, nodes kept float one at a time while the target is missed, the float share
-/// stays within `max_float` and a node gains; every candidate measured goes to `tried`.
+/// stays within `max_float`, a node gains and `deadline` has not passed; every candidate measured
+/// goes to `tried`. Returns the last kept and whether the deadline stopped it.
 pub(super) fn refine(
     base: &Base<'_>,
     judge: &mut Judge,
     start: Made,
     target: Target,
     max_float: f64,
+    deadline: Option<std::time::Instant>,
     tried: &mut Vec<Made>,
-) -> Result<Made> {
+) -> Result<(Made, bool)> {
     let mut cur = start;
     // The start is listed by the caller; every later step's model is pushed here once.
     let mut cur_listed = true;
+    let mut out_of_time = false;
     for _ in 0..STEPS {
         if met(target, &cur.agreement) {
+            break;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            out_of_time = true;
             break;
         }
         let ranked = judge.rank(base.float, &cur.model, TRIES * 2)?;
@@ -186,5 +193,5 @@ pub(super) fn refine(
     if !cur_listed {
         tried.push(cur.clone());
     }
-    Ok(cur)
+    Ok((cur, out_of_time))
 }
