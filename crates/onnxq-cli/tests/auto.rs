@@ -1,13 +1,15 @@
 //! `quantize --auto` on digits-cnn: the search meets an easy target with a fully quantized
 //! model and lists every candidate; with one node ruined on purpose (an override forcing its
-//! output range to ±0.01) it keeps that node float; its settings are refused without --auto.
+//! output range to ±0.01) it keeps that node float; the calibrations and bias correction are
+//! candidates, and the chosen one's settings are what the model records; its settings are
+//! refused without --auto, and so is --data with a single sample.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 
 use common::{quantize, refused, sqnr};
-use onnxq_testkit::{corpus_feeds, corpus_model};
+use onnxq_testkit::{corpus_feeds, corpus_model, python_ok};
 
 /// The report's `search` after `quantize --auto` with `flags`.
 fn search(out: &std::path::Path, flags: &[&str]) -> (serde_json::Value, String) {
@@ -129,10 +131,94 @@ fn the_budget_stops_refinement_and_says_so() {
         "0.001s",
     ];
     let (s, log) = search(&out, &flags);
-    // Only the configurations were measured: every one misses the target.
+    // Only the configurations were measured (4 per calibration): every one misses the target.
     assert_eq!(s["met"], false, "{log}");
-    assert_eq!(s["decisions"].as_array().unwrap().len(), 4, "{s}");
+    assert_eq!(s["decisions"].as_array().unwrap().len(), 12, "{s}");
     let not_tried = s["not_tried"].to_string();
     assert!(not_tried.contains("--budget reached"), "{not_tried}");
     assert!(log.contains("no candidate meets sqnr=20"), "{log}");
+}
+
+/// The `onnxq.settings` metadata of the model at `path`.
+fn settings(path: &std::path::Path) -> serde_json::Value {
+    let code = "import onnx, sys\nm = onnx.load(sys.argv[1])\n\
+                print([p.value for p in m.metadata_props if p.key == 'onnxq.settings'][0])";
+    serde_json::from_str(&python_ok(&["-c".as_ref(), code.as_ref(), path.as_ref()])).unwrap()
+}
+
+#[test]
+fn calibrations_and_bias_correction_are_candidates_and_the_chosen_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("ruin.json");
+    std::fs::write(&overrides, r#"{"relu_1": [{"rmin": -0.01, "rmax": 0.01}]}"#).unwrap();
+    let out = dir.path().join("auto.onnx");
+    let flags = [
+        "--overrides",
+        overrides.to_str().unwrap(),
+        "--target",
+        "sqnr=20",
+        "--op-types",
+        "Conv,Relu,MaxPool,Gemm",
+    ];
+    let (s, log) = search(&out, &flags);
+    let decisions = s["decisions"].as_array().unwrap();
+    let configs: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["config"].as_str().unwrap())
+        .collect();
+    for calibration in [
+        "MinMax ranges",
+        "Percentile 99.999 ranges",
+        "Percentile 99.99 ranges",
+    ] {
+        assert!(
+            configs.iter().any(|c| c.contains(calibration)),
+            "{configs:?}"
+        );
+    }
+    // Every configuration misses the target: the refined ones are tried with bias correction.
+    assert!(
+        configs.iter().any(|c| c.ends_with("bias correction")),
+        "{configs:?}"
+    );
+    let chosen = decisions.iter().find(|d| d["chosen"] == true).unwrap();
+    let config = chosen["config"].as_str().unwrap();
+    let recorded = settings(&out);
+    assert_eq!(
+        recorded["bias_correction"] == true,
+        config.contains("bias correction"),
+        "{config}: {recorded}\n{log}"
+    );
+    let method = recorded["calibration"]["method"].as_str().unwrap();
+    assert_eq!(
+        method.starts_with("percentile 99.99 "),
+        config.contains("Percentile 99.99 ranges"),
+        "{config}: {method}"
+    );
+    // A method given is the only calibration.
+    let (s, _) = search(&out, &["--target", "sqnr=25", "--method", "minmax"]);
+    let given = s["decisions"].as_array().unwrap();
+    assert!(
+        given
+            .iter()
+            .all(|d| d["config"].as_str().unwrap().contains("the given ranges")),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_single_sample_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.npz");
+    let code = "import numpy as np, sys\nd = np.load(sys.argv[1])\n\
+                np.savez(sys.argv[2], **{k: v[:1] for k, v in d.items()})";
+    let feeds = corpus_feeds("digits-cnn");
+    python_ok(&["-c".as_ref(), code.as_ref(), feeds.as_ref(), one.as_ref()]);
+    let out = dir.path().join("q.onnx");
+    let log = refused(
+        &corpus_model("digits-cnn"),
+        &out,
+        &["--data", one.to_str().unwrap(), "--auto"],
+    );
+    assert!(log.contains("at least 2 samples"), "{log}");
 }

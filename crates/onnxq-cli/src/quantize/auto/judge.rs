@@ -102,23 +102,49 @@ impl Judge {
     }
 
     /// Each model's size in bytes and its speed-up over the float model (the float median over
-    /// its median), all timed in one interleaved call.
+    /// its median), timed in one interleaved call. Models with the same nodes (candidates that
+    /// differ only in ranges or biases) run the same kernels, so only the first of them is timed.
     pub(super) fn speed(&self, models: &[&Model]) -> Result<Vec<(u64, f64)>> {
         let mut paths = vec![self.float_path.clone()];
         let mut sizes = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        let mut timed_as = Vec::new();
         for (i, m) in models.iter().enumerate() {
             let p = self.dir.path().join(format!("candidate-{i}.onnx"));
             sizes.push(save(m, &p)?);
-            paths.push(p);
+            let key = node_pattern(m);
+            match keys.iter().position(|k| *k == key) {
+                Some(j) => timed_as.push(j),
+                None => {
+                    timed_as.push(keys.len());
+                    keys.push(key);
+                    paths.push(p);
+                }
+            }
         }
         let lat = latencies(&self.lib, &paths, &self.timed, TIMING)?;
         let base = lat[0].median_ms;
         Ok(sizes
             .into_iter()
-            .zip(&lat[1..])
-            .map(|(b, l)| (b, base / l.median_ms))
+            .zip(timed_as)
+            .map(|(b, j)| (b, base / lat[1 + j].median_ms))
             .collect())
     }
+}
+
+/// The model's nodes as op types and their inputs' and outputs' names, in order.
+fn node_pattern(m: &Model) -> String {
+    let mut key = String::new();
+    for (_, n) in m.graph.nodes() {
+        key.push_str(n.op_type());
+        key.push('(');
+        for v in n.inputs().iter().chain(n.outputs()) {
+            key.push_str(v.map_or("", |v| m.graph.value(v).name()));
+            key.push(',');
+        }
+        key.push(')');
+    }
+    key
 }
 
 impl Judge {

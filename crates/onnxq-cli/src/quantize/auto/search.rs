@@ -1,8 +1,8 @@
 //! `--auto`'s candidates: whole configurations (activation type, per-channel weights, all op
-//! types or only Conv / MatMul / Gemm), each quantized from the same ranges; then, from a
-//! configuration that misses the target, nodes kept float one at a time: the comparison ranks
-//! where the error starts, each of the first few is tried, the best gain is kept, until the target
-//! is met, the float share would pass its bound, or nothing gains.
+//! types or only Conv / MatMul / Gemm, the calibrated ranges, bias correction), each a `Recipe`;
+//! then, from a configuration that misses the target, nodes kept float one at a time: the
+//! comparison ranks where the error starts, each of the first few is tried, the best gain is kept,
+//! until the target is met, the float share would pass its bound, or nothing gains.
 
 use anyhow::Result;
 use onnxq_ir::Model;
@@ -40,11 +40,21 @@ pub(super) fn score(t: Target, g: &Agreement) -> f64 {
     }
 }
 
+/// How a candidate is made, before any node is kept float.
+#[derive(Clone)]
+pub(super) struct Recipe {
+    /// What the report calls it.
+    pub(super) config: String,
+    pub(super) opts: StaticOptions,
+    /// Which of `Base::ranges` it is quantized from.
+    pub(super) ranges: usize,
+    pub(super) bias_correction: bool,
+}
+
 /// One quantized candidate and how it measured.
 #[derive(Clone)]
 pub(super) struct Made {
-    pub(super) config: String,
-    pub(super) opts: StaticOptions,
+    pub(super) recipe: Recipe,
     pub(super) excluded: Vec<String>,
     pub(super) model: Model,
     pub(super) report: Report,
@@ -55,15 +65,20 @@ pub(super) struct Made {
 /// What every candidate is made from.
 pub(super) struct Base<'a> {
     pub(super) float: &'a Model,
-    pub(super) ranges: &'a Ranges,
+    /// Each calibration's name ("MinMax ranges") and ranges.
+    pub(super) ranges: &'a [(String, Ranges)],
     pub(super) qoperator: bool,
-    /// The samples bias correction measures on, when it was asked for.
-    pub(super) bias_correction: Option<&'a CalibSettings>,
+    /// The samples bias correction measures on.
+    pub(super) calib: &'a CalibSettings,
 }
 
-/// The configurations: activation type × per-channel weights × op types (the given ones, or
-/// all and Conv / MatMul / Gemm only), the fastest kinds first.
-pub(super) fn configs(user: &StaticOptions) -> Vec<(String, StaticOptions)> {
+/// The configurations: ranges × activation type × per-channel weights × op types (the given
+/// ones, or all and Conv / MatMul / Gemm only), the fastest kinds first within each ranges.
+pub(super) fn configs(
+    user: &StaticOptions,
+    ranges: &[(String, Ranges)],
+    bias_correction: bool,
+) -> Vec<Recipe> {
     let ops: Vec<(Option<Vec<String>>, &str)> = if user.op_types.is_empty() {
         let compute = COMPUTE_OPS.iter().map(|s| (*s).to_owned()).collect();
         vec![(None, "all ops"), (Some(compute), "Conv/MatMul/Gemm only")]
@@ -71,47 +86,65 @@ pub(super) fn configs(user: &StaticOptions) -> Vec<(String, StaticOptions)> {
         vec![(None, "the given op types")]
     };
     let mut out = Vec::new();
-    for (act, act_name) in [(QuantType::U8, "QUInt8"), (QuantType::I8, "QInt8")] {
-        for per_channel in [false, true] {
-            for (op_types, ops_name) in &ops {
-                let mut o = user.clone();
-                o.activation_type = act;
-                o.per_channel = per_channel;
-                if let Some(t) = op_types {
-                    o.op_types = t.clone();
+    for (r, (ranges_name, _)) in ranges.iter().enumerate() {
+        for (act, act_name) in [(QuantType::U8, "QUInt8"), (QuantType::I8, "QInt8")] {
+            for per_channel in [false, true] {
+                for (op_types, ops_name) in &ops {
+                    let mut o = user.clone();
+                    o.activation_type = act;
+                    o.per_channel = per_channel;
+                    if let Some(t) = op_types {
+                        o.op_types = t.clone();
+                    }
+                    let weights = if per_channel {
+                        "per-channel"
+                    } else {
+                        "per-tensor"
+                    };
+                    out.push(Recipe {
+                        config: format!(
+                            "{act_name} activations, {weights}, {ops_name}, {ranges_name}"
+                        ),
+                        opts: o,
+                        ranges: r,
+                        bias_correction,
+                    });
                 }
-                let weights = if per_channel {
-                    "per-channel"
-                } else {
-                    "per-tensor"
-                };
-                out.push((format!("{act_name} activations, {weights}, {ops_name}"), o));
             }
         }
     }
     out
 }
 
-/// Quantizes the float model with `opts` and `excluded` kept float, and measures it.
+/// `r` with bias correction added.
+pub(super) fn with_bias_correction(r: &Recipe) -> Recipe {
+    Recipe {
+        config: format!("{}, bias correction", r.config),
+        bias_correction: true,
+        ..r.clone()
+    }
+}
+
+/// Quantizes the float model by `recipe` with `excluded` kept float, and measures it.
 pub(super) fn make(
     base: &Base<'_>,
     judge: &mut Judge,
-    config: &str,
-    opts: &StaticOptions,
+    recipe: &Recipe,
     excluded: &[String],
 ) -> Result<Made> {
     let mut model = base.float.clone();
-    let mut o = opts.clone();
+    let mut o = recipe.opts.clone();
     o.exclude.extend(excluded.iter().cloned());
-    let mut report = onnxq_quant::quantize_qdq(&mut model, base.ranges, &o)?;
-    if let Some(calib) = base.bias_correction {
+    let ranges = &base.ranges[recipe.ranges].1;
+    let mut report = onnxq_quant::quantize_qdq(&mut model, ranges, &o)?;
+    if recipe.bias_correction {
         crate::quantize::bias_correction::correct(
             base.float,
             &mut model,
             &mut report,
-            base.ranges,
+            ranges,
             &o,
-            calib,
+            base.calib,
         )?;
     }
     if base.qoperator {
@@ -119,8 +152,7 @@ pub(super) fn make(
     }
     let agreement = judge.accuracy(&model)?;
     Ok(Made {
-        config: config.to_owned(),
-        opts: opts.clone(),
+        recipe: recipe.clone(),
         excluded: excluded.to_vec(),
         float_share: judge.float_share(&report),
         model,
@@ -162,7 +194,7 @@ pub(super) fn refine(
         {
             let mut excluded = cur.excluded.clone();
             excluded.push(node);
-            let m = make(base, judge, &cur.config, &cur.opts, &excluded)?;
+            let m = make(base, judge, &cur.recipe, &excluded)?;
             let better = best
                 .as_ref()
                 .is_none_or(|b| score(target, &m.agreement) > score(target, &b.agreement));
