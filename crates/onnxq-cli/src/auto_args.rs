@@ -10,6 +10,9 @@ pub(crate) enum Target {
     Cos(f64),
     /// The lowest output SQNR (dB).
     Sqnr(f64),
+    /// The bound on the first number `--eval-cmd` prints: at least it, or with
+    /// `lower_is_better` (`metric<=X`) at most it.
+    Metric { bound: f64, lower_is_better: bool },
 }
 
 impl std::fmt::Display for Target {
@@ -17,6 +20,14 @@ impl std::fmt::Display for Target {
         match self {
             Target::Cos(c) => write!(f, "cos={c}"),
             Target::Sqnr(db) => write!(f, "sqnr={db}"),
+            Target::Metric {
+                bound,
+                lower_is_better,
+            } => write!(
+                f,
+                "metric{}{bound}",
+                if *lower_is_better { "<=" } else { "=" }
+            ),
         }
     }
 }
@@ -24,7 +35,7 @@ impl std::fmt::Display for Target {
 fn parse_target(s: &str) -> Result<Target, String> {
     let (kind, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("`{s}`: give cos=C or sqnr=DB (e.g. cos=0.99)"))?;
+        .ok_or_else(|| format!("`{s}`: give cos=C, sqnr=DB or metric=X (e.g. cos=0.99)"))?;
     let v: f64 = value
         .parse()
         .map_err(|_| format!("`{value}` is not a number"))?;
@@ -32,12 +43,13 @@ fn parse_target(s: &str) -> Result<Target, String> {
         "cos" if (-1.0..=1.0).contains(&v) => Ok(Target::Cos(v)),
         "cos" => Err(format!("cos={v}: a cosine lies in [-1, 1]")),
         "sqnr" if v.is_finite() => Ok(Target::Sqnr(v)),
-        "metric" => Err(
-            "metric= needs your own metric script (--eval-cmd), which --auto does not run yet; \
-             give cos=C or sqnr=DB"
-                .into(),
-        ),
-        _ => Err(format!("`{kind}`: the target is cos=C or sqnr=DB")),
+        "metric" | "metric<" if v.is_finite() => Ok(Target::Metric {
+            bound: v,
+            lower_is_better: kind == "metric<",
+        }),
+        _ => Err(format!(
+            "`{kind}`: the target is cos=C, sqnr=DB, metric=X (at least X) or metric<=X"
+        )),
     }
 }
 
@@ -87,8 +99,8 @@ pub(crate) struct AutoArgs {
     /// time, each measured; the report lists every decision
     #[arg(long)]
     pub(crate) auto: bool,
-    /// --auto: the accuracy to keep, cos=C (lowest output cosine to the float model) or sqnr=DB
-    /// [default: cos=0.99]
+    /// --auto: the accuracy to keep, cos=C (lowest output cosine to the float model), sqnr=DB, or
+    /// with --eval-cmd metric=X (your metric at least X) or metric<=X (at most X) [default: cos=0.99]
     #[arg(long, value_name = "KIND=VALUE", value_parser = parse_target)]
     pub(crate) target: Option<Target>,
     /// --auto: the largest share of the model's Conv / MatMul / Gemm nodes left float, e.g. 20%
@@ -102,4 +114,9 @@ pub(crate) struct AutoArgs {
     /// is still measured, and the report says what was not tried [default: no limit]
     #[arg(long, value_name = "TIME", value_parser = parse_budget)]
     pub(crate) budget: Option<f64>,
+    /// --auto with --target metric=X: your metric script judges each candidate, e.g.
+    /// "python eval.py {model}" ({model}: the candidate's path), run by the shell; the first
+    /// number it prints is the metric
+    #[arg(long, value_name = "CMD")]
+    pub(crate) eval_cmd: Option<String>,
 }

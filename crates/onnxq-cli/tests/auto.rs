@@ -2,14 +2,15 @@
 //! model and lists every candidate; with one node ruined on purpose (an override forcing its
 //! output range to ±0.01) it keeps that node float; the calibrations and bias correction are
 //! candidates, and the chosen one's settings are what the model records; its settings are
-//! refused without --auto, and so is --data with a single sample.
+//! refused without --auto, and so is --data with a single sample; with --eval-cmd the user's
+//! metric script judges.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 
 use common::{quantize, refused, sqnr};
-use onnxq_testkit::{corpus_feeds, corpus_model, python_ok};
+use onnxq_testkit::{corpus_dir, corpus_feeds, corpus_model, python, python_ok};
 
 /// The report's `search` after `quantize --auto` with `flags`.
 fn search(out: &std::path::Path, flags: &[&str]) -> (serde_json::Value, String) {
@@ -221,4 +222,61 @@ fn a_single_sample_is_refused() {
         &["--data", one.to_str().unwrap(), "--auto"],
     );
     assert!(log.contains("at least 2 samples"), "{log}");
+}
+
+#[test]
+fn the_users_metric_script_judges_with_eval_cmd() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("auto.onnx");
+    let script = corpus_dir().join("eval/digits-cnn.py");
+    let cmd = format!("'{}' '{}' {{model}}", python().display(), script.display());
+    let (float_line, float_top1) = common::metric("digits-cnn", &corpus_model("digits-cnn"));
+    let bound = float_top1 - 0.005;
+    let target = format!("metric={bound}");
+    let (s, log) = search(&out, &["--target", &target, "--eval-cmd", &cmd]);
+    assert_eq!(s["met"], true, "{float_line}\n{log}");
+    let chosen = s["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["chosen"] == true)
+        .unwrap()
+        .clone();
+    // The metric the search judged by is the written model's.
+    let (line, top1) = common::metric("digits-cnn", &out);
+    assert_eq!(chosen["metric"].as_f64().unwrap(), top1, "{line}\n{chosen}");
+    assert!(top1 >= bound, "{line}");
+    assert!(log.contains("metric "), "{log}");
+
+    // A metric target needs the script, the script needs {model}, and a failing script stops
+    // the search naming it.
+    let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    let data = feeds.to_str().unwrap();
+    let q = dir.path().join("q.onnx");
+    for (flags, says) in [
+        (vec!["--target", "metric=0.9"], "no --eval-cmd"),
+        (vec!["--eval-cmd", "true {model}"], "does not bound one"),
+        (
+            vec!["--target", "metric=0.9", "--eval-cmd", "true"],
+            "no {model}",
+        ),
+        (
+            vec!["--target", "metric<=0.9", "--eval-cmd", "false {model}"],
+            "failed",
+        ),
+        (
+            vec![
+                "--target",
+                "metric=0.9",
+                "--eval-cmd",
+                "echo none; true {model}",
+            ],
+            "printed no number",
+        ),
+    ] {
+        let mut args = vec!["--data", data, "--auto"];
+        args.extend(flags);
+        let log = refused(&model, &q, &args);
+        assert!(log.contains(says), "{args:?}: {log}");
+    }
 }

@@ -201,6 +201,9 @@ pub struct Decision {
     pub cosine: f64,
     /// See `cosine`.
     pub sqnr_db: f64,
+    /// The first number `--eval-cmd` printed for it, when a metric script judges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<f64>,
     /// Median latency of the float model over this one's (ONNX Runtime, 1 thread), when timed.
     pub speedup: Option<f64>,
     /// Model size in bytes.

@@ -189,6 +189,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     flag_uses("max_float", Uses::Calibration),
     flag_uses("objective", Uses::Calibration),
     flag_uses("budget", Uses::Calibration),
+    flag_uses("eval_cmd", Uses::Calibration),
     opt("rewritten", Uses::Calibration),
 ];
 

@@ -213,8 +213,9 @@ fn search_lines(sr: &onnxq_quant::SearchReport, all: bool) -> String {
         } else {
             format!(" + {} float", d.excluded.join(", "))
         };
+        let metric = d.metric.map_or(String::new(), |v| format!("metric {v}, "));
         format!(
-            "{}{float}: cos {:.4}, SQNR {:.1} dB, {}, {:.0} % of Conv/MatMul/Gemm float",
+            "{}{float}: {metric}cos {:.4}, SQNR {:.1} dB, {}, {:.0} % of Conv/MatMul/Gemm float",
             d.config,
             d.cosine,
             d.sqnr_db,

@@ -40,6 +40,8 @@ pub(super) struct Judge {
     dir: tempfile::TempDir,
     float_path: PathBuf,
     compute_nodes: usize,
+    /// The user's metric command (`--eval-cmd`), `{model}` standing for the candidate's path.
+    pub(super) eval_cmd: Option<String>,
 }
 
 impl Judge {
@@ -70,6 +72,7 @@ impl Judge {
             dir,
             float_path,
             compute_nodes,
+            eval_cmd: None,
         })
     }
 
@@ -148,6 +151,41 @@ fn node_pattern(m: &Model) -> String {
 }
 
 impl Judge {
+    /// The first number `--eval-cmd` prints for `m`, when it is given. The command runs in the
+    /// shell with `{model}` replaced by the quoted path of `m` saved in the search's folder.
+    pub(super) fn metric(&self, m: &Model) -> Result<Option<f64>> {
+        let Some(cmd) = &self.eval_cmd else {
+            return Ok(None);
+        };
+        let path = self.dir.path().join("judged.onnx");
+        save(m, &path)?;
+        let quoted = format!("'{}'", path.display().to_string().replace('\'', r"'\''"));
+        let line = cmd.replace("{model}", &quoted);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .output()
+            .map_err(|e| anyhow::anyhow!("--eval-cmd: cannot start `sh -c {line}`: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(crate::util::fail(
+                format!(
+                    "--eval-cmd `{cmd}` failed ({}) on a candidate:\n{}{}",
+                    out.status,
+                    stdout,
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+                "run the command by hand on a quantized model; it must exit 0 and print the metric",
+            ));
+        }
+        match first_number(&stdout) {
+            Some(v) => Ok(Some(v)),
+            None => Err(crate::util::fail(
+                format!("--eval-cmd `{cmd}` printed no number: {}", stdout.trim()),
+                "make the script print the metric first, e.g. `acc=0.91`",
+            )),
+        }
+    }
+
     /// Up to `n` nodes of `quant` where its error starts or is worst on the held-out samples
     /// (the comparison's ranking: activation drops and weight SQNR, interleaved).
     pub(super) fn rank(&mut self, float: &Model, quant: &Model, n: usize) -> Result<Vec<String>> {
@@ -187,4 +225,40 @@ fn save(m: &Model, path: &Path) -> Result<u64> {
     };
     let saved = onnxq_ir::save(m, path, &layout)?;
     Ok(saved.model_bytes + saved.data_bytes)
+}
+
+/// The first number in `text` that does not continue a word ("top1_agree=0.70" gives 0.70).
+fn first_number(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let starts = b[i].is_ascii_digit()
+            || (matches!(b[i], b'-' | b'+' | b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        let after_word = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+        if starts && !after_word {
+            let end = (i + 1..=b.len()).rev().find(|&e| {
+                text.get(i..e)
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .is_some_and(f64::is_finite)
+            })?;
+            return text.get(i..end)?.parse().ok();
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_number;
+
+    #[test]
+    fn the_first_number_is_read_past_words() {
+        assert_eq!(first_number("top1_agree=0.7000 kl=0.1"), Some(0.7));
+        assert_eq!(first_number("bpb=2.6778\n"), Some(2.6778));
+        assert_eq!(first_number("loss -1.5e-2 at step 3"), Some(-0.015));
+        assert_eq!(first_number("v2 model: 91.5%"), Some(91.5));
+        assert_eq!(first_number("no figure"), None);
+        assert_eq!(first_number("précision ≈ 0.5"), Some(0.5));
+    }
 }

@@ -31,15 +31,34 @@ const REFINED: usize = 2;
 /// Refuses --auto's settings without --auto (no option is ignored).
 pub(super) fn check(a: &QuantizeArgs) -> Result<()> {
     let s = &a.auto;
-    let settings =
-        s.target.is_some() || s.max_float.is_some() || s.objective.is_some() || s.budget.is_some();
+    let settings = s.target.is_some()
+        || s.max_float.is_some()
+        || s.objective.is_some()
+        || s.budget.is_some()
+        || s.eval_cmd.is_some();
     if !s.auto && settings {
         return Err(fail(
-            "--target, --max-float, --objective or --budget was given without --auto",
+            "--target, --max-float, --objective, --budget or --eval-cmd was given without --auto",
             "add --auto, or drop the setting",
         ));
     }
-    Ok(())
+    let metric = matches!(s.target, Some(Target::Metric { .. }));
+    match (metric, &s.eval_cmd) {
+        (true, None) => Err(fail(
+            "--target metric=… is judged by your metric script, and no --eval-cmd was given",
+            "add --eval-cmd \"python eval.py {model}\" (it prints the metric first), or give \
+             --target cos=C or sqnr=DB",
+        )),
+        (false, Some(_)) => Err(fail(
+            "--eval-cmd prints a metric, and --target does not bound one",
+            "add --target metric=X (at least X) or metric<=X (at most X)",
+        )),
+        (_, Some(cmd)) if !cmd.contains("{model}") => Err(fail(
+            format!("--eval-cmd `{cmd}` has no {{model}} for the candidate's path"),
+            "write {model} where the script takes the model, e.g. \"python eval.py {model}\"",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Runs the search on `model` (replaced by the chosen quantized model); returns its report and
@@ -84,6 +103,7 @@ pub(super) fn run(
     let cal = calibrations(&args, cfg, model, &opts)?;
     let backend = Backend::choose(a.calib.engine, a.calib.ort_lib.as_deref())?;
     let mut judge = judge::Judge::new(&original, held, backend, lib, a.calib.threads)?;
+    judge.eval_cmd = a.auto.eval_cmd.clone();
     let base = Base {
         float: model,
         ranges: &cal.sets,
@@ -123,7 +143,6 @@ pub(super) fn run(
                 "SmoothQuant and equalization as candidates (only when given, then in every \
                  candidate)"
                     .into(),
-                "your own metric (--eval-cmd)".into(),
             ])
             .collect(),
         seconds: started.elapsed().as_secs_f64(),
@@ -190,8 +209,7 @@ fn search_all(
                 // Bias correction helps some models and hurts others (BENCHMARKS.md): measured.
                 let r = search::with_bias_correction(&start.recipe);
                 let m = search::make(base, judge, &r, &[])?;
-                if search::score(s.target, &m.agreement) > search::score(s.target, &start.agreement)
-                {
+                if search::score(s.target, &m) > search::score(s.target, &start) {
                     start = m.clone();
                 }
                 refined.push(m);
@@ -231,8 +249,7 @@ fn search_all(
             // Neither: the most accurate within the float share.
             (false, false) => {
                 let within = |m: &Made| m.float_share <= s.max_float;
-                (within(a), search::score(s.target, &a.agreement))
-                    > (within(b), search::score(s.target, &b.agreement))
+                (within(a), search::score(s.target, a)) > (within(b), search::score(s.target, b))
             }
         }
     };
@@ -262,7 +279,7 @@ struct Settings {
 
 impl Settings {
     fn meets(&self, m: &Made) -> bool {
-        search::met(self.target, &m.agreement) && m.float_share <= self.max_float
+        search::met(self.target, m) && m.float_share <= self.max_float
     }
 }
 
@@ -273,6 +290,7 @@ fn decision(m: &Made, (bytes, speedup): (u64, f64), chosen: bool) -> Decision {
         excluded: m.excluded.clone(),
         cosine: m.agreement.cosine,
         sqnr_db: m.agreement.sqnr_db,
+        metric: m.metric,
         speedup: Some(speedup),
         bytes,
         float_share: m.float_share,

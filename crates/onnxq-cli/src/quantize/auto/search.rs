@@ -24,19 +24,45 @@ const MIN_GAIN_DB: f64 = 0.1;
 /// See `MIN_GAIN_DB`.
 const MIN_GAIN_COS: f64 = 5e-4;
 
-/// Whether agreement `g` meets `t`.
-pub(super) fn met(t: Target, g: &Agreement) -> bool {
+/// Whether candidate `m` meets `t`.
+pub(super) fn met(t: Target, m: &Made) -> bool {
     match t {
-        Target::Cos(c) => g.cosine >= c,
-        Target::Sqnr(db) => g.sqnr_db >= db,
+        Target::Cos(c) => m.agreement.cosine >= c,
+        Target::Sqnr(db) => m.agreement.sqnr_db >= db,
+        Target::Metric {
+            bound,
+            lower_is_better,
+        } => m.metric.is_some_and(|v| {
+            if lower_is_better {
+                v <= bound
+            } else {
+                v >= bound
+            }
+        }),
     }
 }
 
-/// The figure `t` reads from `g` (higher is better).
-pub(super) fn score(t: Target, g: &Agreement) -> f64 {
+/// The figure `t` reads from `m`, higher is better (a lower-is-better metric negated).
+pub(super) fn score(t: Target, m: &Made) -> f64 {
     match t {
-        Target::Cos(_) => g.cosine,
-        Target::Sqnr(_) => g.sqnr_db,
+        Target::Cos(_) => m.agreement.cosine,
+        Target::Sqnr(_) => m.agreement.sqnr_db,
+        Target::Metric {
+            lower_is_better, ..
+        } => {
+            let v = m.metric.unwrap_or(f64::NAN);
+            if lower_is_better { -v } else { v }
+        }
+    }
+}
+
+/// The least gain of `score` a refinement step must bring.
+fn least_gain(t: Target) -> f64 {
+    match t {
+        Target::Cos(_) => MIN_GAIN_COS,
+        Target::Sqnr(_) => MIN_GAIN_DB,
+        // A thousandth of the bound: metrics come in any unit.
+        Target::Metric { bound, .. } => 1e-3 * bound.abs().max(1e-3),
     }
 }
 
@@ -59,6 +85,8 @@ pub(super) struct Made {
     pub(super) model: Model,
     pub(super) report: Report,
     pub(super) agreement: Agreement,
+    /// The first number `--eval-cmd` printed for it, when one is given.
+    pub(super) metric: Option<f64>,
     pub(super) float_share: f64,
 }
 
@@ -151,6 +179,7 @@ pub(super) fn make(
         onnxq_quant::lower_qoperator(&mut model, &mut report)?;
     }
     let agreement = judge.accuracy(&model)?;
+    let metric = judge.metric(&model)?;
     Ok(Made {
         recipe: recipe.clone(),
         excluded: excluded.to_vec(),
@@ -158,6 +187,7 @@ pub(super) fn make(
         model,
         report,
         agreement,
+        metric,
     })
 }
 
@@ -178,7 +208,7 @@ pub(super) fn refine(
     let mut cur_listed = true;
     let mut out_of_time = false;
     for _ in 0..STEPS {
-        if met(target, &cur.agreement) {
+        if met(target, &cur) {
             break;
         }
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
@@ -197,7 +227,7 @@ pub(super) fn refine(
             let m = make(base, judge, &cur.recipe, &excluded)?;
             let better = best
                 .as_ref()
-                .is_none_or(|b| score(target, &m.agreement) > score(target, &b.agreement));
+                .is_none_or(|b| score(target, &m) > score(target, b));
             if m.float_share <= max_float && better {
                 if let Some(b) = best.replace(m) {
                     tried.push(b);
@@ -207,12 +237,9 @@ pub(super) fn refine(
             }
         }
         let Some(b) = best else { break };
-        let gain = score(target, &b.agreement) - score(target, &cur.agreement);
-        let least = match target {
-            Target::Cos(_) => MIN_GAIN_COS,
-            Target::Sqnr(_) => MIN_GAIN_DB,
-        };
-        if gain < least {
+        let gain = score(target, &b) - score(target, &cur);
+        // NaN (a metric missing) is no gain either.
+        if gain.is_nan() || gain < least_gain(target) {
             tried.push(b);
             break;
         }
