@@ -3,7 +3,8 @@
 //! output range to ±0.01) it keeps that node float; the calibrations and bias correction are
 //! candidates, and the chosen one's settings are what the model records; its settings are
 //! refused without --auto, and so is --data with a single sample; with --eval-cmd the user's
-//! metric script judges.
+//! metric script judges; with no node allowed float, an activation given 16 bits meets a target
+//! 8 bits cannot.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -95,7 +96,7 @@ fn its_settings_need_auto_and_a_readable_target() {
     assert!(log.contains("without --auto"), "{log}");
     // Unreadable values are refused by the argument parser, naming the flag.
     for (flag, value, says) in [
-        ("--target", "top1=3", "cos=C or sqnr=DB"),
+        ("--target", "top1=3", "cos=C, sqnr=DB"),
         ("--max-float", "120%", "between 0% and 100%"),
     ] {
         let args = [
@@ -279,4 +280,36 @@ fn the_users_metric_script_judges_with_eval_cmd() {
         let log = refused(&model, &q, &args);
         assert!(log.contains(says), "{args:?}: {log}");
     }
+}
+
+#[test]
+fn sixteen_bit_activations_meet_a_target_with_no_node_float() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("auto.onnx");
+    let (s, log) = search(&out, &["--target", "sqnr=40", "--max-float", "0%"]);
+    assert_eq!(s["met"], true, "{log}");
+    let decisions = s["decisions"].as_array().unwrap();
+    // No configuration reaches 40 dB by itself (bias correction may: it is a later step).
+    assert!(
+        decisions
+            .iter()
+            .filter(|d| !d["config"].as_str().unwrap().contains("bias correction"))
+            .filter(|d| d["sixteen_bit"].is_null() && d["excluded"].as_array().unwrap().is_empty())
+            .all(|d| d["sqnr_db"].as_f64().unwrap() < 40.0),
+        "{s}"
+    );
+    let chosen = decisions.iter().find(|d| d["chosen"] == true).unwrap();
+    let wide = chosen["sixteen_bit"].as_array().unwrap();
+    assert!(
+        !wide.is_empty() && chosen["excluded"].as_array().unwrap().is_empty(),
+        "{chosen}"
+    );
+    // The model records the overrides, so `compare --suggest` re-makes it.
+    let recorded = settings(&out)["options"]["overrides"].clone();
+    for t in wide {
+        let t = t.as_str().unwrap();
+        assert!(recorded[t][0]["quant_type"].is_string(), "{t}: {recorded}");
+    }
+    let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
+    assert!(sqnr(&model, &out, &feeds) >= 38.0, "{log}");
 }

@@ -197,6 +197,9 @@ pub struct Decision {
     pub config: String,
     /// Nodes kept float on top of the configuration.
     pub excluded: Vec<String>,
+    /// Activations quantized to 16 bits on top of the configuration (type overrides).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sixteen_bit: Vec<String>,
     /// The lowest output cosine and SQNR against the float model on the held-out samples.
     pub cosine: f64,
     /// See `cosine`.

@@ -213,6 +213,11 @@ fn search_lines(sr: &onnxq_quant::SearchReport, all: bool) -> String {
         } else {
             format!(" + {} float", d.excluded.join(", "))
         };
+        let float = if d.sixteen_bit.is_empty() {
+            float
+        } else {
+            format!("{float} + {} at 16 bits", d.sixteen_bit.join(", "))
+        };
         let metric = d.metric.map_or(String::new(), |v| format!("metric {v}, "));
         format!(
             "{}{float}: {metric}cos {:.4}, SQNR {:.1} dB, {}, {:.0} % of Conv/MatMul/Gemm float",

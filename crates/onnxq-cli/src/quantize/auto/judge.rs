@@ -187,8 +187,9 @@ impl Judge {
     }
 
     /// Up to `n` nodes of `quant` where its error starts or is worst on the held-out samples
-    /// (the comparison's ranking: activation drops and weight SQNR, interleaved).
-    pub(super) fn rank(&mut self, float: &Model, quant: &Model, n: usize) -> Result<Vec<String>> {
+    /// (the comparison's ranking: activation drops and weight SQNR, interleaved), and the
+    /// quantized activations by their drop, largest first.
+    pub(super) fn rank(&mut self, float: &Model, quant: &Model, n: usize) -> Result<Ranked> {
         let prepared = onnxq_debug::prepare(float, quant).map_err(crate::compare::debug_error)?;
         let mut fe = self.backend.load(&prepared.float_augmented, self.threads)?;
         let mut qe = self.backend.load(&prepared.quant_augmented, self.threads)?;
@@ -201,13 +202,29 @@ impl Judge {
             |_| {},
         )
         .map_err(crate::compare::debug_error)?;
-        Ok(
-            onnxq_debug::rank::candidates(&report.activations, &report.weights, n)
+        let mut drops: Vec<_> = report
+            .activations
+            .iter()
+            .filter(|a| a.quant_tensor.is_some())
+            .filter_map(|a| a.drop_db.map(|d| (d, a.index, a.name.clone())))
+            .collect();
+        drops.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        Ok(Ranked {
+            nodes: onnxq_debug::rank::candidates(&report.activations, &report.weights, n)
                 .into_iter()
                 .map(|(node, _)| node)
                 .collect(),
-        )
+            activations: drops.into_iter().take(n).map(|(_, _, name)| name).collect(),
+        })
     }
+}
+
+/// Where a candidate's error is, most promising first.
+pub(super) struct Ranked {
+    /// Nodes worth keeping float.
+    pub(super) nodes: Vec<String>,
+    /// Quantized activations worth 16 bits.
+    pub(super) activations: Vec<String>,
 }
 
 /// Writes `m` to `path` (inline below 2 GB, else with its data beside it); returns its bytes.

@@ -139,7 +139,6 @@ pub(super) fn run(
         not_tried: stopped
             .into_iter()
             .chain([
-                "16-bit activations per node (ORT's convert overrides)".into(),
                 "SmoothQuant and equalization as candidates (only when given, then in every \
                  candidate)"
                     .into(),
@@ -157,7 +156,8 @@ pub(super) fn run(
         ));
     }
     let format = if base.qoperator { "qoperator" } else { "qdq" };
-    let opts = chosen.recipe.opts.clone();
+    // Exclusions and 16-bit overrides included, so `compare --suggest` re-makes this model.
+    let opts = chosen.per_node.options(&chosen.recipe);
     let rewritten = a.recovery.rewritten.as_ref().map(|_| model.clone());
     *model = chosen.model.clone();
     stamp::stamp(
@@ -194,7 +194,7 @@ fn search_all(
 ) -> Result<Searched> {
     let (mut tried, mut stopped) = (Vec::new(), Vec::new());
     for recipe in search::configs(user, base.ranges, bias_correction) {
-        tried.push(search::make(base, judge, &recipe, &[])?);
+        tried.push(search::make(base, judge, &recipe, &Default::default())?);
     }
     let mut timed = judge.speed(&tried.iter().map(|m| &m.model).collect::<Vec<_>>())?;
     if !tried.iter().any(|m| s.meets(m)) {
@@ -208,7 +208,7 @@ fn search_all(
             if !bias_correction && in_time {
                 // Bias correction helps some models and hurts others (BENCHMARKS.md): measured.
                 let r = search::with_bias_correction(&start.recipe);
-                let m = search::make(base, judge, &r, &[])?;
+                let m = search::make(base, judge, &r, &Default::default())?;
                 if search::score(s.target, &m) > search::score(s.target, &start) {
                     start = m.clone();
                 }
@@ -287,7 +287,8 @@ impl Settings {
 fn decision(m: &Made, (bytes, speedup): (u64, f64), chosen: bool) -> Decision {
     Decision {
         config: m.recipe.config.clone(),
-        excluded: m.excluded.clone(),
+        excluded: m.per_node.float.clone(),
+        sixteen_bit: m.per_node.wide.clone(),
         cosine: m.agreement.cosine,
         sqnr_db: m.agreement.sqnr_db,
         metric: m.metric,
@@ -300,10 +301,15 @@ fn decision(m: &Made, (bytes, speedup): (u64, f64), chosen: bool) -> Decision {
 
 /// "QUInt8 activations, per-channel, all ops + 2 nodes float".
 fn describe(m: &Made) -> String {
-    match m.excluded.len() {
-        0 => m.recipe.config.clone(),
-        k => format!("{} + {k} node(s) float", m.recipe.config),
+    let (f, w) = (m.per_node.float.len(), m.per_node.wide.len());
+    let mut s = m.recipe.config.clone();
+    if f > 0 {
+        s += &format!(" + {f} node(s) float");
     }
+    if w > 0 {
+        s += &format!(" + {w} activation(s) at 16 bits");
+    }
+    s
 }
 
 /// The ranges every candidate is quantized from, with what the metadata records of each.

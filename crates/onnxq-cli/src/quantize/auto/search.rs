@@ -1,8 +1,10 @@
 //! `--auto`'s candidates: whole configurations (activation type, per-channel weights, all op
 //! types or only Conv / MatMul / Gemm, the calibrated ranges, bias correction), each a `Recipe`;
-//! then, from a configuration that misses the target, nodes kept float one at a time: the
-//! comparison ranks where the error starts, each of the first few is tried, the best gain is kept,
-//! until the target is met, the float share would pass its bound, or nothing gains.
+//! then, from a configuration that misses the target, per-node decisions one at a time: the
+//! comparison ranks where the error starts, and each of the first few nodes kept float and each
+//! of the first few activations given 16 bits (an override of its type, so its producer and
+//! readers stay quantized) is tried; the best gain is kept, until the target is met, the float
+//! share would pass its bound, or nothing gains.
 
 use anyhow::Result;
 use onnxq_ir::Model;
@@ -15,8 +17,10 @@ use crate::args::CalibSettings;
 use crate::auto_args::Target;
 use crate::measure::Agreement;
 
-/// Nodes tried per step of the per-node search.
+/// Nodes tried float per step of the per-node search.
 const TRIES: usize = 6;
+/// Activations tried at 16 bits per step.
+const WIDE_TRIES: usize = 3;
 /// Steps of the per-node search at most.
 const STEPS: usize = 8;
 /// A step must gain at least this much SQNR (dB) or cosine to be kept.
@@ -81,13 +85,45 @@ pub(super) struct Recipe {
 #[derive(Clone)]
 pub(super) struct Made {
     pub(super) recipe: Recipe,
-    pub(super) excluded: Vec<String>,
+    pub(super) per_node: PerNode,
     pub(super) model: Model,
     pub(super) report: Report,
     pub(super) agreement: Agreement,
     /// The first number `--eval-cmd` printed for it, when one is given.
     pub(super) metric: Option<f64>,
     pub(super) float_share: f64,
+}
+
+/// The per-node decisions on top of a recipe.
+#[derive(Clone, Default)]
+pub(super) struct PerNode {
+    /// Nodes kept float.
+    pub(super) float: Vec<String>,
+    /// Activations quantized to 16 bits (the activation type's 16-bit twin).
+    pub(super) wide: Vec<String>,
+}
+
+impl PerNode {
+    /// The recipe's options with these decisions: exclusions, and a type override per wide
+    /// activation.
+    pub(super) fn options(&self, recipe: &Recipe) -> StaticOptions {
+        let mut o = recipe.opts.clone();
+        o.exclude.extend(self.float.iter().cloned());
+        let wide = match o.activation_type {
+            QuantType::I8 => QuantType::I16,
+            _ => QuantType::U16,
+        };
+        for t in &self.wide {
+            o.overrides.insert(
+                t.clone(),
+                vec![onnxq_quant::options::Override {
+                    quant_type: Some(wide),
+                    ..Default::default()
+                }],
+            );
+        }
+        o
+    }
 }
 
 /// What every candidate is made from.
@@ -153,16 +189,15 @@ pub(super) fn with_bias_correction(r: &Recipe) -> Recipe {
     }
 }
 
-/// Quantizes the float model by `recipe` with `excluded` kept float, and measures it.
+/// Quantizes the float model by `recipe` with the `per_node` decisions, and measures it.
 pub(super) fn make(
     base: &Base<'_>,
     judge: &mut Judge,
     recipe: &Recipe,
-    excluded: &[String],
+    per_node: &PerNode,
 ) -> Result<Made> {
     let mut model = base.float.clone();
-    let mut o = recipe.opts.clone();
-    o.exclude.extend(excluded.iter().cloned());
+    let o = per_node.options(recipe);
     let ranges = &base.ranges[recipe.ranges].1;
     let mut report = onnxq_quant::quantize_qdq(&mut model, ranges, &o)?;
     if recipe.bias_correction {
@@ -182,7 +217,7 @@ pub(super) fn make(
     let metric = judge.metric(&model)?;
     Ok(Made {
         recipe: recipe.clone(),
-        excluded: excluded.to_vec(),
+        per_node: per_node.clone(),
         float_share: judge.float_share(&report),
         model,
         report,
@@ -217,14 +252,32 @@ pub(super) fn refine(
         }
         let ranked = judge.rank(base.float, &cur.model, TRIES * 2)?;
         let mut best: Option<Made> = None;
-        for node in ranked
+        let floats = ranked
+            .nodes
             .into_iter()
-            .filter(|n| !cur.excluded.contains(n))
+            .filter(|n| !cur.per_node.float.contains(n))
             .take(TRIES)
-        {
-            let mut excluded = cur.excluded.clone();
-            excluded.push(node);
-            let m = make(base, judge, &cur.recipe, &excluded)?;
+            .map(|n| {
+                let mut p = cur.per_node.clone();
+                p.float.push(n);
+                p
+            });
+        // A tensor the user's overrides set is theirs.
+        let wides = ranked
+            .activations
+            .into_iter()
+            .filter(|t| {
+                !cur.per_node.wide.contains(t) && !cur.recipe.opts.overrides.contains_key(t)
+            })
+            .take(WIDE_TRIES)
+            .map(|t| {
+                let mut p = cur.per_node.clone();
+                p.wide.push(t);
+                p
+            });
+        let choices: Vec<PerNode> = floats.chain(wides).collect();
+        for per_node in choices {
+            let m = make(base, judge, &cur.recipe, &per_node)?;
             let better = best
                 .as_ref()
                 .is_none_or(|b| score(target, &m) > score(target, b));
