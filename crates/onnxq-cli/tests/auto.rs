@@ -34,6 +34,25 @@ fn search(out: &std::path::Path, flags: &[&str]) -> (serde_json::Value, String) 
     (r["search"].clone(), log)
 }
 
+/// `search` on digits-cnn with `relu_1` ruined by an override (its range forced to ±0.01), the
+/// target sqnr=20 and the op types given (so the configurations cannot drop Relu), plus `more`.
+fn ruined_search(more: &[&str]) -> (serde_json::Value, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("ruin.json");
+    std::fs::write(&overrides, r#"{"relu_1": [{"rmin": -0.01, "rmax": 0.01}]}"#).unwrap();
+    let mut flags = vec![
+        "--overrides",
+        overrides.to_str().unwrap(),
+        "--target",
+        "sqnr=20",
+        "--op-types",
+        "Conv,Relu,MaxPool,Gemm",
+    ];
+    flags.extend_from_slice(more);
+    let (s, log) = search(&dir.path().join("auto.onnx"), &flags);
+    (s, log, dir)
+}
+
 #[test]
 fn an_easy_target_is_met_by_a_fully_quantized_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,20 +70,8 @@ fn an_easy_target_is_met_by_a_fully_quantized_model() {
 
 #[test]
 fn a_ruined_node_is_kept_float() {
-    let dir = tempfile::tempdir().unwrap();
-    let overrides = dir.path().join("ruin.json");
-    std::fs::write(&overrides, r#"{"relu_1": [{"rmin": -0.01, "rmax": 0.01}]}"#).unwrap();
-    let out = dir.path().join("auto.onnx");
     // Op types given: the configurations keep them, so only keeping the node float avoids it.
-    let flags = [
-        "--overrides",
-        overrides.to_str().unwrap(),
-        "--target",
-        "sqnr=20",
-        "--op-types",
-        "Conv,Relu,MaxPool,Gemm",
-    ];
-    let (s, log) = search(&out, &flags);
+    let (s, log, _dir) = ruined_search(&[]);
     assert_eq!(s["met"], true, "{log}");
     let chosen = s["decisions"]
         .as_array()
@@ -118,21 +125,7 @@ fn its_settings_need_auto_and_a_readable_target() {
 
 #[test]
 fn the_budget_stops_refinement_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let overrides = dir.path().join("ruin.json");
-    std::fs::write(&overrides, r#"{"relu_1": [{"rmin": -0.01, "rmax": 0.01}]}"#).unwrap();
-    let out = dir.path().join("auto.onnx");
-    let flags = [
-        "--overrides",
-        overrides.to_str().unwrap(),
-        "--target",
-        "sqnr=20",
-        "--op-types",
-        "Conv,Relu,MaxPool,Gemm",
-        "--budget",
-        "0.001s",
-    ];
-    let (s, log) = search(&out, &flags);
+    let (s, log, _dir) = ruined_search(&["--budget", "0.001s"]);
     // Only the configurations were measured (4 per calibration): every one misses the target.
     assert_eq!(s["met"], false, "{log}");
     assert_eq!(s["decisions"].as_array().unwrap().len(), 12, "{s}");
@@ -150,19 +143,8 @@ fn settings(path: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn calibrations_and_bias_correction_are_candidates_and_the_chosen_is_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let overrides = dir.path().join("ruin.json");
-    std::fs::write(&overrides, r#"{"relu_1": [{"rmin": -0.01, "rmax": 0.01}]}"#).unwrap();
+    let (s, log, dir) = ruined_search(&[]);
     let out = dir.path().join("auto.onnx");
-    let flags = [
-        "--overrides",
-        overrides.to_str().unwrap(),
-        "--target",
-        "sqnr=20",
-        "--op-types",
-        "Conv,Relu,MaxPool,Gemm",
-    ];
-    let (s, log) = search(&out, &flags);
     let decisions = s["decisions"].as_array().unwrap();
     let configs: Vec<&str> = decisions
         .iter()
