@@ -42,6 +42,8 @@ pub(super) struct Judge {
     compute_nodes: usize,
     /// The user's metric command (`--eval-cmd`), `{model}` standing for the candidate's path.
     pub(super) eval_cmd: Option<String>,
+    /// Candidates written so far.
+    kept: usize,
 }
 
 impl Judge {
@@ -73,6 +75,7 @@ impl Judge {
             float_path,
             compute_nodes,
             eval_cmd: None,
+            kept: 0,
         })
     }
 
@@ -104,34 +107,63 @@ impl Judge {
         1.0 - quantized.min(self.compute_nodes) as f64 / self.compute_nodes as f64
     }
 
-    /// Each model's size in bytes and its speed-up over the float model (the float median over
-    /// its median), timed in one interleaved call. Models with the same nodes (candidates that
-    /// differ only in ranges or biases) run the same kernels, so only the first of them is timed.
-    pub(super) fn speed(&self, models: &[&Model]) -> Result<Vec<(u64, f64)>> {
+    /// Writes candidate `m` to the search's folder, so the search holds no candidate in memory.
+    pub(super) fn keep(&mut self, m: &Model) -> Result<Saved> {
+        let path = self
+            .dir
+            .path()
+            .join(format!("candidate-{}.onnx", self.kept));
+        self.kept += 1;
+        let bytes = save(m, &path)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&node_pattern(m), &mut h);
+        Ok(Saved {
+            path,
+            bytes,
+            pattern: std::hash::Hasher::finish(&h),
+        })
+    }
+
+    /// Each saved model's size in bytes and its speed-up over the float model (the float median
+    /// over its median), timed in one interleaved call. Models with the same nodes (candidates
+    /// that differ only in ranges or biases) run the same kernels, so only the first is timed.
+    pub(super) fn speed(&self, models: &[&Saved]) -> Result<Vec<(u64, f64)>> {
         let mut paths = vec![self.float_path.clone()];
-        let mut sizes = Vec::new();
-        let mut keys: Vec<String> = Vec::new();
+        let mut patterns: Vec<u64> = Vec::new();
         let mut timed_as = Vec::new();
-        for (i, m) in models.iter().enumerate() {
-            let p = self.dir.path().join(format!("candidate-{i}.onnx"));
-            sizes.push(save(m, &p)?);
-            let key = node_pattern(m);
-            match keys.iter().position(|k| *k == key) {
+        for m in models {
+            match patterns.iter().position(|k| *k == m.pattern) {
                 Some(j) => timed_as.push(j),
                 None => {
-                    timed_as.push(keys.len());
-                    keys.push(key);
-                    paths.push(p);
+                    timed_as.push(patterns.len());
+                    patterns.push(m.pattern);
+                    paths.push(m.path.clone());
                 }
             }
         }
         let lat = latencies(&self.lib, &paths, &self.timed, TIMING)?;
         let base = lat[0].median_ms;
-        Ok(sizes
-            .into_iter()
+        Ok(models
+            .iter()
             .zip(timed_as)
-            .map(|(b, j)| (b, base / lat[1 + j].median_ms))
+            .map(|(m, j)| (m.bytes, base / lat[1 + j].median_ms))
             .collect())
+    }
+}
+
+/// A candidate written to the search's folder.
+#[derive(Clone)]
+pub(super) struct Saved {
+    pub(super) path: PathBuf,
+    pub(super) bytes: u64,
+    /// A hash of its nodes and their wiring (`node_pattern`).
+    pattern: u64,
+}
+
+impl Saved {
+    /// The candidate, read back (its tensors mapped from the file).
+    pub(super) fn load(&self) -> Result<Model> {
+        Ok(onnxq_ir::load(&self.path)?)
     }
 }
 
@@ -151,14 +183,13 @@ fn node_pattern(m: &Model) -> String {
 }
 
 impl Judge {
-    /// The first number `--eval-cmd` prints for `m`, when it is given. The command runs in the
-    /// shell with `{model}` replaced by the quoted path of `m` saved in the search's folder.
-    pub(super) fn metric(&self, m: &Model) -> Result<Option<f64>> {
+    /// The first number `--eval-cmd` prints for the saved candidate `m`, when it is given. The
+    /// command runs in the shell with `{model}` replaced by the quoted path of `m`.
+    pub(super) fn metric(&self, m: &Saved) -> Result<Option<f64>> {
         let Some(cmd) = &self.eval_cmd else {
             return Ok(None);
         };
-        let path = self.dir.path().join("judged.onnx");
-        save(m, &path)?;
+        let path = &m.path;
         let quoted = format!("'{}'", path.display().to_string().replace('\'', r"'\''"));
         let line = cmd.replace("{model}", &quoted);
         let out = std::process::Command::new("sh")

@@ -159,7 +159,7 @@ pub(super) fn run(
     // Exclusions and 16-bit overrides included, so `compare --suggest` re-makes this model.
     let opts = chosen.per_node.options(&chosen.recipe);
     let rewritten = a.recovery.rewritten.as_ref().map(|_| model.clone());
-    *model = chosen.model.clone();
+    *model = chosen.saved.load()?;
     stamp::stamp(
         model,
         "static",
@@ -196,7 +196,7 @@ fn search_all(
     for recipe in search::configs(user, base.ranges, bias_correction) {
         tried.push(search::make(base, judge, &recipe, &Default::default())?);
     }
-    let mut timed = judge.speed(&tried.iter().map(|m| &m.model).collect::<Vec<_>>())?;
+    let mut timed = judge.speed(&tried.iter().map(|m| &m.saved).collect::<Vec<_>>())?;
     if !tried.iter().any(|m| s.meets(m)) {
         let mut order: Vec<usize> = (0..tried.len()).collect();
         order.sort_by(|&x, &y| timed[y].1.total_cmp(&timed[x].1));
@@ -233,7 +233,7 @@ fn search_all(
                 ));
             }
         }
-        timed.extend(judge.speed(&refined.iter().map(|m| &m.model).collect::<Vec<_>>())?);
+        timed.extend(judge.speed(&refined.iter().map(|m| &m.saved).collect::<Vec<_>>())?);
         tried.extend(refined);
     }
     let better = |x: usize, y: usize| -> bool {

@@ -12,7 +12,7 @@ use onnxq_quant::numerics::QuantType;
 use onnxq_quant::qdq::Ranges;
 use onnxq_quant::{Report, StaticOptions};
 
-use super::judge::{COMPUTE_OPS, Judge};
+use super::judge::{COMPUTE_OPS, Judge, Saved};
 use crate::args::CalibSettings;
 use crate::auto_args::Target;
 use crate::measure::Agreement;
@@ -86,7 +86,8 @@ pub(super) struct Recipe {
 pub(super) struct Made {
     pub(super) recipe: Recipe,
     pub(super) per_node: PerNode,
-    pub(super) model: Model,
+    /// The model, on disk.
+    pub(super) saved: Saved,
     pub(super) report: Report,
     pub(super) agreement: Agreement,
     /// The first number `--eval-cmd` printed for it, when one is given.
@@ -214,12 +215,13 @@ pub(super) fn make(
         onnxq_quant::lower_qoperator(&mut model, &mut report)?;
     }
     let agreement = judge.accuracy(&model)?;
-    let metric = judge.metric(&model)?;
+    let saved = judge.keep(&model)?;
+    let metric = judge.metric(&saved)?;
     Ok(Made {
         recipe: recipe.clone(),
         per_node: per_node.clone(),
         float_share: judge.float_share(&report),
-        model,
+        saved,
         report,
         agreement,
         metric,
@@ -250,7 +252,7 @@ pub(super) fn refine(
             out_of_time = true;
             break;
         }
-        let ranked = judge.rank(base.float, &cur.model, TRIES * 2)?;
+        let ranked = judge.rank(base.float, &cur.saved.load()?, TRIES * 2)?;
         let mut best: Option<Made> = None;
         let floats = ranked
             .nodes
