@@ -1,14 +1,15 @@
 //! The accuracy-recovery steps on real models (`../shared/corpus`), scored by the corpus metric
 //! scripts: each step scores at least the plain static model with the same settings, and bias
 //! correction, on the model where weight rounding shifts layer means (mobilenetv2's depthwise
-//! convolutions, per-tensor weights), gains a stated margin.
+//! convolutions, per-tensor weights), gains a stated margin; `--auto` judged by the corpus
+//! metric scores at least the plain model too.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 
 use common::{metric, quantize};
-use onnxq_testkit::{corpus_feeds, corpus_model};
+use onnxq_testkit::{corpus_dir, corpus_feeds, corpus_model, python};
 
 /// The metric of `name` quantized statically with `flags` (`lower_is_better` flips the sign, so
 /// a higher score is always better).
@@ -65,4 +66,30 @@ fn each_recovery_step_scores_at_least_the_plain_model() {
             "{name} {flags:?}: `{line}` against plain `{plain_line}` (want +{gain})"
         );
     }
+}
+
+#[test]
+fn auto_scores_at_least_the_plain_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "bytegpt";
+    let (plain, plain_line) = score(dir.path(), name, "plain", &[], true);
+    // The plain model's own bits per byte as the bound: met or not, the plain configuration is
+    // a candidate, so what is written scores at least as well.
+    let script = corpus_dir().join(format!("eval/{name}.py"));
+    let cmd = format!("'{}' '{}' {{model}}", python().display(), script.display());
+    let target = format!("metric<={}", -plain);
+    let flags = [
+        "--auto",
+        "--target",
+        &target,
+        "--eval-cmd",
+        &cmd,
+        "--budget",
+        "30s",
+    ];
+    let (auto, line) = score(dir.path(), name, "auto", &flags, true);
+    assert!(
+        auto >= plain,
+        "{name} --auto: `{line}` against plain `{plain_line}`"
+    );
 }
