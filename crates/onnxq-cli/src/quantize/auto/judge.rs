@@ -16,6 +16,9 @@ use crate::measure::{Agreement, Timing, agreement, first_samples, latencies, sha
 
 /// Samples cycled through by the timed runs.
 const TIMED_SAMPLES: usize = 8;
+/// Candidates loaded into ONNX Runtime at once (each batch interleaved with the float model):
+/// a refinement times ~100 candidates, and holding all their sessions costs gigabytes.
+const TIMED_TOGETHER: usize = 8;
 /// One intra-op thread: the ratio of two models is what is compared, free of scheduling noise.
 const TIMING: Timing = Timing {
     threads: 1,
@@ -125,10 +128,10 @@ impl Judge {
     }
 
     /// Each saved model's size in bytes and its speed-up over the float model (the float median
-    /// over its median), timed in one interleaved call. Models with the same nodes (candidates
+    /// over its median), timed `TIMED_TOGETHER` at a time with the float model. Models with the same nodes (candidates
     /// that differ only in ranges or biases) run the same kernels, so only the first is timed.
     pub(super) fn speed(&self, models: &[&Saved]) -> Result<Vec<(u64, f64)>> {
-        let mut paths = vec![self.float_path.clone()];
+        let mut paths = Vec::new();
         let mut patterns: Vec<u64> = Vec::new();
         let mut timed_as = Vec::new();
         for m in models {
@@ -141,12 +144,19 @@ impl Judge {
                 }
             }
         }
-        let lat = latencies(&self.lib, &paths, &self.timed, TIMING)?;
-        let base = lat[0].median_ms;
+        // Each batch is timed with the float model in the same interleaved call, so every
+        // speed-up is a ratio of runs made under the same machine load.
+        let mut speedup = Vec::with_capacity(paths.len());
+        for batch in paths.chunks(TIMED_TOGETHER) {
+            let mut with_float = vec![self.float_path.clone()];
+            with_float.extend_from_slice(batch);
+            let lat = latencies(&self.lib, &with_float, &self.timed, TIMING)?;
+            speedup.extend(lat[1..].iter().map(|l| lat[0].median_ms / l.median_ms));
+        }
         Ok(models
             .iter()
             .zip(timed_as)
-            .map(|(m, j)| (m.bytes, base / lat[1 + j].median_ms))
+            .map(|(m, j)| (m.bytes, speedup[j]))
             .collect())
     }
 }
