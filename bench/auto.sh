@@ -36,6 +36,10 @@ declare -A TARGETS=(
     [bytegpt]="metric<=2.6852"
     [minilm-l6-v2]="cos=0.99"
 )
+# model -> more --auto flags the issue's target asks for (ppocr-rec: per-tensor weights)
+declare -A FLAGS=(
+    [ppocr-rec]="--per-tensor"
+)
 
 # speed FLOAT MODEL CALIB: "N.NN×" of MODEL against FLOAT (onnxq bench's last column).
 speed() {
@@ -59,7 +63,7 @@ for m in $MODELS; do
     eval_cmd=()
     [[ $t == metric* ]] && eval_cmd=(--eval-cmd "'$PY' '$CORPUS/eval/$m.py' {model}")
     timed "$ONNXQ" quantize "$src" -o "$q" --mode static --data "$calib" --engine ort --auto \
-        --target "$t" --budget "$BUDGET" "${eval_cmd[@]}" --report "$OUT/$m-auto.json"
+        --target "$t" --budget "$BUDGET" "${eval_cmd[@]}" ${FLAGS[$m]:-} --report "$OUT/$m-auto.json"
     if ((RC != 0)); then
         echo "| $m | $t | --auto | fails: $(grep -m1 -i error "$OUT/cmd.txt" | tr '|' '/') | | | $WALL | $RSS | |"
         continue
@@ -69,9 +73,10 @@ s = json.load(open(sys.argv[1]))["search"]
 d = [d for d in s["decisions"] if d["chosen"]][0]
 share, config, n = 100 * d["float_share"], d["config"], len(s["decisions"])
 extra = " + %d node(s) float" % len(d["excluded"]) if d["excluded"] else ""
+extra += " + %d activation(s) at 16 bits" % len(d["sixteen_bit"]) if d.get("sixteen_bit") else ""
 met = "met" if s["met"] else "NOT met"
 print(f"{share:.0f} %|{config}{extra} ({n} candidates; target {met})")' "$OUT/$m-auto.json")
-    echo "| $m | $t | --auto | $(score "$m" "$q") | $(speed "$src" "$q" "$calib") | ${chosen%%|*} | $WALL | $RSS | ${chosen#*|} |"
+    echo "| $m | $t ${FLAGS[$m]:-} | --auto | $(score "$m" "$q") | $(speed "$src" "$q" "$calib") | ${chosen%%|*} | $WALL | $RSS | ${chosen#*|} |"
 done
 echo
 echo "Machine load (uptime) at the end: $(uptime | sed 's/.*load average: *//') (1/5/15 min)"

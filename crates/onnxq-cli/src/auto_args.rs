@@ -95,8 +95,10 @@ pub(crate) enum Objective {
 pub(crate) struct AutoArgs {
     /// Static: search for the fastest model that keeps --target on held-out samples (the last
     /// quarter of --data; calibration reads the rest): whole configurations (activation type,
-    /// per-channel weights, which op types), then Conv / MatMul / Gemm nodes kept float one at a
-    /// time, each measured; the report lists every decision
+    /// per-channel weights, which op types, calibration), then SmoothQuant, equalization and
+    /// bias correction, then nodes kept float or activations given 16 bits one at a time, each
+    /// measured; the report lists every decision. A given --activation-type, --per-channel or
+    /// --per-tensor, --method or rewrite is kept in every candidate
     #[arg(long)]
     pub(crate) auto: bool,
     /// --auto: the accuracy to keep, cos=C (lowest output cosine to the float model), sqnr=DB, or
@@ -114,6 +116,10 @@ pub(crate) struct AutoArgs {
     /// is still measured, and the report says what was not tried [default: no limit]
     #[arg(long, value_name = "TIME", value_parser = parse_budget)]
     pub(crate) budget: Option<f64>,
+    /// --auto: search per-tensor weights only (for a runtime or accelerator without per-channel
+    /// kernels); --per-channel keeps it to per-channel weights [default: both are tried]
+    #[arg(long, conflicts_with = "per_channel")]
+    pub(crate) per_tensor: bool,
     /// --auto with --target metric=X: your metric script judges each candidate, e.g.
     /// "python eval.py {model}" ({model}: the candidate's path), run by the shell; the first
     /// number it prints is the metric

@@ -1,10 +1,11 @@
 //! `quantize --auto` on digits-cnn: the search meets an easy target with a fully quantized
 //! model and lists every candidate; with one node ruined on purpose (an override forcing its
 //! output range to ±0.01) it keeps that node float; the calibrations and bias correction are
-//! candidates, and the chosen one's settings are what the model records; its settings are
-//! refused without --auto, and so is --data with a single sample; with --eval-cmd the user's
-//! metric script judges; with no node allowed float, an activation given 16 bits meets a target
-//! 8 bits cannot.
+//! candidates, SmoothQuant and equalization too (or reported as finding nothing to change), and
+//! the chosen one's settings are what the model records; a given activation type or weight
+//! granularity is kept in every candidate; its settings are refused without --auto, and so is
+//! --data with a single sample; with --eval-cmd the user's metric script judges; with no node
+//! allowed float, an activation given 16 bits meets a target 8 bits cannot.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -53,17 +54,22 @@ fn ruined_search(more: &[&str]) -> (serde_json::Value, String, tempfile::TempDir
     (s, log, dir)
 }
 
+/// The one decision marked chosen in `search`.
+fn chosen(s: &serde_json::Value) -> serde_json::Value {
+    let decisions = s["decisions"].as_array().unwrap();
+    let chosen: Vec<_> = decisions.iter().filter(|d| d["chosen"] == true).collect();
+    assert_eq!(chosen.len(), 1, "{s}");
+    chosen[0].clone()
+}
+
 #[test]
 fn an_easy_target_is_met_by_a_fully_quantized_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("auto.onnx");
     let (s, log) = search(&out, &["--target", "sqnr=25"]);
     assert_eq!(s["met"], true, "{log}");
-    let decisions = s["decisions"].as_array().unwrap();
-    assert!(decisions.len() >= 8, "{s}");
-    let chosen: Vec<_> = decisions.iter().filter(|d| d["chosen"] == true).collect();
-    assert_eq!(chosen.len(), 1, "{s}");
-    assert_eq!(chosen[0]["float_share"], 0.0, "{s}");
+    assert!(s["decisions"].as_array().unwrap().len() >= 8, "{s}");
+    assert_eq!(chosen(&s)["float_share"], 0.0, "{s}");
     let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
     assert!(sqnr(&model, &out, &feeds) >= 25.0, "{log}");
 }
@@ -73,13 +79,7 @@ fn a_ruined_node_is_kept_float() {
     // Op types given: the configurations keep them, so only keeping the node float avoids it.
     let (s, log, _dir) = ruined_search(&[]);
     assert_eq!(s["met"], true, "{log}");
-    let chosen = s["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["chosen"] == true)
-        .unwrap()
-        .clone();
+    let chosen = chosen(&s);
     let kept: Vec<&str> = chosen["excluded"]
         .as_array()
         .unwrap()
@@ -99,8 +99,12 @@ fn its_settings_need_auto_and_a_readable_target() {
     let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
     let out = dir.path().join("q.onnx");
     let data = feeds.to_str().unwrap();
-    let log = refused(&model, &out, &["--data", data, "--target", "cos=0.9"]);
-    assert!(log.contains("without --auto"), "{log}");
+    for flag in [&["--target", "cos=0.9"][..], &["--per-tensor"][..]] {
+        let mut args = vec!["--data", data];
+        args.extend_from_slice(flag);
+        let log = refused(&model, &out, &args);
+        assert!(log.contains("without --auto"), "{log}");
+    }
     // Unreadable values are refused by the argument parser, naming the flag.
     for (flag, value, says) in [
         ("--target", "top1=3", "cos=C, sqnr=DB"),
@@ -160,12 +164,19 @@ fn calibrations_and_bias_correction_are_candidates_and_the_chosen_is_recorded() 
             "{configs:?}"
         );
     }
-    // Every configuration misses the target: the refined ones are tried with bias correction.
+    // Every configuration misses the target: the refined ones are tried with the recovery
+    // steps, each a candidate or reported as finding nothing to change.
     assert!(
         configs.iter().any(|c| c.ends_with("bias correction")),
         "{configs:?}"
     );
-    let chosen = decisions.iter().find(|d| d["chosen"] == true).unwrap();
+    let not_tried = s["not_tried"].to_string();
+    for step in ["SmoothQuant", "equalization"] {
+        let made = configs.iter().any(|c| c.contains(&format!(", {step}")));
+        let skipped = not_tried.contains(&format!("{step}: it found nothing to change"));
+        assert!(made != skipped, "{step}: {configs:?} {not_tried}");
+    }
+    let chosen = chosen(&s);
     let config = chosen["config"].as_str().unwrap();
     let recorded = settings(&out);
     assert_eq!(
@@ -188,6 +199,28 @@ fn calibrations_and_bias_correction_are_candidates_and_the_chosen_is_recorded() 
             .all(|d| d["config"].as_str().unwrap().contains("the given ranges")),
         "{s}"
     );
+}
+
+#[test]
+fn a_given_activation_type_and_weight_granularity_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("auto.onnx");
+    for (flags, says) in [
+        (&["--per-tensor"][..], "per-tensor"),
+        (&["--per-channel"][..], "per-channel"),
+        (&["--activation-type", "uint8"][..], "QUInt8 activations"),
+    ] {
+        let mut args = vec!["--target", "sqnr=25"];
+        args.extend_from_slice(flags);
+        let (s, log) = search(&out, &args);
+        let decisions = s["decisions"].as_array().unwrap();
+        assert!(
+            decisions
+                .iter()
+                .all(|d| d["config"].as_str().unwrap().contains(says)),
+            "{flags:?}: {s}\n{log}"
+        );
+    }
 }
 
 #[test]
@@ -218,13 +251,7 @@ fn the_users_metric_script_judges_with_eval_cmd() {
     let target = format!("metric={bound}");
     let (s, log) = search(&out, &["--target", &target, "--eval-cmd", &cmd]);
     assert_eq!(s["met"], true, "{float_line}\n{log}");
-    let chosen = s["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["chosen"] == true)
-        .unwrap()
-        .clone();
+    let chosen = chosen(&s);
     // The metric the search judged by is the written model's.
     let (line, top1) = common::metric("digits-cnn", &out);
     assert_eq!(chosen["metric"].as_f64().unwrap(), top1, "{line}\n{chosen}");
@@ -280,7 +307,7 @@ fn sixteen_bit_activations_meet_a_target_with_no_node_float() {
             .all(|d| d["sqnr_db"].as_f64().unwrap() < 40.0),
         "{s}"
     );
-    let chosen = decisions.iter().find(|d| d["chosen"] == true).unwrap();
+    let chosen = chosen(&s);
     let wide = chosen["sixteen_bit"].as_array().unwrap();
     assert!(
         !wide.is_empty() && chosen["excluded"].as_array().unwrap().is_empty(),

@@ -190,6 +190,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     flag_uses("objective", Uses::Calibration),
     flag_uses("budget", Uses::Calibration),
     flag_uses("eval_cmd", Uses::Calibration),
+    flag_uses("per_tensor", Uses::Calibration),
     opt("rewritten", Uses::Calibration),
 ];
 

@@ -1,12 +1,14 @@
 //! `--auto`: the measured search for the fastest static model that keeps a stated accuracy.
-//! The samples of `--data` are split: the first three quarters calibrate (once; every
-//! candidate is quantized from the same ranges), the last quarter judges. Every configuration
-//! (`search.rs`) is measured on the held-out samples and timed against the float model in
-//! ONNX Runtime (`judge.rs`); the two fastest configurations that miss the target are refined
-//! node by node. The best candidate that meets the target within `--max-float` is written
-//! (`--objective`: the fastest or the smallest); when none does, the most accurate one is, with a
-//! warning. The report lists every candidate.
+//! The samples of `--data` are split: the first three quarters calibrate (once per float
+//! model; every candidate of one is quantized from the same ranges), the last quarter judges.
+//! Every configuration (`search.rs`) is measured on the held-out samples and timed against the
+//! float model in ONNX Runtime (`judge.rs`); when none meets the target, the two most accurate
+//! of the fastest configurations take the recovery steps (`floats.rs` rewrites the float model)
+//! and are refined node by node. The best candidate that meets the target within `--max-float`
+//! is written (`--objective`: the fastest or the smallest); when none does, the most accurate
+//! one is, with a warning. The report lists every candidate.
 
+mod floats;
 mod judge;
 mod search;
 
@@ -17,7 +19,7 @@ use onnxq_engine::find_ort_library;
 use onnxq_ir::Model;
 use onnxq_quant::{Decision, Report, SearchReport};
 
-use super::{options, ranges, recovery, stamp};
+use super::{options, recovery, stamp};
 use crate::args::{Format, QuantizeArgs};
 use crate::auto_args::{Objective, Target};
 use crate::config::Config;
@@ -27,6 +29,8 @@ use search::{Base, Made};
 
 /// The configurations refined node by node when none meets the target.
 const REFINED: usize = 2;
+/// A configuration this close to the fastest one's speed counts as as fast (timing noise).
+const NEAR_FASTEST: f64 = 0.95;
 
 /// Refuses --auto's settings without --auto (no option is ignored).
 pub(super) fn check(a: &QuantizeArgs) -> Result<()> {
@@ -35,10 +39,12 @@ pub(super) fn check(a: &QuantizeArgs) -> Result<()> {
         || s.max_float.is_some()
         || s.objective.is_some()
         || s.budget.is_some()
-        || s.eval_cmd.is_some();
+        || s.eval_cmd.is_some()
+        || s.per_tensor;
     if !s.auto && settings {
         return Err(fail(
-            "--target, --max-float, --objective, --budget or --eval-cmd was given without --auto",
+            "--target, --max-float, --objective, --budget, --eval-cmd or --per-tensor was given \
+             without --auto",
             "add --auto, or drop the setting",
         ));
     }
@@ -97,16 +103,16 @@ pub(super) fn run(
     let mut args = a.clone();
     args.calib.first = Some(calibrated_on);
     let mut opts = options::static_options(&args, cfg)?;
-    let rw = recovery::rewrite(&args, model, &mut opts)?;
-    notes.extend(rw.notes);
+    let mut rw = recovery::rewrite(&args, model, &mut opts)?;
+    notes.append(&mut rw.notes);
     onnxq_quant::overrides::validate(&model.graph, &opts)?;
-    let cal = calibrations(&args, cfg, model, &opts)?;
+    let pins = pins(a, cfg, &opts);
     let backend = Backend::choose(a.calib.engine, a.calib.ort_lib.as_deref())?;
     let mut judge = judge::Judge::new(&original, held, backend, lib, a.calib.threads)?;
     judge.eval_cmd = a.auto.eval_cmd.clone();
-    let base = Base {
-        float: model,
-        ranges: &cal.sets,
+    let (floats, unranged) = floats::Floats::new(&args, cfg, &opts, model.clone(), rw)?;
+    let mut base = Base {
+        floats,
         qoperator: a.format == Some(Format::Qoperator),
         calib: &args.calib,
     };
@@ -114,15 +120,29 @@ pub(super) fn run(
         tried,
         timed,
         best,
-        stopped,
-    } = search_all(&base, &mut judge, &opts, a.recovery.bias_correction, s)?;
+        mut stopped,
+    } = search_all(
+        &mut base,
+        &mut judge,
+        &opts,
+        pins,
+        a.recovery.bias_correction,
+        s,
+    )?;
+    if let Some(why) = base.floats.no_rewrite {
+        stopped.push(format!("SmoothQuant and equalization as candidates: {why}"));
+    }
+    for step in &base.floats.inapplicable {
+        stopped.push(format!("{}: it found nothing to change", step.name()));
+    }
     let chosen = &tried[best];
-    let calibration = &cal.records[chosen.recipe.ranges];
+    let float = &base.floats.all[chosen.recipe.float];
+    let calibration = &float.ranges(chosen.recipe.ranges).1;
     let mut report = chosen.report.clone();
-    report.notes.extend(cal.unranged);
+    report.notes.extend(unranged);
     report.calibration = Some(calibration.line());
-    report.smoothing = rw.smoothing;
-    report.equalization = rw.equalization;
+    report.smoothing = float.smoothing.clone();
+    report.equalization = float.equalization.clone();
     let met = s.meets(chosen);
     report.search = Some(SearchReport {
         target: s.target.to_string(),
@@ -136,14 +156,7 @@ pub(super) fn run(
             .enumerate()
             .map(|(i, (m, t))| decision(m, *t, i == best))
             .collect(),
-        not_tried: stopped
-            .into_iter()
-            .chain([
-                "SmoothQuant and equalization as candidates (only when given, then in every \
-                 candidate)"
-                    .into(),
-            ])
-            .collect(),
+        not_tried: stopped,
         seconds: started.elapsed().as_secs_f64(),
     });
     if !met {
@@ -158,7 +171,7 @@ pub(super) fn run(
     let format = if base.qoperator { "qoperator" } else { "qdq" };
     // Exclusions and 16-bit overrides included, so `compare --suggest` re-makes this model.
     let opts = chosen.per_node.options(&chosen.recipe);
-    let rewritten = a.recovery.rewritten.as_ref().map(|_| model.clone());
+    let rewritten = a.recovery.rewritten.as_ref().map(|_| float.model.clone());
     *model = chosen.saved.load()?;
     stamp::stamp(
         model,
@@ -167,8 +180,8 @@ pub(super) fn run(
         &opts,
         Some(calibration),
         &stamp::Recovery::of(
-            rw.smooth.as_ref(),
-            rw.equalize.as_ref(),
+            float.smooth.as_ref(),
+            float.equalize.as_ref(),
             chosen.recipe.bias_correction,
         ),
     )?;
@@ -184,38 +197,72 @@ struct Searched {
     stopped: Vec<String>,
 }
 
-/// Every configuration, then the refinements.
+/// The activation type and weight granularity the user gave (flag or config), kept in every
+/// candidate.
+fn pins(a: &QuantizeArgs, cfg: &Config, opts: &onnxq_quant::StaticOptions) -> search::Pins {
+    let given = |id: &str, in_config: bool| a.given.has(id) || in_config;
+    search::Pins {
+        activation: given("activation_type", cfg.activation_type.is_some())
+            .then_some(opts.activation_type),
+        per_channel: if a.auto.per_tensor {
+            Some(false)
+        } else {
+            given("per_channel", cfg.per_channel.is_some()).then_some(opts.per_channel)
+        },
+    }
+}
+
+/// Every configuration, then, when none meets the target, the recovery steps and the per-node
+/// refinements of the fastest ones.
 fn search_all(
-    base: &Base<'_>,
+    base: &mut Base<'_>,
     judge: &mut judge::Judge,
     user: &onnxq_quant::StaticOptions,
+    pins: search::Pins,
     bias_correction: bool,
     s: Settings,
 ) -> Result<Searched> {
     let (mut tried, mut stopped) = (Vec::new(), Vec::new());
-    for recipe in search::configs(user, base.ranges, bias_correction) {
+    let methods: Vec<String> = base.floats.methods.iter().map(|m| m.name.clone()).collect();
+    for recipe in search::configs(user, &methods, pins, bias_correction) {
         tried.push(search::make(base, judge, &recipe, &Default::default())?);
     }
     let mut timed = judge.speed(&tried.iter().map(|m| &m.saved).collect::<Vec<_>>())?;
     if !tried.iter().any(|m| s.meets(m)) {
+        // The most accurate of the configurations within 5 % of the fastest's speed (same
+        // node pattern, same timing: ranges differ only in accuracy), then the others by speed.
+        let fastest = timed.iter().map(|t| t.1).fold(0.0, f64::max);
+        let near = |i: usize| timed[i].1 >= NEAR_FASTEST * fastest;
         let mut order: Vec<usize> = (0..tried.len()).collect();
-        order.sort_by(|&x, &y| timed[y].1.total_cmp(&timed[x].1));
+        order.sort_by(|&x, &y| {
+            near(y).cmp(&near(x)).then_with(|| {
+                if near(x) {
+                    search::score(s.target, &tried[y])
+                        .total_cmp(&search::score(s.target, &tried[x]))
+                } else {
+                    timed[y].1.total_cmp(&timed[x].1)
+                }
+            })
+        });
         let mut refined = Vec::new();
-        for &i in order.iter().take(REFINED) {
-            let mut start = tried[i].clone();
-            let config = start.recipe.config.clone();
-            let in_time = s.deadline.is_none_or(|d| Instant::now() < d);
-            if !bias_correction && in_time {
-                // Bias correction helps some models and hurts others (BENCHMARKS.md): measured.
-                let r = search::with_bias_correction(&start.recipe);
-                let m = search::make(base, judge, &r, &Default::default())?;
-                if search::score(s.target, &m) > search::score(s.target, &start) {
-                    start = m.clone();
-                }
-                refined.push(m);
-                if s.meets(&start) {
-                    continue;
-                }
+        // Two starts that score the same are the same model for the search: one is refined.
+        let mut starts: Vec<usize> = Vec::new();
+        for &i in &order {
+            let score = search::score(s.target, &tried[i]);
+            if starts.len() < REFINED
+                && starts
+                    .iter()
+                    .all(|&j| search::score(s.target, &tried[j]) != score)
+            {
+                starts.push(i);
+            }
+        }
+        for i in starts {
+            let config = tried[i].recipe.config.clone();
+            let start =
+                search::recover(base, judge, &tried[i], s.target, s.deadline, &mut refined)?;
+            if s.meets(&start) {
+                continue;
             }
             let (_, out_of_time) = search::refine(
                 base,
@@ -228,8 +275,7 @@ fn search_all(
             )?;
             if out_of_time {
                 stopped.push(format!(
-                    "more nodes kept float from \"{}\" (--budget reached)",
-                    config
+                    "more per-node decisions from \"{config}\" (--budget reached)"
                 ));
             }
         }
@@ -310,54 +356,4 @@ fn describe(m: &Made) -> String {
         s += &format!(" + {w} activation(s) at 16 bits");
     }
     s
-}
-
-/// The ranges every candidate is quantized from, with what the metadata records of each.
-struct Calibrations {
-    /// Each one's name in the report, and its ranges.
-    sets: Vec<(String, onnxq_quant::qdq::Ranges)>,
-    records: Vec<stamp::Calibration>,
-    /// The note on tensors left without a range (the first calibration's).
-    unranged: Vec<String>,
-}
-
-/// The given `--ranges` or `--method` (in flags or config), else MinMax and Percentile at
-/// 99.999 and 99.99: clipping rare outliers wins on some models (MobileNetV2: top-1 agreement
-/// 0.70 → 0.78) and loses on others, so each is measured.
-fn calibrations(
-    args: &QuantizeArgs,
-    cfg: &Config,
-    model: &Model,
-    opts: &onnxq_quant::StaticOptions,
-) -> Result<Calibrations> {
-    let given = args.ranges.is_some() || args.calib.method.is_some() || cfg.method.is_some();
-    let methods: Vec<(String, Option<f64>)> = if given {
-        vec![("the given ranges".into(), None)]
-    } else {
-        vec![
-            ("MinMax ranges".into(), None),
-            ("Percentile 99.999 ranges".into(), Some(99.999)),
-            ("Percentile 99.99 ranges".into(), Some(99.99)),
-        ]
-    };
-    let mut out = Calibrations {
-        sets: Vec::new(),
-        records: Vec::new(),
-        unranged: Vec::new(),
-    };
-    for (name, percentile) in methods {
-        let mut a = args.clone();
-        if let Some(p) = percentile {
-            a.calib.method = Some(crate::args::CalibMethod::Percentile);
-            a.calib.percentile = p;
-        }
-        let (ranges, unranged, record) = ranges::static_ranges(&a, cfg, model, opts)
-            .map_err(crate::engine::hint_engine_errors)?;
-        if out.sets.is_empty() {
-            out.unranged = unranged;
-        }
-        out.sets.push((name, ranges));
-        out.records.push(record);
-    }
-    Ok(out)
 }

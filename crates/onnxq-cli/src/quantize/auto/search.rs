@@ -1,17 +1,17 @@
 //! `--auto`'s candidates: whole configurations (activation type, per-channel weights, all op
-//! types or only Conv / MatMul / Gemm, the calibrated ranges, bias correction), each a `Recipe`;
-//! then, from a configuration that misses the target, per-node decisions one at a time: the
+//! types or only Conv / MatMul / Gemm, the calibrated ranges), each a `Recipe`; from a
+//! configuration that misses the target, the recovery steps (SmoothQuant, equalization, bias
+//! correction), then per-node decisions one at a time: the
 //! comparison ranks where the error starts, and each of the first few nodes kept float and each
 //! of the first few activations given 16 bits (an override of its type, so its producer and
 //! readers stay quantized) is tried; the best gain is kept, until the target is met, the float
 //! share would pass its bound, or nothing gains.
 
 use anyhow::Result;
-use onnxq_ir::Model;
 use onnxq_quant::numerics::QuantType;
-use onnxq_quant::qdq::Ranges;
 use onnxq_quant::{Report, StaticOptions};
 
+use super::floats::{Floats, Step};
 use super::judge::{COMPUTE_OPS, Judge, Saved};
 use crate::args::CalibSettings;
 use crate::auto_args::Target;
@@ -76,7 +76,9 @@ pub(super) struct Recipe {
     /// What the report calls it.
     pub(super) config: String,
     pub(super) opts: StaticOptions,
-    /// Which of `Base::ranges` it is quantized from.
+    /// Which of `Floats::all` it is quantized from.
+    pub(super) float: usize,
+    /// Which of `Floats::methods` calibrated its ranges.
     pub(super) ranges: usize,
     pub(super) bias_correction: bool,
 }
@@ -129,19 +131,26 @@ impl PerNode {
 
 /// What every candidate is made from.
 pub(super) struct Base<'a> {
-    pub(super) float: &'a Model,
-    /// Each calibration's name ("MinMax ranges") and ranges.
-    pub(super) ranges: &'a [(String, Ranges)],
+    pub(super) floats: Floats<'a>,
     pub(super) qoperator: bool,
     /// The samples bias correction measures on.
     pub(super) calib: &'a CalibSettings,
+}
+
+/// Which configurations the user's settings leave to search: a given activation type or weight
+/// granularity (`--per-channel`, `--per-tensor`) is kept in every one.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Pins {
+    pub(super) activation: Option<QuantType>,
+    pub(super) per_channel: Option<bool>,
 }
 
 /// The configurations: ranges × activation type × per-channel weights × op types (the given
 /// ones, or all and Conv / MatMul / Gemm only), the fastest kinds first within each ranges.
 pub(super) fn configs(
     user: &StaticOptions,
-    ranges: &[(String, Ranges)],
+    methods: &[String],
+    pins: Pins,
     bias_correction: bool,
 ) -> Vec<Recipe> {
     let ops: Vec<(Option<Vec<String>>, &str)> = if user.op_types.is_empty() {
@@ -150,10 +159,18 @@ pub(super) fn configs(
     } else {
         vec![(None, "the given op types")]
     };
+    let acts: Vec<QuantType> = match pins.activation {
+        Some(t) => vec![t],
+        None => vec![QuantType::U8, QuantType::I8],
+    };
+    let grains: Vec<bool> = match pins.per_channel {
+        Some(p) => vec![p],
+        None => vec![false, true],
+    };
     let mut out = Vec::new();
-    for (r, (ranges_name, _)) in ranges.iter().enumerate() {
-        for (act, act_name) in [(QuantType::U8, "QUInt8"), (QuantType::I8, "QInt8")] {
-            for per_channel in [false, true] {
+    for (r, ranges_name) in methods.iter().enumerate() {
+        for &act in &acts {
+            for &per_channel in &grains {
                 for (op_types, ops_name) in &ops {
                     let mut o = user.clone();
                     o.activation_type = act;
@@ -161,6 +178,12 @@ pub(super) fn configs(
                     if let Some(t) = op_types {
                         o.op_types = t.clone();
                     }
+                    // ORT's names for the two 8-bit types.
+                    let act_name = match act {
+                        QuantType::U8 => "QUInt8",
+                        QuantType::I8 => "QInt8",
+                        t => t.name(),
+                    };
                     let weights = if per_channel {
                         "per-channel"
                     } else {
@@ -171,6 +194,7 @@ pub(super) fn configs(
                             "{act_name} activations, {weights}, {ops_name}, {ranges_name}"
                         ),
                         opts: o,
+                        float: 0,
                         ranges: r,
                         bias_correction,
                     });
@@ -190,20 +214,21 @@ pub(super) fn with_bias_correction(r: &Recipe) -> Recipe {
     }
 }
 
-/// Quantizes the float model by `recipe` with the `per_node` decisions, and measures it.
+/// Quantizes the recipe's float model by `recipe` with the `per_node` decisions, and measures it.
 pub(super) fn make(
     base: &Base<'_>,
     judge: &mut Judge,
     recipe: &Recipe,
     per_node: &PerNode,
 ) -> Result<Made> {
-    let mut model = base.float.clone();
+    let float = &base.floats.all[recipe.float];
+    let mut model = float.model.clone();
     let o = per_node.options(recipe);
-    let ranges = &base.ranges[recipe.ranges].1;
+    let ranges = &float.ranges(recipe.ranges).0;
     let mut report = onnxq_quant::quantize_qdq(&mut model, ranges, &o)?;
     if recipe.bias_correction {
         crate::quantize::bias_correction::correct(
-            base.float,
+            &float.model,
             &mut model,
             &mut report,
             ranges,
@@ -226,6 +251,60 @@ pub(super) fn make(
         agreement,
         metric,
     })
+}
+
+/// From configuration `start`, each recovery step measured: the same configuration on the
+/// input rewritten by SmoothQuant and by equalization (when the user gave no rewrite and the
+/// step finds something to change), then bias correction on the best so far (unless given).
+/// Every candidate goes to `tried`; returns the best-scoring one, `start` included.
+pub(super) fn recover(
+    base: &mut Base<'_>,
+    judge: &mut Judge,
+    start: &Made,
+    target: Target,
+    deadline: Option<std::time::Instant>,
+    tried: &mut Vec<Made>,
+) -> Result<Made> {
+    let in_time = || deadline.is_none_or(|d| std::time::Instant::now() < d);
+    let mut best = start.clone();
+    let consider = |m: Made, best: &mut Made, tried: &mut Vec<Made>| {
+        if score(target, &m) > score(target, best) {
+            *best = m.clone();
+        }
+        tried.push(m);
+    };
+    let steps = if base.floats.no_rewrite.is_none() {
+        vec![Step::Smooth, Step::Equalize]
+    } else {
+        Vec::new()
+    };
+    for step in steps {
+        if met(target, &best) || !in_time() {
+            break;
+        }
+        let Some(float) = base.floats.rewritten(step, start.recipe.ranges)? else {
+            continue;
+        };
+        let mut r = start.recipe.clone();
+        r.config = format!("{}, {}", r.config, step.name());
+        r.float = float;
+        r.opts
+            .exclude
+            .extend(base.floats.all[float].inserted.iter().cloned());
+        let m = make(base, judge, &r, &PerNode::default())?;
+        consider(m, &mut best, tried);
+    }
+    if !best.recipe.bias_correction && !met(target, &best) && in_time() {
+        // Bias correction helps some models and hurts others (BENCHMARKS.md): measured.
+        let m = make(
+            base,
+            judge,
+            &with_bias_correction(&best.recipe),
+            &PerNode::default(),
+        )?;
+        consider(m, &mut best, tried);
+    }
+    Ok(best)
 }
 
 /// From `start`, nodes kept float one at a time while the target is missed, the float share
@@ -252,7 +331,8 @@ pub(super) fn refine(
             out_of_time = true;
             break;
         }
-        let ranked = judge.rank(base.float, &cur.saved.load()?, TRIES * 2)?;
+        let float = &base.floats.all[cur.recipe.float].model;
+        let ranked = judge.rank(float, &cur.saved.load()?, TRIES * 2)?;
         let mut best: Option<Made> = None;
         let floats = ranked
             .nodes
