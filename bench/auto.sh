@@ -5,7 +5,8 @@
 # with `onnxq bench` (ONNX Runtime, 1 thread, 40 interleaved runs); the search's wall time and peak
 # RSS, its chosen configuration and the share of Conv/MatMul/Gemm left float (from --report).
 # The target per model is the issue's (TARGETS below): a metric bound judged by the model's own
-# eval script through --eval-cmd, or the output cosine to float on the held-out samples.
+# eval script through --eval-cmd, or the output cosine to float on the held-out samples; FLAGS
+# adds what a target asks beyond it (ppocr-rec: per-tensor weights).
 # Usage: cargo build --release -p onnxq-cli && bench/auto.sh
 # env: ONNXQ (default target/release/onnxq), PY (default .venv/bin/python), CORPUS, MODELS (default
 #      all five), BUDGET (--budget, default 4m), ORT_DYLIB_PATH (default: PY's onnxruntime),
@@ -76,7 +77,7 @@ extra = " + %d node(s) float" % len(d["excluded"]) if d["excluded"] else ""
 extra += " + %d activation(s) at 16 bits" % len(d["sixteen_bit"]) if d.get("sixteen_bit") else ""
 met = "met" if s["met"] else "NOT met"
 print(f"{share:.0f} %|{config}{extra} ({n} candidates; target {met})")' "$OUT/$m-auto.json")
-    echo "| $m | $t ${FLAGS[$m]:-} | --auto | $(score "$m" "$q") | $(speed "$src" "$q" "$calib") | ${chosen%%|*} | $WALL | $RSS | ${chosen#*|} |"
+    echo "| $m | $t${FLAGS[$m]:+ ${FLAGS[$m]}} | --auto | $(score "$m" "$q") | $(speed "$src" "$q" "$calib") | ${chosen%%|*} | $WALL | $RSS | ${chosen#*|} |"
 done
 echo
 echo "Machine load (uptime) at the end: $(uptime | sed 's/.*load average: *//') (1/5/15 min)"

@@ -287,11 +287,14 @@ fn search_all(
         match (s.meets(a), s.meets(b)) {
             (true, false) => true,
             (false, true) => false,
-            // Both meet it: the objective decides.
-            (true, true) => match s.objective {
-                Objective::Latency => timed[x].1 > timed[y].1,
-                Objective::Size => timed[x].0 < timed[y].0,
-            },
+            // Both meet it: the objective decides, then (same nodes, same timing) accuracy.
+            (true, true) => {
+                let (fx, fy) = match s.objective {
+                    Objective::Latency => (timed[x].1, timed[y].1),
+                    Objective::Size => (-(timed[x].0 as f64), -(timed[y].0 as f64)),
+                };
+                fx > fy || (fx == fy && search::score(s.target, a) > search::score(s.target, b))
+            }
             // Neither: the most accurate within the float share.
             (false, false) => {
                 let within = |m: &Made| m.float_share <= s.max_float;
