@@ -333,11 +333,20 @@ pub(super) fn refine(
         }
         let float = &base.floats.all[cur.recipe.float].model;
         let ranked = judge.rank(float, &cur.saved.load()?, TRIES * 2)?;
+        let quantized: std::collections::HashSet<&str> = cur
+            .report
+            .nodes
+            .iter()
+            .filter(|e| matches!(e.outcome, onnxq_quant::report::Outcome::Quantized { .. }))
+            .map(|e| e.node.as_str())
+            .collect();
         let mut best: Option<Made> = None;
         let floats = ranked
             .nodes
             .into_iter()
-            .filter(|n| !cur.per_node.float.contains(n))
+            // Keeping float a node this candidate left float (a Softmax of a MatMul-only
+            // configuration) would remake the same model.
+            .filter(|n| quantized.contains(n.as_str()))
             .take(TRIES)
             .map(|n| {
                 let mut p = cur.per_node.clone();
