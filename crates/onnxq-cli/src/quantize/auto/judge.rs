@@ -128,8 +128,9 @@ impl Judge {
     }
 
     /// Each saved model's size in bytes and its speed-up over the float model (the float median
-    /// over its median), timed `TIMED_TOGETHER` at a time with the float model. Models with the same nodes (candidates
-    /// that differ only in ranges or biases) run the same kernels, so only the first is timed.
+    /// over its median), timed `TIMED_TOGETHER` at a time with the float model. Models with the
+    /// same nodes (candidates that differ only in ranges or biases) run the same kernels, so only
+    /// the first is timed.
     pub(super) fn speed(&self, models: &[&Saved]) -> Result<Vec<(u64, f64)>> {
         let mut paths = Vec::new();
         let mut patterns: Vec<u64> = Vec::new();
