@@ -139,7 +139,7 @@ pub(super) struct Base<'a> {
 
 /// Which configurations the user's settings leave to search: a given activation type or weight
 /// granularity (`--per-channel`, `--per-tensor`) is kept in every one.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub(super) struct Pins {
     pub(super) activation: Option<QuantType>,
     pub(super) per_channel: Option<bool>,
