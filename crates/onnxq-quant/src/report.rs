@@ -95,10 +95,14 @@ pub struct Report {
 impl Report {
     /// Number of quantized nodes.
     pub fn quantized(&self) -> usize {
+        self.quantized_nodes().count()
+    }
+
+    /// Quantized nodes.
+    pub fn quantized_nodes(&self) -> impl Iterator<Item = &Entry> {
         self.nodes
             .iter()
             .filter(|e| matches!(e.outcome, Outcome::Quantized { .. }))
-            .count()
     }
 
     /// Skipped nodes.

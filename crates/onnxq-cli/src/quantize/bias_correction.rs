@@ -10,7 +10,6 @@ use anyhow::Result;
 use onnxq_calib::channel_stats::{ChannelAxis, ChannelTarget};
 use onnxq_ir::Model;
 use onnxq_quant::qdq::Ranges;
-use onnxq_quant::report::Outcome;
 use onnxq_quant::{BiasCorrectionReport, Report, StaticOptions};
 
 use crate::args::CalibSettings;
@@ -24,12 +23,8 @@ pub(crate) fn correct(
     opts: &StaticOptions,
     calib: &CalibSettings,
 ) -> Result<()> {
-    let quantized: std::collections::BTreeSet<&str> = report
-        .nodes
-        .iter()
-        .filter(|e| matches!(e.outcome, Outcome::Quantized { .. }))
-        .map(|e| e.node.as_str())
-        .collect();
+    let quantized: std::collections::BTreeSet<&str> =
+        report.quantized_nodes().map(|e| e.node.as_str()).collect();
     let (targets, mut skipped) =
         onnxq_quant::bias_correction_targets(float, &|n| quantized.contains(n.name()));
     let probed = onnxq_quant::bias_probes(float, quant, &targets)?;

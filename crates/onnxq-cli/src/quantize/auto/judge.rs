@@ -9,7 +9,6 @@ use onnxq_calib::data::{Sample, Samples};
 use onnxq_engine::{Executor, Schedule};
 use onnxq_ir::{Layout, Model};
 use onnxq_quant::Report;
-use onnxq_quant::report::Outcome;
 
 use crate::engine::Backend;
 use crate::measure::{Agreement, Timing, agreement, first_samples, latencies, shared_outputs};
@@ -100,12 +99,8 @@ impl Judge {
             return 0.0;
         }
         let quantized = report
-            .nodes
-            .iter()
-            .filter(|e| {
-                COMPUTE_OPS.contains(&e.op_type.as_str())
-                    && matches!(e.outcome, Outcome::Quantized { .. })
-            })
+            .quantized_nodes()
+            .filter(|e| COMPUTE_OPS.contains(&e.op_type.as_str()))
             .count();
         1.0 - quantized.min(self.compute_nodes) as f64 / self.compute_nodes as f64
     }

@@ -335,9 +335,7 @@ pub(super) fn refine(
         let ranked = judge.rank(float, &cur.saved.load()?, TRIES * 2)?;
         let quantized: std::collections::HashSet<&str> = cur
             .report
-            .nodes
-            .iter()
-            .filter(|e| matches!(e.outcome, onnxq_quant::report::Outcome::Quantized { .. }))
+            .quantized_nodes()
             .map(|e| e.node.as_str())
             .collect();
         let mut best: Option<Made> = None;
