@@ -1,5 +1,6 @@
 //! GPTQ's Hessians: for each requested MatMul input A (last dimension K), `H = 2/n Σ xᵀx` over
-//! every row `x` of A reshaped to `[-1, K]` in every sample (`n` rows in all; ONNX Runtime's
+//! every row `x` of A reshaped to `[-1, K]` in every sample; for a Conv input, over every patch
+//! the kernel reads (`patches.rs`), one Hessian per group (`n` rows in all; ONNX Runtime's
 //! running form `H·n/(n+b) + (√(2/n)·x)ᵀ(√(2/n)·x)` is the same matrix up to a scale GPTQ does not
 //! see). [`HessianSums`] takes the values as they come (graph inputs from a sample's feeds, the
 //! rest from an engine's outputs, segment by segment); each Hessian sums `XᵀX` in float64 over the
@@ -15,22 +16,25 @@ use onnxq_engine::{DataRef, Tensor};
 use rayon::prelude::*;
 
 use crate::Error;
+pub use crate::patches::Patches;
 
 /// One Hessian to collect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HessianTarget {
     /// The tensor: a graph input (read from the feeds) or an output of the engine's model.
     pub tensor: String,
-    /// Its last dimension.
+    /// Its last dimension (a Conv input's: channels per group × kernel size).
     pub k: usize,
+    /// A Conv input: rows are the patches its kernel reads, not the last dimension.
+    pub patches: Option<Patches>,
 }
 
 /// A collected Hessian.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hessian {
-    /// `[K, K]` row-major, symmetric: `2/rows · Σ xᵀx`.
+    /// `[K, K]` row-major, symmetric: `2/rows · Σ xᵀx`; a grouped Conv's groups one after another.
     pub values: Vec<f64>,
-    /// Rows seen over all samples.
+    /// Rows seen over all samples (per group).
     pub rows: u64,
 }
 
@@ -108,7 +112,8 @@ impl Accumulator {
 /// inputs, from an engine's outputs for the rest).
 pub struct HessianSums<'t> {
     targets: &'t [HessianTarget],
-    acc: BTreeMap<&'t str, Accumulator>,
+    /// Per target, one accumulator per group (one for a MatMul input).
+    acc: BTreeMap<&'t str, (Option<&'t Patches>, Vec<Accumulator>)>,
 }
 
 impl<'t> HessianSums<'t> {
@@ -116,7 +121,11 @@ impl<'t> HessianSums<'t> {
     pub fn new(targets: &'t [HessianTarget]) -> HessianSums<'t> {
         let acc = targets
             .iter()
-            .map(|t| (t.tensor.as_str(), Accumulator::new(t.k)))
+            .map(|t| {
+                let groups = t.patches.as_ref().map_or(1, |p| p.group);
+                let accs = (0..groups).map(|_| Accumulator::new(t.k)).collect();
+                (t.tensor.as_str(), (t.patches.as_ref(), accs))
+            })
             .collect();
         HessianSums { targets, acc }
     }
@@ -144,9 +153,20 @@ impl<'t> HessianSums<'t> {
     /// Adds one value of `name` (ignored when it is not a target). A value that is not float32,
     /// or whose last dimension is not its K, is an error naming it.
     pub fn add(&mut self, name: &str, dims: &[usize], data: DataRef<'_>) -> Result<(), Error> {
-        let Some(a) = self.acc.get_mut(name) else {
+        let Some((patches, accs)) = self.acc.get_mut(name) else {
             return Ok(());
         };
+        if let Some(p) = patches {
+            let DataRef::F32(v) = data else {
+                return Err(Error::Data(format!(
+                    "GPTQ: tensor `{name}` is not float32, and GPTQ reads float32 activations"
+                )));
+            };
+            return p
+                .each_group(dims, v, |g, rows| accs[g].add(rows))
+                .map_err(|why| Error::Data(format!("GPTQ: Conv input `{name}`: {why}")));
+        }
+        let a = &mut accs[0];
         match data {
             DataRef::F32(v) if dims.last() == Some(&a.k) => {
                 a.add(v);
@@ -168,9 +188,18 @@ impl<'t> HessianSums<'t> {
         self.targets
             .iter()
             .map(|t| {
-                self.acc
+                let accs = self
+                    .acc
                     .remove(t.tensor.as_str())
-                    .map_or_else(|| Accumulator::new(t.k).finish(), Accumulator::finish)
+                    .map_or_else(|| vec![Accumulator::new(t.k)], |(_, a)| a);
+                let mut values = Vec::with_capacity(accs.len() * t.k * t.k);
+                let mut rows = 0;
+                for a in accs {
+                    let h = a.finish();
+                    rows = h.rows;
+                    values.extend(h.values);
+                }
+                Hessian { values, rows }
             })
             .collect()
     }

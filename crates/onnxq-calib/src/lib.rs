@@ -18,6 +18,7 @@ pub mod hessian;
 pub mod histogram;
 pub mod npy;
 mod observe;
+mod patches;
 mod ranges;
 pub mod segments;
 mod testdata;

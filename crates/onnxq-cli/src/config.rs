@@ -47,6 +47,7 @@ pub(crate) struct Config {
     pub(crate) rewritten: Option<PathBuf>,
     pub(crate) equalize: Option<crate::recovery_args::EqualizeMode>,
     pub(crate) bias_correction: Option<bool>,
+    pub(crate) weight_rounding: Option<crate::recovery_args::WeightRounding>,
     pub(crate) ort_lib: Option<PathBuf>,
     pub(crate) percentile: Option<f64>,
     pub(crate) num_bins: Option<usize>,
@@ -305,6 +306,7 @@ fn set_option(cfg: &mut Config, src: &Source<'_>, key: &str, value: toml::Value)
         "rewritten" => put!(rewritten, |v| path(v, &src.base)),
         "equalize" => put!(equalize, choice),
         "bias_correction" => put!(bias_correction, boolean),
+        "weight_rounding" => put!(weight_rounding, choice),
         "ort_lib" => put!(ort_lib, |v| path(v, &src.base)),
         id => {
             return Err(anyhow::anyhow!(

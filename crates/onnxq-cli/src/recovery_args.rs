@@ -17,6 +17,17 @@ pub(crate) enum EqualizeMode {
     Relu6,
 }
 
+/// How the static pass rounds weights to their integer grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WeightRounding {
+    /// Each weight to its nearest integer (ONNX Runtime's)
+    Nearest,
+    /// GPTQ on the same grids: Conv / MatMul / Gemm weights rounded against their input's
+    /// Hessian on the --data samples, for the least layer-output error
+    Gptq,
+}
+
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct RecoveryArgs {
     /// Static: cross-layer equalization of Conv -> Conv and MatMul/Gemm -> MatMul/Gemm pairs
@@ -43,6 +54,11 @@ pub(crate) struct RecoveryArgs {
     /// again with the same ranges
     #[arg(long)]
     pub(crate) bias_correction: bool,
+    /// Static: how weights round to their integer grid (scales and zero points unchanged):
+    /// nearest (default, ONNX Runtime's) or gptq (each Conv / MatMul / Gemm weight's rounding
+    /// chosen for the least output error on the --data samples)
+    #[arg(long, value_enum, value_name = "HOW", ignore_case = true)]
+    pub(crate) weight_rounding: Option<WeightRounding>,
     /// Static: also write the float model as the rewrites above left it, before quantization (its
     /// outputs equal the input model's up to float rounding)
     #[arg(long, value_name = "FILE")]

@@ -139,6 +139,7 @@ const GENERATORS: &[(&str, &[&str])] = &[
     ("make_mixed_precision_model.py", &[]),
     ("make_preprocess_models.py", &[]),
     ("make_range_edge_models.py", &[]),
+    ("make_rounding_models.py", &[]),
     ("make_smooth_models.py", &[]),
     ("make_static_op_models.py", &[]),
     ("make_static_op_models.py", &["--ort-bugs"]),

@@ -14,6 +14,7 @@ pub mod dynamic;
 mod edit;
 pub mod equalize;
 mod error;
+mod hessians;
 pub mod numerics;
 mod opset;
 pub mod options;
@@ -37,6 +38,9 @@ pub use equalize::{EqualizeOptions, absorb_biases, apply_equalization, plan_equa
 pub use error::{Error, Result};
 pub use options::{DynamicOptions, StaticOptions};
 pub use preprocess::{PreprocessOptions, PreprocessReport, preprocess};
+pub use qdq::rounding::{
+    ConvGeometry, LayerHessian, Layout, RoundingRequest, WeightRounding, rounding_requests,
+};
 pub use qdq::{overrides, quantize_qdq};
 pub use qoperator::lower_qoperator;
 pub use report::{BiasCorrectionReport, Decision, EqualizeReport, Report, SearchReport};

@@ -119,6 +119,10 @@ pub struct StaticOptions {
     pub min_real_range: Option<f32>,
     /// Per-tensor settings (`TensorQuantOverrides`).
     pub overrides: Overrides,
+    /// Weights rounded by GPTQ instead of to nearest: their input Hessians, collected by the
+    /// caller on calibration data (`--weight-rounding gptq`). Not a setting of the file: data.
+    #[serde(skip)]
+    pub rounding: Option<std::sync::Arc<crate::hessians::WeightRounding>>,
 }
 
 impl Default for StaticOptions {
@@ -144,6 +148,7 @@ impl Default for StaticOptions {
             restricted_asymmetric: false,
             min_real_range: None,
             overrides: Default::default(),
+            rounding: None,
         }
     }
 }

@@ -82,7 +82,7 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
     let options = settings["options"].clone();
     match settings["mode"].as_str() {
         Some("static") => {
-            let opts: StaticOptions = serde_json::from_value(options).map_err(|e| {
+            let mut opts: StaticOptions = serde_json::from_value(options).map_err(|e| {
                 format!("no suggestions: the recorded static options do not read: {e}")
             })?;
             let calib = CalibSettings {
@@ -104,6 +104,12 @@ fn remake(report: &Report, float: &Model, a: &CompareArgs) -> Result<Remake, Str
                 .map_err(|e| format!("no suggestions: calibrating the float model failed: {e}"))?;
             let bias_correction =
                 (settings["bias_correction"] == true).then(|| Box::new(calib.clone()));
+            if settings["gptq_rounding"] == true {
+                let (r, _) = crate::quantize::rounding::collect(base, &calib).map_err(|e| {
+                    format!("no suggestions: the GPTQ rounding's Hessians failed: {e:#}")
+                })?;
+                opts.rounding = Some(r);
+            }
             Ok(Remake::Static {
                 smoothed,
                 bias_correction,

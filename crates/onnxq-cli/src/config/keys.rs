@@ -184,6 +184,7 @@ pub(crate) const OPTIONS: &[OptionInfo] = &[
     ),
     opt("equalize", Uses::Calibration),
     opt("bias_correction", Uses::Calibration),
+    opt("weight_rounding", Uses::Calibration),
     flag_uses("auto", Uses::Calibration),
     flag_uses("target", Uses::Calibration),
     flag_uses("max_float", Uses::Calibration),

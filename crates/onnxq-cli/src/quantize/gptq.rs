@@ -85,6 +85,7 @@ impl HessianSource for EngineHessians {
             .map(|r| HessianTarget {
                 tensor: r.tensor.clone(),
                 k: r.k,
+                patches: None,
             })
             .collect();
         let fail = |e: onnxq_calib::Error| onnxq_quant::Error::Calibration(Box::new(e));

@@ -9,6 +9,7 @@ mod measured;
 mod options;
 mod ranges;
 mod recovery;
+pub(crate) mod rounding;
 pub(crate) mod smooth;
 mod stamp;
 mod summary;
@@ -20,6 +21,7 @@ use onnxq_quant::{lower_qoperator, quantize_dynamic, quantize_qdq};
 
 use crate::args::{Format, Mode, QuantizeArgs};
 use crate::outputs::{Outputs, Plan};
+use crate::recovery_args::WeightRounding;
 use crate::util::note;
 
 pub(crate) fn run(a: &QuantizeArgs) -> Result<()> {
@@ -149,6 +151,12 @@ fn static_pass(
     onnxq_quant::overrides::validate(&model.graph, &opts)?;
     let (ranges, unranged, calibration) =
         ranges::static_ranges(a, cfg, model, &opts).map_err(crate::engine::hint_engine_errors)?;
+    if a.recovery.weight_rounding == Some(WeightRounding::Gptq) {
+        let (r, note) =
+            rounding::collect(model, &a.calib).map_err(crate::engine::hint_engine_errors)?;
+        opts.rounding = Some(r);
+        notes.extend(note);
+    }
     let mut report = quantize_qdq(model, &ranges, &opts)?;
     if let (true, Some(f)) = (a.recovery.bias_correction, &float) {
         bias_correction::correct(f, model, &mut report, &ranges, &opts, &a.calib)
@@ -172,6 +180,7 @@ fn static_pass(
             rw.smooth.as_ref(),
             rw.equalize.as_ref(),
             a.recovery.bias_correction,
+            opts.rounding.is_some(),
         ),
     )?;
     let rewritten = if a.recovery.rewritten.is_some() {

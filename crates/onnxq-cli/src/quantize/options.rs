@@ -283,6 +283,7 @@ fn merge_recovery(
     r.smooth_quant_folding = r.smooth_quant_folding.or(cfg.smooth_quant_folding);
     r.rewritten = r.rewritten.clone().or(cfg.rewritten.clone());
     r.equalize = r.equalize.or(cfg.equalize);
+    r.weight_rounding = r.weight_rounding.or(cfg.weight_rounding);
 }
 
 /// Refuses every given option (flag, config key, extra option) that `mode` does not use.
@@ -468,6 +469,8 @@ pub(crate) fn static_options(a: &QuantizeArgs, cfg: &Config) -> Result<StaticOpt
             }
             None => x.tensor_quant_overrides.clone().unwrap_or_default(),
         },
+        // The Hessians are collected after calibration (`quantize/rounding.rs`).
+        rounding: None,
     })
 }
 

@@ -78,6 +78,9 @@ pub(crate) struct Recovery {
     /// `--bias-correction` (absent when off, so models made without it keep their bytes).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) bias_correction: bool,
+    /// `--weight-rounding gptq` (absent for rounding to nearest).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) gptq_rounding: bool,
 }
 
 impl Recovery {
@@ -86,6 +89,7 @@ impl Recovery {
         smooth: Option<&onnxq_quant::SmoothOptions>,
         equalize: Option<&onnxq_quant::EqualizeOptions>,
         bias_correction: bool,
+        gptq_rounding: bool,
     ) -> Recovery {
         Recovery {
             smooth_quant: smooth.map(|s| Smooth {
@@ -94,6 +98,7 @@ impl Recovery {
             }),
             equalize: equalize.map(|e| if e.relu6 { "relu6" } else { "exact" }),
             bias_correction,
+            gptq_rounding,
         }
     }
 }

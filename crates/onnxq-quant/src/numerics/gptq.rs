@@ -46,14 +46,14 @@ pub struct GptqSettings {
 /// A Hessian ready for the solver, shared by every weight reading the same input.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    k: usize,
+    pub(super) k: usize,
     /// `[K, K]` row-major, upper triangle: the Cholesky factor of the damped `H⁻¹`, in the
     /// solver's row order.
-    u: Vec<f64>,
+    pub(super) u: Vec<f64>,
     /// Solver row `i` is weight row `order[i]` (the identity without act-order).
-    order: Vec<usize>,
+    pub(super) order: Vec<usize>,
     /// Weight rows whose input never held a non-zero value.
-    dead: Vec<bool>,
+    pub(super) dead: Vec<bool>,
     /// Rows in act-order, with static groups.
     act_order: bool,
     /// The damping used, as a fraction of `mean(diag H)`.

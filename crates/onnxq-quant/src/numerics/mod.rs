@@ -2,13 +2,14 @@
 //! kernels that read weights in place (`kernels.rs`) and the block-wise weight-only kernels
 //! (`elems.rs` the weight's values in place, `blocks.rs` the block parameters and MatMulNBits' layout, `qdq_blocks.rs` blocked DequantizeLinear's, `gather_blocks.rs` for
 //! GatherBlockQuantized, `rtn.rs` for ORT's RTN and k-quant,
-//! `hqq.rs` for HQQ, `gptq.rs` for GPTQ). Everything is re-exported here, so callers
+//! `hqq.rs` for HQQ, `gptq.rs` for GPTQ, `gptq_grid.rs` for GPTQ on the static pass's fixed grids). Everything is re-exported here, so callers
 //! name `numerics::QuantType`, `numerics::quantize_weight`, ...
 
 pub mod blocks;
 pub mod elems;
 pub mod gather_blocks;
 pub mod gptq;
+pub mod gptq_grid;
 pub mod hqq;
 mod kernels;
 mod params;

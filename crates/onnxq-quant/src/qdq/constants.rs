@@ -1,6 +1,7 @@
 //! The static pass's constant stage: how each marked constant is quantized (its role, the options
 //! and its override decide type, axis and symmetry), then every one quantized in parallel, with
-//! the int32-bias weight-scale adjustment (§3.9).
+//! the int32-bias weight-scale adjustment (§3.9), each weight rounded to nearest or, given its
+//! input Hessian, by GPTQ (`rounding.rs`).
 
 use std::collections::BTreeMap;
 
@@ -144,12 +145,30 @@ pub(crate) fn quantize(
             {
                 adjust_for_bias(&mut p, s_in, bd, bias.beta);
             }
-            let q = quantize_with(data, &d, spec.axis, p, spec.qtype);
+            let layer = opts
+                .rounding
+                .as_ref()
+                .filter(|_| matches!(marks.roles[&v], Role::Weight { .. }))
+                .and_then(|r| r.layers.get(g.value(v).name()));
+            let (q, rounding) = match layer {
+                Some(l) => {
+                    let (q, e) = crate::qdq::rounding::round(l, data, &d, spec.axis, p, spec.qtype)
+                        .map_err(|why| {
+                            Error::Internal(format!(
+                                "GPTQ rounding of `{}`: {why}",
+                                g.value(v).name()
+                            ))
+                        })?;
+                    (q, Some(e))
+                }
+                None => (quantize_with(data, &d, spec.axis, p, spec.qtype), None),
+            };
             Ok(DoneWeight {
                 value: v,
                 qtype: spec.qtype,
                 q,
                 dims: d,
+                rounding,
             })
         })
         .collect()

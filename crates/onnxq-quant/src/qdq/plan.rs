@@ -126,6 +126,8 @@ pub(crate) struct DoneWeight {
     pub(crate) qtype: QuantType,
     pub(crate) q: QuantizedTensor,
     pub(crate) dims: Vec<usize>,
+    /// With GPTQ rounding: `[tr(WᵀHW), error nearest, error GPTQ]` on the calibration inputs.
+    pub(crate) rounding: Option<[f64; 3]>,
 }
 
 /// The quantized tensors by value, as the emit stages record them.

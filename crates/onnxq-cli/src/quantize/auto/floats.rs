@@ -5,10 +5,14 @@
 //! ranges, so each rewritten model is calibrated again, by the method of the configuration it
 //! extends, on the same calibration samples.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use onnxq_ir::Model;
 use onnxq_quant::qdq::Ranges;
-use onnxq_quant::{EqualizeOptions, EqualizeReport, SmoothOptions, SmoothReport, StaticOptions};
+use onnxq_quant::{
+    EqualizeOptions, EqualizeReport, SmoothOptions, SmoothReport, StaticOptions, WeightRounding,
+};
 
 use crate::args::{CalibMethod, QuantizeArgs};
 use crate::config::Config;
@@ -70,6 +74,8 @@ pub(super) struct Float {
     pub(super) equalization: Option<EqualizeReport>,
     /// Nodes the rewrite inserted, kept float (SmoothQuant's Muls).
     pub(super) inserted: Vec<String>,
+    /// Its weights' input Hessians, once a GPTQ-rounded candidate needs them.
+    pub(super) rounding: Option<Arc<WeightRounding>>,
 }
 
 impl Float {
@@ -139,6 +145,7 @@ impl<'a> Floats<'a> {
             smoothing: given.smoothing,
             equalization: given.equalization,
             inserted: Vec::new(),
+            rounding: None,
         });
         Ok((f, unranged))
     }
@@ -185,6 +192,16 @@ impl<'a> Floats<'a> {
         Ok(Some(i))
     }
 
+    /// Collects float `i`'s Hessians for GPTQ rounding, once.
+    pub(super) fn ensure_rounding(&mut self, i: usize) -> Result<()> {
+        if self.all[i].rounding.is_none() {
+            let (r, _) = crate::quantize::rounding::collect(&self.all[i].model, &self.args.calib)
+                .map_err(crate::engine::hint_engine_errors)?;
+            self.all[i].rounding = Some(r);
+        }
+        Ok(())
+    }
+
     /// The input rewritten by `step` with its default settings, on the calibration samples.
     fn rewrite(&self, step: Step) -> Result<Option<Float>> {
         let (args, opts) = (self.args, self.opts);
@@ -197,6 +214,7 @@ impl<'a> Floats<'a> {
             smoothing: None,
             equalization: None,
             inserted: Vec::new(),
+            rounding: None,
         };
         let hint = crate::engine::hint_engine_errors;
         match step {

@@ -114,6 +114,7 @@ pub(super) fn run(
     let mut base = Base {
         floats,
         qoperator: a.format == Some(Format::Qoperator),
+        try_rounding: pins.rounding.is_none(),
         calib: &args.calib,
     };
     let Searched {
@@ -183,6 +184,7 @@ pub(super) fn run(
             float.smooth.as_ref(),
             float.equalize.as_ref(),
             chosen.recipe.bias_correction,
+            chosen.recipe.rounding,
         ),
     )?;
     Ok((report, rewritten))
@@ -209,6 +211,10 @@ fn pins(a: &QuantizeArgs, cfg: &Config, opts: &onnxq_quant::StaticOptions) -> se
         } else {
             given("per_channel", cfg.per_channel.is_some()).then_some(opts.per_channel)
         },
+        rounding: a
+            .recovery
+            .weight_rounding
+            .map(|r| r == crate::recovery_args::WeightRounding::Gptq),
     }
 }
 
@@ -224,6 +230,9 @@ fn search_all(
 ) -> Result<Searched> {
     let (mut tried, mut stopped) = (Vec::new(), Vec::new());
     let methods: Vec<String> = base.floats.methods.iter().map(|m| m.name.clone()).collect();
+    if pins.rounding == Some(true) {
+        base.floats.ensure_rounding(0)?;
+    }
     for recipe in search::configs(user, &methods, pins, bias_correction) {
         tried.push(search::make(base, judge, &recipe, &Default::default())?);
     }

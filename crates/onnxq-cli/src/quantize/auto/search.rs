@@ -81,6 +81,8 @@ pub(super) struct Recipe {
     /// Which of `Floats::methods` calibrated its ranges.
     pub(super) ranges: usize,
     pub(super) bias_correction: bool,
+    /// Weights rounded by GPTQ (`--weight-rounding gptq`) instead of to nearest.
+    pub(super) rounding: bool,
 }
 
 /// One quantized candidate and how it measured.
@@ -133,6 +135,8 @@ impl PerNode {
 pub(super) struct Base<'a> {
     pub(super) floats: Floats<'a>,
     pub(super) qoperator: bool,
+    /// Whether GPTQ rounding is a recovery step (the user did not give `--weight-rounding`).
+    pub(super) try_rounding: bool,
     /// The samples bias correction measures on.
     pub(super) calib: &'a CalibSettings,
 }
@@ -143,6 +147,8 @@ pub(super) struct Base<'a> {
 pub(super) struct Pins {
     pub(super) activation: Option<QuantType>,
     pub(super) per_channel: Option<bool>,
+    /// `--weight-rounding`: GPTQ (`true`) or nearest in every candidate; `None` tries both.
+    pub(super) rounding: Option<bool>,
 }
 
 /// The configurations: ranges × activation type × per-channel weights × op types (the given
@@ -189,14 +195,17 @@ pub(super) fn configs(
                     } else {
                         "per-tensor"
                     };
+                    let rounding = pins.rounding == Some(true);
+                    let rounded = if rounding { ", GPTQ rounding" } else { "" };
                     out.push(Recipe {
                         config: format!(
-                            "{act_name} activations, {weights}, {ops_name}, {ranges_name}"
+                            "{act_name} activations, {weights}, {ops_name}, {ranges_name}{rounded}"
                         ),
                         opts: o,
                         float: 0,
                         ranges: r,
                         bias_correction,
+                        rounding,
                     });
                 }
             }
@@ -214,7 +223,17 @@ pub(super) fn with_bias_correction(r: &Recipe) -> Recipe {
     }
 }
 
-/// Quantizes the recipe's float model by `recipe` with the `per_node` decisions, and measures it.
+/// `r` with GPTQ rounding added.
+pub(super) fn with_rounding(r: &Recipe) -> Recipe {
+    Recipe {
+        config: format!("{}, GPTQ rounding", r.config),
+        rounding: true,
+        ..r.clone()
+    }
+}
+
+/// Quantizes the recipe's float model by `recipe` with the `per_node` decisions, and measures it
+/// (a rounded recipe's float model has its Hessians: `Floats::ensure_rounding`).
 pub(super) fn make(
     base: &Base<'_>,
     judge: &mut Judge,
@@ -223,7 +242,12 @@ pub(super) fn make(
 ) -> Result<Made> {
     let float = &base.floats.all[recipe.float];
     let mut model = float.model.clone();
-    let o = per_node.options(recipe);
+    let mut o = per_node.options(recipe);
+    if recipe.rounding {
+        o.rounding = Some(float.rounding.clone().ok_or_else(|| {
+            anyhow::anyhow!("internal error: a GPTQ-rounded candidate of a model without Hessians")
+        })?);
+    }
     let ranges = &float.ranges(recipe.ranges).0;
     let mut report = onnxq_quant::quantize_qdq(&mut model, ranges, &o)?;
     if recipe.bias_correction {
@@ -255,7 +279,8 @@ pub(super) fn make(
 
 /// From configuration `start`, each recovery step measured: the same configuration on the
 /// input rewritten by SmoothQuant and by equalization (when the user gave no rewrite and the
-/// step finds something to change), then bias correction on the best so far (unless given).
+/// step finds something to change), then GPTQ rounding and bias correction, each on the best so
+/// far (unless the user set them).
 /// Every candidate goes to `tried`; returns the best-scoring one, `start` included.
 pub(super) fn recover(
     base: &mut Base<'_>,
@@ -285,6 +310,9 @@ pub(super) fn recover(
         let Some(float) = base.floats.rewritten(step, start.recipe.ranges)? else {
             continue;
         };
+        if start.recipe.rounding {
+            base.floats.ensure_rounding(float)?;
+        }
         let mut r = start.recipe.clone();
         r.config = format!("{}, {}", r.config, step.name());
         r.float = float;
@@ -292,6 +320,17 @@ pub(super) fn recover(
             .exclude
             .extend(base.floats.all[float].inserted.iter().cloned());
         let m = make(base, judge, &r, &PerNode::default())?;
+        consider(m, &mut best, tried);
+    }
+    if base.try_rounding && !best.recipe.rounding && !met(target, &best) && in_time() {
+        // Before bias correction, which then corrects what mean shift the rounding leaves.
+        base.floats.ensure_rounding(best.recipe.float)?;
+        let m = make(
+            base,
+            judge,
+            &with_rounding(&best.recipe),
+            &PerNode::default(),
+        )?;
         consider(m, &mut best, tried);
     }
     if !best.recipe.bias_correction && !met(target, &best) && in_time() {
