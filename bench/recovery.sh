@@ -4,8 +4,9 @@
 # takes (wall seconds and peak RSS of the whole quantize command, calibration included).
 # Per model of MODELS, QDQ S8S8 (the default) per tensor and per channel, onnxq calibrating on the
 # model's calib.npz with ONNX Runtime (--engine ort):
-#   plain; --bias-correction; --equalize; --equalize --bias-correction; --smooth-quant
-#   (per channel: plain and --bias-correction); ORT quantize_static with the same settings; and,
+#   plain; --bias-correction; --equalize; --equalize --bias-correction; --smooth-quant;
+#   --weight-rounding gptq (per channel: plain, --bias-correction, --weight-rounding gptq with and
+#   without --bias-correction); ORT quantize_static with the same settings; and,
 #   when INCPY names the Python of the side venv of tests/py/requirements-inc.txt, ORT's
 #   quantize_static with SmoothQuant=True (Intel Neural Compressor inside, tests/py/inc_smooth.py).
 # Scored by ../shared/corpus/eval/<model>.py (float: data/<model>/float_metric.txt). A run that
@@ -38,8 +39,11 @@ VARIANTS=(
     "per tensor|--equalize"
     "per tensor|--equalize --bias-correction"
     "per tensor|--smooth-quant"
+    "per tensor|--weight-rounding gptq"
     "per channel|-"
     "per channel|--bias-correction"
+    "per channel|--weight-rounding gptq"
+    "per channel|--weight-rounding gptq --bias-correction"
 )
 
 # row MODEL WEIGHTS STEP TOOL FILE CMD...: runs CMD timed; prints the table row.
