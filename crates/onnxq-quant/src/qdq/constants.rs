@@ -13,7 +13,7 @@ use crate::numerics::{QuantType, quantize_with};
 use crate::options::StaticOptions;
 use crate::qdq::overrides::Resolved;
 use crate::qdq::params::{adjust_for_bias, constant_params};
-use crate::qdq::plan::{Bias, ConstSpec, DoneWeight, Marks, Params, Role};
+use crate::qdq::plan::{Bias, ConstSpec, DoneWeight, Marks, Params, Role, Rounding};
 use crate::weights::{dims, f32_data, resolve};
 
 /// The marked constants in marking order, each with how it is quantized (constants sharing
@@ -150,16 +150,18 @@ pub(crate) fn quantize(
                 .as_ref()
                 .filter(|_| matches!(marks.roles[&v], Role::Weight { .. }))
                 .and_then(|r| r.layers.get(g.value(v).name()));
+            // A Hessian GPTQ cannot use (not finite, indefinite after damping) leaves the weight
+            // rounded to nearest, and the report says why.
             let (q, rounding) = match layer {
                 Some(l) => {
-                    let (q, e) = crate::qdq::rounding::round(l, data, &d, spec.axis, p, spec.qtype)
-                        .map_err(|why| {
-                            Error::Internal(format!(
-                                "GPTQ rounding of `{}`: {why}",
-                                g.value(v).name()
-                            ))
-                        })?;
-                    (q, Some(e))
+                    match crate::qdq::rounding::round(l, data, &d, spec.axis, p.clone(), spec.qtype)
+                    {
+                        Ok((q, e)) => (q, Some(Rounding::Gptq(e))),
+                        Err(why) => (
+                            quantize_with(data, &d, spec.axis, p, spec.qtype),
+                            Some(Rounding::Nearest(why)),
+                        ),
+                    }
                 }
                 None => (quantize_with(data, &d, spec.axis, p, spec.qtype), None),
             };

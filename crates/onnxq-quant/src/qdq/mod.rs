@@ -137,11 +137,7 @@ pub fn quantize_qdq(model: &mut Model, ranges: &Ranges, opts: &StaticOptions) ->
     };
     let specs = constants::specs(g, &marks, &overrides, opts);
     let done = constants::quantize(g, &marks, params, &overrides, &specs)?;
-    let gains: Vec<(String, [f64; 3])> = done
-        .iter()
-        .filter_map(|d| d.rounding.map(|e| (g.value(d.value).name().to_owned(), e)))
-        .collect();
-    report.notes.extend(rounding::note(&gains));
+    report.notes.extend(rounding::notes(g, &done));
     let cx = Cx {
         marks: &marks,
         params,

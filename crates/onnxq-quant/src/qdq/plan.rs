@@ -126,8 +126,17 @@ pub(crate) struct DoneWeight {
     pub(crate) qtype: QuantType,
     pub(crate) q: QuantizedTensor,
     pub(crate) dims: Vec<usize>,
-    /// With GPTQ rounding: `[tr(WᵀHW), error nearest, error GPTQ]` on the calibration inputs.
-    pub(crate) rounding: Option<[f64; 3]>,
+    /// How a weight with a Hessian was rounded (`None`: no Hessian, to nearest).
+    pub(crate) rounding: Option<Rounding>,
+}
+
+/// The outcome of GPTQ rounding for one weight.
+#[derive(Debug, Clone)]
+pub(crate) enum Rounding {
+    /// Rounded by GPTQ: `[tr(WᵀHW), error nearest, error GPTQ]` on the calibration inputs.
+    Gptq([f64; 3]),
+    /// Rounded to nearest, because GPTQ could not use its Hessian (why).
+    Nearest(String),
 }
 
 /// The quantized tensors by value, as the emit stages record them.

@@ -6,13 +6,14 @@
 //! each weight that has one, and the report says what it bought (the layer outputs' SQNR on the
 //! calibration inputs, nearest against GPTQ).
 
-use onnxq_ir::{Def, Model, Node};
+use onnxq_ir::{Def, Graph, Model, Node};
 
 use crate::edit::{input, int_attr_of, node_label};
 pub use crate::hessians::{LayerHessian, Layout, WeightRounding};
 use crate::numerics::gptq::{GptqSettings, prepare};
 use crate::numerics::gptq_grid::gptq_on_grid;
 use crate::numerics::{F32Data, QParams, QuantType, QuantizedTensor, to_storage};
+use crate::qdq::plan::{DoneWeight, Rounding};
 use crate::weights::{dims, f32_data, resolve};
 
 /// A Conv's geometry, for the patches its input Hessian is taken over.
@@ -228,21 +229,39 @@ pub(crate) fn round(
     ))
 }
 
-/// The report's note on what rounding bought: per weight, the layer output's SQNR on the
-/// calibration inputs rounded to nearest and with GPTQ.
-pub(crate) fn note(gains: &[(String, [f64; 3])]) -> Option<String> {
+/// The report's notes on what rounding bought (per weight, the layer output's SQNR on the
+/// calibration inputs rounded to nearest against GPTQ) and on the weights it could not round.
+pub(crate) fn notes(g: &Graph, done: &[DoneWeight]) -> Vec<String> {
+    let mut gains = Vec::new();
+    let mut nearest = Vec::new();
+    for d in done {
+        let name = g.value(d.value).name();
+        match &d.rounding {
+            Some(Rounding::Gptq(e)) => gains.push((name, *e)),
+            Some(Rounding::Nearest(why)) => nearest.push(format!("`{name}` ({why})")),
+            None => {}
+        }
+    }
+    let mut out = Vec::new();
+    if !nearest.is_empty() {
+        out.push(format!(
+            "weight rounding (GPTQ) left {} weight(s) rounded to nearest: {}",
+            nearest.len(),
+            nearest.join(", ")
+        ));
+    }
     if gains.is_empty() {
-        return None;
+        return out;
     }
     let db = |signal: f64, noise: f64| 10.0 * (signal / noise.max(f64::MIN_POSITIVE)).log10();
     let mut rises: Vec<(f64, &str)> = gains
         .iter()
-        .map(|(name, [s, nearest, gptq])| (db(*s, *gptq) - db(*s, *nearest), name.as_str()))
+        .map(|(name, [s, nearest, gptq])| (db(*s, *gptq) - db(*s, *nearest), *name))
         .collect();
     rises.sort_by(|a, b| a.0.total_cmp(&b.0));
     let median = rises[rises.len() / 2].0;
     let (lo, hi) = (rises[0], rises[rises.len() - 1]);
-    Some(format!(
+    out.push(format!(
         "weight rounding (GPTQ) on {} weights: the layer outputs' SQNR on the calibration inputs \
          rose by {median:+.1} dB (median; least {:+.1} dB at `{}`, most {:+.1} dB at `{}`) \
          over rounding to nearest",
@@ -251,5 +270,39 @@ pub(crate) fn note(gains: &[(String, [f64; 3])]) -> Option<String> {
         lo.1,
         hi.0,
         hi.1
-    ))
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(values: Vec<f64>) -> LayerHessian {
+        LayerHessian {
+            k: 2,
+            layout: Layout::KN,
+            values,
+        }
+    }
+
+    /// A Hessian GPTQ cannot use, or one of the wrong size, is an error the pass turns into
+    /// rounding to nearest with the reason (never a panic, never a wrong model).
+    #[test]
+    fn an_unusable_hessian_is_an_error_with_the_reason() {
+        let w = [0.5f32, -0.25, 0.125, 1.0];
+        let data = F32Data::Slice(&w);
+        let p = vec![QParams {
+            scale: 1.0 / 127.0,
+            zero_point: 0,
+        }];
+        let nan = layer(vec![1.0, f64::NAN, f64::NAN, 1.0]);
+        let why = round(&nan, data, &[2, 2], None, p.clone(), QuantType::I8).unwrap_err();
+        assert!(why.contains("not finite"), "{why}");
+        let small = layer(vec![1.0]);
+        assert!(round(&small, data, &[2, 2], None, p.clone(), QuantType::I8).is_err());
+        let ok = layer(vec![2.0, 0.0, 0.0, 1.0]);
+        let (q, _) = round(&ok, data, &[2, 2], None, p, QuantType::I8).unwrap();
+        assert_eq!(q.data.len(), 4);
+    }
 }
