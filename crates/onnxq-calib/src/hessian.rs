@@ -162,9 +162,16 @@ impl<'t> HessianSums<'t> {
                     "GPTQ: tensor `{name}` is not float32, and GPTQ reads float32 activations"
                 )));
             };
-            return p
-                .each_group(dims, v, |g, rows| accs[g].add(rows))
-                .map_err(|why| Error::Data(format!("GPTQ: Conv input `{name}`: {why}")));
+            p.check(dims)
+                .map_err(|why| Error::Data(format!("GPTQ: Conv input `{name}`: {why}")))?;
+            // Groups in parallel, each accumulator fed in sample order: the sums do not depend
+            // on the thread count.
+            accs.par_iter_mut().enumerate().for_each(|(g, acc)| {
+                let mut rows = Vec::new();
+                p.group_rows(dims, v, g, &mut rows);
+                acc.add(&rows);
+            });
+            return Ok(());
         }
         let a = &mut accs[0];
         match data {

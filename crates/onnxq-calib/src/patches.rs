@@ -1,7 +1,8 @@
 //! The patches a Conv's kernel reads, as rows for its input Hessian (GPTQ rounding of static
-//! Conv weights): for each sample, group and output position, the row holds the group's input
-//! channels × kernel offsets in the order of the weight `[O, C/group, kH, kW]` flattened per
-//! output channel, zeros where the kernel reads padding. 1-D Convs are 2-D with a kernel height of 1.
+//! Conv weights), built one group at a time so groups can be summed in parallel: for each sample
+//! and output position, group g's row holds its input channels × kernel offsets in the order of
+//! the weight `[O, C/group, kH, kW]` flattened per output channel, zeros where the kernel reads
+//! padding. 1-D Convs are 2-D with a kernel height of 1.
 
 /// A Conv's geometry (ONNX attributes; `auto_pad` resolved to explicit pads by the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +31,8 @@ struct Axis {
 }
 
 impl Patches {
-    /// Calls `f(group, rows)` with the `[positions, K]` row-major patch rows of every sample and
-    /// group of the input `x` of shape `dims` (`[N, C, spatial...]`).
-    pub fn each_group(
-        &self,
-        dims: &[usize],
-        x: &[f32],
-        mut f: impl FnMut(usize, &[f32]),
-    ) -> Result<(), String> {
+    /// Checks that an input of shape `dims` (`[N, C, spatial...]`) fits the geometry.
+    pub fn check(&self, dims: &[usize]) -> Result<(), String> {
         let rank = self.kernel.len();
         if !(1..=2).contains(&rank) || dims.len() != rank + 2 {
             return Err(format!(
@@ -45,41 +40,46 @@ impl Patches {
                  rounding handles 1-D and 2-D Convs)"
             ));
         }
-        let (n, c) = (dims[0], dims[1]);
-        if self.group == 0 || !c.is_multiple_of(self.group) {
+        if self.group == 0 || !dims[1].is_multiple_of(self.group) {
             return Err(format!(
-                "{c} channels do not split into {} groups",
-                self.group
+                "{} channels do not split into {} groups",
+                dims[1], self.group
             ));
         }
-        let axes = self.axes(&dims[2..])?;
-        let [h, w] = axes;
+        self.axes(&dims[2..]).map(|_| ())
+    }
+
+    /// The `[positions, K]` row-major patch rows of group `g` over every sample of the input `x`
+    /// of shape `dims`, into `rows` (cleared first). `dims` must pass [`Patches::check`].
+    pub fn group_rows(&self, dims: &[usize], x: &[f32], g: usize, rows: &mut Vec<f32>) {
+        let Ok([h, w]) = self.axes(&dims[2..]) else {
+            rows.clear();
+            return;
+        };
+        let (n, c) = (dims[0], dims[1]);
         let cpg = c / self.group;
         let k = cpg * h.kernel * w.kernel;
         let plane = h.size * w.size;
-        let mut rows = vec![0f32; h.out * w.out * k];
-        for s in 0..n {
-            for g in 0..self.group {
-                rows.fill(0.0);
-                for (p, row) in rows.chunks_mut(k).enumerate() {
-                    let (oy, ox) = (p / w.out, p % w.out);
-                    for ci in 0..cpg {
-                        let base = (s * c + g * cpg + ci) * plane;
-                        for ky in 0..h.kernel {
-                            let Some(iy) = h.input(oy, ky) else { continue };
-                            for kx in 0..w.kernel {
-                                if let Some(ix) = w.input(ox, kx) {
-                                    row[(ci * h.kernel + ky) * w.kernel + kx] =
-                                        x[base + iy * w.size + ix];
-                                }
+        let per_sample = h.out * w.out * k;
+        rows.clear();
+        rows.resize(n * per_sample, 0.0);
+        for (s, sample) in rows.chunks_mut(per_sample.max(1)).enumerate().take(n) {
+            for (p, row) in sample.chunks_mut(k.max(1)).enumerate() {
+                let (oy, ox) = (p / w.out, p % w.out);
+                for ci in 0..cpg {
+                    let base = (s * c + g * cpg + ci) * plane;
+                    for ky in 0..h.kernel {
+                        let Some(iy) = h.input(oy, ky) else { continue };
+                        for kx in 0..w.kernel {
+                            if let Some(ix) = w.input(ox, kx) {
+                                row[(ci * h.kernel + ky) * w.kernel + kx] =
+                                    x[base + iy * w.size + ix];
                             }
                         }
                     }
                 }
-                f(g, &rows);
             }
         }
-        Ok(())
     }
 
     /// The two spatial axes (height first; a 1-D Conv's height is a single row).
@@ -157,13 +157,25 @@ mod tests {
             .map(|i| ((i * 37) % 11) as f32 - 5.0)
             .collect();
         let kern: Vec<f32> = (0..2 * 6).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+        let dims = [n, c, h, w];
+        p.check(&dims).unwrap();
+        // Per group, every sample's rows: reorder to sample-major for the direct loop below.
+        let mut per_group = Vec::new();
+        for g in 0..2 {
+            let mut rows = Vec::new();
+            p.group_rows(&dims, &x, g, &mut rows);
+            let out: Vec<f32> = rows
+                .chunks(12)
+                .map(|r| r.iter().zip(&kern).map(|(a, b)| a * b).sum::<f32>())
+                .collect();
+            per_group.push(out);
+        }
         let mut got = Vec::new();
-        p.each_group(&[n, c, h, w], &x, |_, rows| {
-            for r in rows.chunks(12) {
-                got.push(r.iter().zip(&kern).map(|(a, b)| a * b).sum::<f32>());
+        for s in 0..n {
+            for out in &per_group {
+                got.extend_from_slice(&out[s * 12..(s + 1) * 12]);
             }
-        })
-        .unwrap();
+        }
         // Direct: out = (5 + 1 - 2) / 2 + 1 = 3 rows, (6 + 2 - 5) + 1 = 4 columns.
         let mut want = Vec::new();
         for s in 0..n {
@@ -201,6 +213,6 @@ mod tests {
             pads: vec![0, 0],
             dilations: vec![1],
         };
-        assert!(p.each_group(&[1, 1, 3], &[0.0; 3], |_, _| {}).is_err());
+        assert!(p.check(&[1, 1, 3]).is_err());
     }
 }
