@@ -72,6 +72,17 @@ fn an_easy_target_is_met_by_a_fully_quantized_model() {
     assert_eq!(chosen(&s)["float_share"], 0.0, "{s}");
     let (model, feeds) = (corpus_model("digits-cnn"), corpus_feeds("digits-cnn"));
     assert!(sqnr(&model, &out, &feeds) >= 25.0, "{log}");
+    // The same nodes with int8 and uint8 activations run different kernels (S8S8 and U8S8, far
+    // apart in speed on x86): each is timed, never given the other's speed.
+    let speed = |config: &str| {
+        let d = s["decisions"].as_array().unwrap();
+        d.iter().find(|d| d["config"] == config).unwrap()["speedup"].clone()
+    };
+    let (u8s, s8s) = (
+        speed("QUInt8 activations, per-tensor, all ops, MinMax ranges"),
+        speed("QInt8 activations, per-tensor, all ops, MinMax ranges"),
+    );
+    assert_ne!(u8s, s8s, "{s}");
 }
 
 #[test]

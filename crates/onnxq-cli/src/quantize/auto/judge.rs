@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use onnxq_calib::data::{Sample, Samples};
 use onnxq_engine::{Executor, Schedule};
-use onnxq_ir::{Layout, Model};
+use onnxq_ir::{Def, Layout, Model};
 use onnxq_quant::Report;
 
 use crate::engine::Backend;
@@ -173,14 +173,23 @@ impl Saved {
     }
 }
 
-/// The model's nodes as op types and their inputs' and outputs' names, in order.
+/// The model's nodes as op types and their inputs' and outputs' names, in order, with the element
+/// type of every constant input: a zero point's type is the Q/DQ pair's, so int8 and uint8
+/// activations (ONNX Runtime's S8S8 and U8S8 kernels, far apart in speed) and 16-bit overrides
+/// are different patterns, timed apart.
 fn node_pattern(m: &Model) -> String {
+    let g = &m.graph;
     let mut key = String::new();
-    for (_, n) in m.graph.nodes() {
+    for (_, n) in g.nodes() {
         key.push_str(n.op_type());
         key.push('(');
         for v in n.inputs().iter().chain(n.outputs()) {
-            key.push_str(v.map_or("", |v| m.graph.value(v).name()));
+            if let Some(v) = v {
+                key.push_str(g.value(*v).name());
+                if let Def::Initializer(t) = g.value(*v).def() {
+                    key.push_str(&format!(":{}", t.data_type.unwrap_or(0)));
+                }
+            }
             key.push(',');
         }
         key.push(')');
