@@ -1,12 +1,14 @@
 //! Per-channel activation ranges on the calibration samples, for the rewrites that rescale
 //! channels (SmoothQuant, bias absorption): one run of the model per sample with the wanted
 //! tensors as extra outputs, only running per-channel minima and maxima kept (memory holds one
-//! sample's tensors, whatever the number of samples).
+//! sample's tensors, whatever the number of samples). The per-sample loop is shared with GPTQ
+//! rounding's Hessians (`rounding.rs`).
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use onnxq_calib::channel_stats::{ChannelRange, ChannelStats, ChannelTarget};
+use onnxq_engine::{DataRef, Tensor};
 use onnxq_ir::{Def, Model};
 
 use crate::args::CalibSettings;
@@ -25,16 +27,42 @@ pub(crate) fn ranges(
     if targets.is_empty() {
         return Ok(maxes.finish());
     }
+    let tensors: Vec<String> = targets.iter().map(|t| t.tensor.clone()).collect();
+    let stats = std::cell::RefCell::new(&mut maxes);
+    each_sample(
+        model,
+        calib,
+        &tensors,
+        label,
+        |sample| stats.borrow_mut().add_feeds(sample),
+        |name, dims, data| stats.borrow_mut().add(name, dims, data),
+    )?;
+    Ok(maxes.finish())
+}
+
+/// One engine run per sample of `calib` of `model` with those of `tensors` that are node outputs
+/// as extra outputs: `feeds` sees each sample's feeds (the graph inputs), `add` every output
+/// value; the first error of either stops the loop.
+pub(crate) fn each_sample(
+    model: &Model,
+    calib: &CalibSettings,
+    tensors: &[String],
+    label: &str,
+    mut feeds: impl FnMut(&[(String, Tensor)]) -> Result<(), onnxq_calib::Error>,
+    mut add: impl FnMut(&str, &[usize], DataRef<'_>) -> Result<(), onnxq_calib::Error>,
+) -> Result<()> {
     let samples = crate::calibrate::calib_samples(model, calib)?;
     let g = &model.graph;
-    let outputs: Vec<String> = targets
+    let mut outputs: Vec<String> = tensors
         .iter()
         .filter(|t| {
-            g.value_by_name(&t.tensor)
+            g.value_by_name(t)
                 .is_some_and(|v| matches!(g.value(v).def(), Def::Node { .. }))
         })
-        .map(|t| t.tensor.clone())
+        .cloned()
         .collect();
+    outputs.sort();
+    outputs.dedup();
     let mut engine = if outputs.is_empty() {
         None
     } else {
@@ -44,12 +72,12 @@ pub(crate) fn ranges(
     };
     let bar = Progress::new(label, samples.len(), "samples");
     samples.each(|i, sample| {
-        maxes.add_feeds(&sample)?;
+        feeds(&sample)?;
         if let Some(e) = engine.as_mut() {
             let mut first_error = None;
             e.run_each(&sample, &mut |name, dims, data| {
                 if first_error.is_none()
-                    && let Err(err) = maxes.add(name, dims, data)
+                    && let Err(err) = add(name, dims, data)
                 {
                     first_error = Some(err);
                 }
@@ -62,5 +90,5 @@ pub(crate) fn ranges(
         bar.set(i + 1);
         Ok::<(), onnxq_calib::Error>(())
     })?;
-    Ok(maxes.finish())
+    Ok(())
 }

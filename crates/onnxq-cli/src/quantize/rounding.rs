@@ -9,12 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use onnxq_calib::hessian::{HessianSums, HessianTarget, Patches};
-use onnxq_ir::{Def, Model};
+use onnxq_ir::Model;
 use onnxq_quant::{LayerHessian, Layout, RoundingRequest, WeightRounding};
 
 use crate::args::CalibSettings;
-use crate::engine::Backend;
-use crate::util::Progress;
 
 /// Bytes of Hessians one pass over the samples may hold.
 const BUDGET: u64 = 2 << 30;
@@ -122,43 +120,15 @@ fn run(
     label: &str,
 ) -> Result<Vec<onnxq_calib::hessian::Hessian>> {
     let mut sums = HessianSums::new(targets);
-    let samples = crate::calibrate::calib_samples(model, calib)?;
-    let g = &model.graph;
-    let mut outputs: Vec<String> = targets
-        .iter()
-        .filter(|t| {
-            g.value_by_name(&t.tensor)
-                .is_some_and(|v| matches!(g.value(v).def(), Def::Node { .. }))
-        })
-        .map(|t| t.tensor.clone())
-        .collect();
-    outputs.dedup();
-    let mut engine = if outputs.is_empty() {
-        None
-    } else {
-        let backend = Backend::choose(calib.engine, calib.ort_lib.as_deref())?;
-        let augmented = onnxq_calib::augmented(model, &outputs)?;
-        Some(backend.load(&augmented, calib.threads)?)
-    };
-    let bar = Progress::new(label, samples.len(), "samples");
-    samples.each(|i, sample| {
-        sums.add_feeds(&sample)?;
-        if let Some(e) = engine.as_mut() {
-            let mut first_error = None;
-            e.run_each(&sample, &mut |name, dims, data| {
-                if first_error.is_none()
-                    && let Err(err) = sums.add(name, dims, data)
-                {
-                    first_error = Some(err);
-                }
-            })
-            .map_err(|e| onnxq_calib::Error::Data(format!("{e:#}")))?;
-            if let Some(err) = first_error {
-                return Err(err);
-            }
-        }
-        bar.set(i + 1);
-        Ok::<(), onnxq_calib::Error>(())
-    })?;
+    let tensors: Vec<String> = targets.iter().map(|t| t.tensor.clone()).collect();
+    let cell = std::cell::RefCell::new(&mut sums);
+    super::channels::each_sample(
+        model,
+        calib,
+        &tensors,
+        label,
+        |sample| cell.borrow_mut().add_feeds(sample),
+        |name, dims, data| cell.borrow_mut().add(name, dims, data),
+    )?;
     Ok(sums.finish())
 }
