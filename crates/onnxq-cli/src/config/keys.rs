@@ -329,6 +329,7 @@ mod tests {
                 "lm_head_bits" => "8",
                 "smooth_quant_alpha" => "0.5",
                 "equalize" => "\"exact\"",
+                "weight_rounding" => "\"gptq\"",
                 "rewritten" => "\"r.onnx\"",
                 "nodes" => "{ \"a\" = { bits = 8 } }",
                 "ranges" | "overrides" | "report" | "html" | "ort_lib" => "\"f.json\"",
