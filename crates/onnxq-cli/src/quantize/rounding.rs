@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use onnxq_calib::hessian::{HessianSums, HessianTarget, Patches};
 use onnxq_ir::Model;
-use onnxq_quant::{LayerHessian, Layout, RoundingRequest, WeightRounding};
+use onnxq_quant::{LayerHessian, RoundingRequest, WeightRounding};
 
 use crate::args::CalibSettings;
 
@@ -31,10 +31,22 @@ pub(crate) fn collect(
             skipped.join(", ")
         )
     });
-    let mut layers = BTreeMap::new();
-    let batches = batches(&requests);
+    // Each distinct Hessian once (Q, K and V MatMuls read one input), and which one each
+    // request uses.
+    let mut targets: Vec<HessianTarget> = Vec::new();
+    let uses: Vec<usize> = requests
+        .iter()
+        .map(|r| {
+            let t = target(r);
+            targets.iter().position(|u| *u == t).unwrap_or_else(|| {
+                targets.push(t);
+                targets.len() - 1
+            })
+        })
+        .collect();
+    let batches = batches(&targets);
+    let mut hessians = vec![None; targets.len()];
     for (b, batch) in batches.iter().enumerate() {
-        let targets: Vec<HessianTarget> = batch.iter().map(|r| target(r)).collect();
         let label = if batches.len() > 1 {
             format!(
                 "GPTQ rounding Hessians (pass {} of {})",
@@ -44,18 +56,20 @@ pub(crate) fn collect(
         } else {
             "GPTQ rounding Hessians".to_owned()
         };
-        let hessians = run(model, calib, &targets, &label)?;
-        for r in &requests {
-            if let Some(i) = targets.iter().position(|t| *t == target(r)) {
-                layers.insert(
-                    r.weight.clone(),
-                    LayerHessian {
-                        k: r.k,
-                        layout: r.layout,
-                        values: hessians[i].values.clone(),
-                    },
-                );
-            }
+        let wanted: Vec<HessianTarget> = batch.iter().map(|&i| targets[i].clone()).collect();
+        for (&i, h) in batch.iter().zip(run(model, calib, &wanted, &label)?) {
+            hessians[i] = Some(h.values);
+        }
+    }
+    let mut layers = BTreeMap::new();
+    for (r, &t) in requests.iter().zip(&uses) {
+        if let Some(values) = &hessians[t] {
+            let layer = LayerHessian {
+                k: r.k,
+                layout: r.layout,
+                values: values.clone(),
+            };
+            layers.insert(r.weight.clone(), layer);
         }
     }
     Ok((Arc::new(WeightRounding { layers }), note))
@@ -76,36 +90,25 @@ fn target(r: &RoundingRequest) -> HessianTarget {
     }
 }
 
-/// The distinct Hessians wanted, in passes of at most [`BUDGET`] bytes each (a Hessian larger
-/// than that alone), a tensor read with two geometries (a 1×1 and a 3×3 Conv on one input) in
-/// different passes.
-fn batches(requests: &[RoundingRequest]) -> Vec<Vec<&RoundingRequest>> {
-    let bytes = |r: &RoundingRequest| {
-        let groups = match r.layout {
-            Layout::Conv { group } => group as u64,
-            _ => 1,
-        };
-        8 * groups * (r.k as u64).pow(2)
+/// The distinct `targets` (by index) in passes of at most [`BUDGET`] bytes each (a Hessian
+/// larger than that alone), a tensor read with two geometries (a 1×1 and a 3×3 Conv on one
+/// input) in different passes: the collector sums one geometry per tensor.
+fn batches(targets: &[HessianTarget]) -> Vec<Vec<usize>> {
+    let bytes = |t: &HessianTarget| {
+        let groups = t.patches.as_ref().map_or(1, |p| p.group) as u64;
+        8 * groups * (t.k as u64).pow(2)
     };
-    let mut out: Vec<(u64, Vec<&RoundingRequest>)> = Vec::new();
-    'next: for r in requests {
-        let t = target(r);
-        let mut room = None;
-        for (i, (used, batch)) in out.iter().enumerate() {
-            if batch.iter().any(|b| target(b) == t) {
-                continue 'next;
-            }
-            let clash = batch.iter().any(|b| b.input == r.input);
-            if room.is_none() && !clash && used + bytes(r) <= BUDGET {
-                room = Some(i);
-            }
-        }
+    let mut out: Vec<(u64, Vec<usize>)> = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let room = out.iter().position(|(used, batch)| {
+            used + bytes(t) <= BUDGET && !batch.iter().any(|&j| targets[j].tensor == t.tensor)
+        });
         match room {
-            Some(i) => {
-                out[i].0 += bytes(r);
-                out[i].1.push(r);
+            Some(b) => {
+                out[b].0 += bytes(t);
+                out[b].1.push(i);
             }
-            None => out.push((bytes(r), vec![r])),
+            None => out.push((bytes(t), vec![i])),
         }
     }
     out.into_iter().map(|(_, b)| b).collect()
